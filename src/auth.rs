@@ -1,0 +1,76 @@
+//! The engine: configuration, storage, clock and hashing pool, built once at
+//! `init()` and shared by every request of either transport.
+
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError};
+use crate::core::request::Request;
+use crate::error::AuthError;
+use crate::model::{Session, User, UserFields};
+use crate::password::PasswordHasher;
+use crate::ratelimit::RateLimiter;
+use crate::session::cookies::CookieNames;
+use crate::session::Current;
+use crate::storage::{self, Store};
+use crate::time::Clock;
+
+pub struct Auth {
+    pub cfg: Arc<Config>,
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+    pub hasher: PasswordHasher,
+    pub limiter: RateLimiter,
+    pub cookies: CookieNames,
+    pub user_fields: UserFields,
+}
+
+impl Auth {
+    pub async fn new(cfg: Config) -> Result<Auth, ConfigError> {
+        let store = storage::open(&cfg.database, cfg.advanced.database_pool_size).await?;
+        Ok(Self::with_store(cfg, store))
+    }
+
+    pub fn with_store(cfg: Config, store: Arc<dyn Store>) -> Auth {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Auth {
+            cookies: CookieNames::new(&cfg),
+            limiter: RateLimiter::new(cfg.rate_limit.clone()),
+            hasher: PasswordHasher::new(cores),
+            clock: Clock::default(),
+            user_fields: UserFields::default(),
+            store,
+            cfg: Arc::new(cfg),
+        }
+    }
+
+    /// The path relative to the base path, or `None` when the request is not for us.
+    /// Mounted under a prefix (ASGI `root_path`), the prefix is the base; standalone,
+    /// the configured `base_path` is.
+    pub fn relative_path<'p>(&self, path: &'p str, root_path: &str) -> Option<&'p str> {
+        let base = if root_path.is_empty() { self.cfg.base_path.as_str() } else { root_path.trim_end_matches('/') };
+        let rest = path.strip_prefix(base)?;
+        (rest.starts_with('/') && rest.len() > 1).then_some(rest)
+    }
+
+    /// The live session and user for app code; refreshes the expiry like get-session.
+    pub async fn session_for_headers(&self, headers: Vec<(String, String)>) -> Result<Option<(Session, User)>, AuthError> {
+        let req = Request { headers, ..Request::new("GET", "/get-session") };
+        match self.current_session(&req).await? {
+            Current::Valid { mut session, user, dont_remember } => {
+                if !dont_remember {
+                    if let Some(op @ storage::WriteOp::RefreshSession { expires_at, updated_at, .. }) = self.needs_refresh(&session) {
+                        session.expires_at = expires_at;
+                        session.updated_at = updated_at;
+                        self.store.apply(vec![op]).await?;
+                    }
+                }
+                Ok(Some((session, user)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+}

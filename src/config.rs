@@ -1,0 +1,272 @@
+//! The validated Rust form of `KerniaOptions`, built once at `init()`.
+//!
+//! Python hands the options over as JSON with Kernia's (snake_case) field names;
+//! Rust tests build them the same way, so there is one parser and one set of defaults.
+
+use serde::Deserialize;
+
+use crate::crypto::Signer;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Database(String),
+}
+
+fn invalid(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(msg.into())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Options {
+    pub database: String,
+    pub secret: Option<String>,
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    #[serde(default = "default_base_path")]
+    pub base_path: String,
+    #[serde(default)]
+    pub trusted_origins: Vec<String>,
+    #[serde(default)]
+    pub email_and_password: EmailPasswordOptions,
+    #[serde(default)]
+    pub session: SessionOptions,
+    #[serde(default)]
+    pub rate_limit: RateLimitOptions,
+    #[serde(default)]
+    pub advanced: AdvancedOptions,
+}
+
+fn default_base_url() -> String {
+    "http://localhost:3000".into()
+}
+fn default_base_path() -> String {
+    "/api/auth".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailPasswordOptions {
+    pub enabled: bool,
+    pub disable_sign_up: bool,
+    pub require_email_verification: bool,
+    pub min_password_length: usize,
+    pub max_password_length: usize,
+    pub auto_sign_in: bool,
+}
+
+impl Default for EmailPasswordOptions {
+    fn default() -> Self {
+        EmailPasswordOptions {
+            enabled: false,
+            disable_sign_up: false,
+            require_email_verification: false,
+            min_password_length: 8,
+            max_password_length: 128,
+            auto_sign_in: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionOptions {
+    /// Seconds.
+    pub expires_in: i64,
+    /// Seconds; 0 refreshes on every get-session.
+    pub update_age: i64,
+    pub disable_session_refresh: bool,
+    /// Seconds; 0 disables freshness checks.
+    pub fresh_age: i64,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { expires_in: 604_800, update_age: 86_400, disable_session_refresh: false, fresh_age: 86_400 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitOptions {
+    pub enabled: bool,
+    /// Seconds.
+    pub window: u64,
+    pub max: u64,
+    pub storage: String,
+    /// Path (exact, or ending in `*`) → rule; `null` disables limiting on that path.
+    pub custom_rules: Vec<(String, Option<RateLimitRule>)>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitRule {
+    pub window: u64,
+    pub max: u64,
+}
+
+impl Default for RateLimitOptions {
+    fn default() -> Self {
+        RateLimitOptions { enabled: true, window: 60, max: 100, storage: "memory".into(), custom_rules: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdvancedOptions {
+    pub cookie_prefix: String,
+    /// `None`: secure iff `base_url` is https.
+    pub use_secure_cookies: Option<bool>,
+    pub disable_csrf_check: bool,
+    pub disable_origin_check: bool,
+    /// Proxies (IPs or CIDRs) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<String>,
+    pub max_body_size: usize,
+    /// Connections to the database (readers for SQLite, pool size for PostgreSQL); 0 = automatic.
+    pub database_pool_size: usize,
+}
+
+impl Default for AdvancedOptions {
+    fn default() -> Self {
+        AdvancedOptions {
+            cookie_prefix: "better-auth".into(),
+            use_secure_cookies: None,
+            disable_csrf_check: false,
+            disable_origin_check: false,
+            trusted_proxies: Vec::new(),
+            max_body_size: 1024 * 1024,
+            database_pool_size: 0,
+        }
+    }
+}
+
+/// Everything the engine needs, checked and derived once.
+#[derive(Debug)]
+pub struct Config {
+    pub database: String,
+    pub signer: Signer,
+    pub base_url: String,
+    /// `scheme://host[:port]` of `base_url`.
+    pub base_origin: String,
+    pub base_path: String,
+    pub trusted_origins: Vec<String>,
+    pub email_password: EmailPasswordOptions,
+    pub session: SessionOptions,
+    pub rate_limit: RateLimitOptions,
+    pub advanced: AdvancedOptions,
+    pub secure_cookies: bool,
+    pub trusted_proxies: Vec<crate::net::IpNet>,
+}
+
+impl Config {
+    pub fn from_json(json: &str) -> Result<Config, ConfigError> {
+        let opts: Options = serde_json::from_str(json).map_err(|e| invalid(format!("invalid options: {e}")))?;
+        Config::from_options(opts)
+    }
+
+    pub fn from_options(o: Options) -> Result<Config, ConfigError> {
+        let secret = o.secret.filter(|s| !s.is_empty()).ok_or_else(|| {
+            invalid("a secret is required: pass secret=... (at least 32 random characters, e.g. from `openssl rand -hex 32`)")
+        })?;
+        let base_origin = crate::core::origin::origin_of(&o.base_url)
+            .filter(|origin| origin.starts_with("http://") || origin.starts_with("https://"))
+            .ok_or_else(|| invalid(format!("base_url must be an http(s) URL, got {:?}", o.base_url)))?;
+        let base_path = normalize_base_path(&o.base_path)?;
+        let ep = &o.email_and_password;
+        if ep.min_password_length == 0 || ep.min_password_length > ep.max_password_length {
+            return Err(invalid("email_and_password: need 0 < min_password_length <= max_password_length"));
+        }
+        let s = &o.session;
+        if s.expires_in <= 0 || s.update_age < 0 || s.fresh_age < 0 {
+            return Err(invalid("session: expires_in must be positive; update_age and fresh_age not negative"));
+        }
+        if s.expires_in > 34_560_000 {
+            return Err(invalid("session: expires_in is above the 400-day cookie limit"));
+        }
+        let rl = &o.rate_limit;
+        if rl.enabled && (rl.window == 0 || rl.max == 0) {
+            return Err(invalid("rate_limit: window and max must be positive"));
+        }
+        if rl.storage != "memory" {
+            return Err(invalid(format!("rate_limit: storage {:?} is not supported (use \"memory\")", rl.storage)));
+        }
+        let trusted_proxies = o
+            .advanced
+            .trusted_proxies
+            .iter()
+            .map(|p| crate::net::IpNet::parse(p).ok_or_else(|| invalid(format!("trusted_proxies: bad address {p:?}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        if o.advanced.cookie_prefix.is_empty() || o.advanced.cookie_prefix.contains([';', '=', ' ', ',']) {
+            return Err(invalid("advanced.cookie_prefix must be a non-empty cookie-name token"));
+        }
+        let secure_cookies = o.advanced.use_secure_cookies.unwrap_or_else(|| base_origin.starts_with("https://"));
+        Ok(Config {
+            database: o.database,
+            signer: Signer::new(&secret),
+            base_url: o.base_url,
+            base_origin,
+            base_path,
+            trusted_origins: o.trusted_origins,
+            email_password: o.email_and_password,
+            session: o.session,
+            rate_limit: o.rate_limit,
+            advanced: o.advanced,
+            secure_cookies,
+            trusted_proxies,
+        })
+    }
+}
+
+fn normalize_base_path(p: &str) -> Result<String, ConfigError> {
+    let trimmed = p.trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Ok(String::new());
+    }
+    if !trimmed.starts_with('/') || trimmed.contains("//") {
+        return Err(invalid(format!("base_path must start with '/', got {p:?}")));
+    }
+    Ok(trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> Result<Config, ConfigError> {
+        Config::from_json(&format!(r#"{{"database":"sqlite::memory:","secret":"s3cret-s3cret-s3cret"{extra}}}"#))
+    }
+
+    #[test]
+    fn defaults_follow_kernia() {
+        let c = cfg("").unwrap();
+        assert_eq!(c.base_path, "/api/auth");
+        assert_eq!(c.base_origin, "http://localhost:3000");
+        assert_eq!(c.session.expires_in, 604_800);
+        assert!(!c.secure_cookies);
+        assert!(!c.email_password.enabled);
+    }
+
+    #[test]
+    fn a_secret_is_required() {
+        let err = Config::from_json(r#"{"database":"sqlite::memory:"}"#).unwrap_err();
+        assert!(err.to_string().contains("secret is required"));
+        assert!(Config::from_json(r#"{"database":"sqlite::memory:","secret":""}"#).is_err());
+    }
+
+    #[test]
+    fn https_base_urls_make_cookies_secure() {
+        assert!(cfg(r#","base_url":"https://app.example.com/x""#).unwrap().secure_cookies);
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        assert!(cfg(r#","base_url":"ftp://x""#).is_err());
+        assert!(cfg(r#","base_path":"api""#).is_err());
+        assert!(cfg(r#","unknown":1"#).is_err());
+        assert!(cfg(r#","email_and_password":{"min_password_length":10,"max_password_length":5}"#).is_err());
+        assert!(cfg(r#","advanced":{"trusted_proxies":["not-an-ip"]}"#).is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! Request bodies (spec §1.2) and field validation with Better Auth's
+//! `VALIDATION_ERROR` framing: `[body.<field>] <message>`, issues joined by `; `.
+
+use serde_json::{Map, Value};
+
+use crate::core::request::Request;
+use crate::error::AuthError;
+
+pub struct Body {
+    pub fields: Map<String, Value>,
+    /// Form bodies carry only strings; boolean fields accept `"true"` / `"false"` there.
+    form: bool,
+}
+
+fn media_type(req: &Request) -> Option<String> {
+    req.header("content-type").map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+}
+
+impl Body {
+    /// Parses a JSON object (or, where `allow_form`, a urlencoded form). An empty body is `{}`.
+    pub fn parse(req: &Request, allow_form: bool) -> Result<Body, AuthError> {
+        if req.body.is_empty() {
+            return Ok(Body { fields: Map::new(), form: false });
+        }
+        let allowed = if allow_form { "application/json, application/x-www-form-urlencoded" } else { "application/json" };
+        match media_type(req).as_deref() {
+            Some("application/json") => match serde_json::from_slice::<Value>(&req.body) {
+                Ok(Value::Object(fields)) => Ok(Body { fields, form: false }),
+                Ok(other) => Err(AuthError::Validation(format!("[body] Invalid input: expected object, received {}", type_name(Some(&other))))),
+                Err(_) => Err(AuthError::InvalidJson),
+            },
+            Some("application/x-www-form-urlencoded") if allow_form => {
+                let fields = form_urlencoded::parse(&req.body).map(|(k, v)| (k.into_owned(), Value::String(v.into_owned()))).collect();
+                Ok(Body { fields, form: true })
+            }
+            None | Some("") => Err(AuthError::UnsupportedMediaType(format!("Content-Type is required. Allowed types: {allowed}"))),
+            Some(other) => Err(AuthError::UnsupportedMediaType(format!("Content-Type \"{other}\" is not allowed. Allowed types: {allowed}"))),
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.fields.get(key)
+    }
+
+    pub fn validator(&self) -> Validator<'_> {
+        Validator { body: self, issues: Vec::new() }
+    }
+}
+
+fn type_name(v: Option<&Value>) -> &'static str {
+    match v {
+        None => "undefined",
+        Some(Value::Null) => "null",
+        Some(Value::Bool(_)) => "boolean",
+        Some(Value::Number(_)) => "number",
+        Some(Value::String(_)) => "string",
+        Some(Value::Array(_)) => "array",
+        Some(Value::Object(_)) => "object",
+    }
+}
+
+/// Collects every issue of a body before failing, like Zod does.
+pub struct Validator<'a> {
+    body: &'a Body,
+    issues: Vec<String>,
+}
+
+impl Validator<'_> {
+    fn issue(&mut self, key: &str, msg: impl Into<String>) {
+        self.issues.push(format!("[body.{key}] {}", msg.into()));
+    }
+
+    fn expected(&mut self, key: &str, want: &str) {
+        let got = type_name(self.body.get(key));
+        self.issue(key, format!("Invalid input: expected {want}, received {got}"));
+    }
+
+    pub fn string(&mut self, key: &str) -> Option<String> {
+        match self.body.get(key) {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => {
+                self.expected(key, "string");
+                None
+            }
+        }
+    }
+
+    pub fn optional_string(&mut self, key: &str) -> Option<String> {
+        match self.body.get(key) {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                self.expected(key, "string");
+                None
+            }
+        }
+    }
+
+    pub fn email(&mut self, key: &str) -> Option<String> {
+        let value = self.string(key)?;
+        if is_valid_email(&value) {
+            Some(value)
+        } else {
+            self.issue(key, "Invalid email address");
+            None
+        }
+    }
+
+    pub fn optional_bool(&mut self, key: &str) -> Option<bool> {
+        match self.body.get(key) {
+            None => None,
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) if self.body.form && (s == "true" || s == "false") => Some(s == "true"),
+            Some(_) => {
+                self.expected(key, "boolean");
+                None
+            }
+        }
+    }
+
+    pub fn finish(self) -> Result<(), AuthError> {
+        if self.issues.is_empty() {
+            Ok(())
+        } else {
+            Err(AuthError::Validation(self.issues.join("; ")))
+        }
+    }
+}
+
+/// Zod's `z.email()` "practical" pattern: a local part of `[A-Za-z0-9_'+.-]` that
+/// neither starts with `.` nor holds `..` and ends in `[A-Za-z0-9_+-]`; a domain
+/// of labels that start alphanumeric, and a TLD of two letters or more.
+pub fn is_valid_email(email: &str) -> bool {
+    let Some((local, domain)) = email.rsplit_once('@') else { return false };
+    let local_ok = !local.is_empty()
+        && !local.starts_with('.')
+        && !local.contains("..")
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"_'+-.".contains(&b))
+        && local.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b));
+    let labels: Vec<&str> = domain.split('.').collect();
+    let domain_ok = labels.len() >= 2
+        && labels[..labels.len() - 1].iter().all(|l| {
+            l.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric()) && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+    local_ok && domain_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "first.last+tag@sub.example.com", "o'neil@x.io", "x_y-z@a-b.org"] {
+            assert!(is_valid_email(ok), "{ok}");
+        }
+        for bad in ["", "a", "a@b", "a@b.c", ".a@b.co", "a..b@c.co", "a.@b.co", "a@-b.co", "a b@c.co", "a@b.c0m", "a@@b.co"] {
+            assert!(!is_valid_email(bad), "{bad}");
+        }
+    }
+
+    fn req(ct: Option<&str>, body: &str) -> Request {
+        let mut r = Request::new("POST", "/x");
+        if let Some(ct) = ct {
+            r = r.with_header("content-type", ct);
+        }
+        r.body = body.as_bytes().to_vec();
+        r
+    }
+
+    #[test]
+    fn content_types() {
+        assert_eq!(Body::parse(&req(Some("application/json"), "{oops"), false).err(), Some(AuthError::InvalidJson));
+        assert_eq!(Body::parse(&req(Some("text/plain"), "{}"), false).err().map(|e| e.status()), Some(415));
+        assert_eq!(Body::parse(&req(None, "{}"), false).err().map(|e| e.status()), Some(415));
+        assert!(Body::parse(&req(None, ""), false).is_ok());
+        assert!(Body::parse(&req(Some("application/json; charset=utf-8"), "{}"), false).is_ok());
+        let form = Body::parse(&req(Some("application/x-www-form-urlencoded"), "email=a%40b.co&rememberMe=false"), true).unwrap();
+        let mut v = form.validator();
+        assert_eq!(v.string("email").as_deref(), Some("a@b.co"));
+        assert_eq!(v.optional_bool("rememberMe"), Some(false));
+        assert!(Body::parse(&req(Some("application/x-www-form-urlencoded"), "a=b"), false).is_err());
+    }
+
+    #[test]
+    fn validation_messages_follow_zod() {
+        let body = Body::parse(&req(Some("application/json"), r#"{"name":5,"email":"nope"}"#), false).unwrap();
+        let mut v = body.validator();
+        v.string("name");
+        v.email("email");
+        v.string("password");
+        let err = v.finish().unwrap_err();
+        assert_eq!(
+            err.message(),
+            "[body.name] Invalid input: expected string, received number; [body.email] Invalid email address; [body.password] Invalid input: expected string, received undefined"
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! Ids, tokens, signed cookie values and constant-time comparison (spec §2.3, §3).
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::Rng;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/// Random string over `alphabet`; `gen_range` samples without modulo bias.
+pub fn random_string(len: usize, alphabet: &[u8]) -> String {
+    let mut rng = rand::thread_rng();
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+/// Row ids and session tokens: 32 characters of `[a-zA-Z0-9]`.
+pub fn new_id() -> String {
+    random_string(32, ALNUM)
+}
+
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// Signs and verifies cookie values with HMAC-SHA256 over the server secret.
+/// The keyed state is computed once and cloned per use.
+#[derive(Clone)]
+pub struct Signer {
+    keyed: HmacSha256,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signer(<secret>)")
+    }
+}
+
+impl Signer {
+    pub fn new(secret: &str) -> Self {
+        let keyed = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+        Signer { keyed }
+    }
+
+    fn signature(&self, raw: &str) -> String {
+        let mut mac = self.keyed.clone();
+        mac.update(raw.as_bytes());
+        STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    /// `encodeURIComponent("<raw>.<base64 signature>")`, the value Better Auth puts on the wire.
+    pub fn sign_cookie_value(&self, raw: &str) -> String {
+        let signed = format!("{raw}.{}", self.signature(raw));
+        encode_uri_component(&signed)
+    }
+
+    /// The raw value of a signed cookie, or `None` when the signature is missing or wrong.
+    pub fn verify_cookie_value(&self, wire: &str) -> Option<String> {
+        let decoded = if wire.contains('%') {
+            percent_encoding::percent_decode_str(wire).decode_utf8().ok()?.into_owned()
+        } else {
+            wire.to_owned()
+        };
+        let (raw, sig) = decoded.rsplit_once('.')?;
+        if sig.len() != 44 || !sig.ends_with('=') {
+            return None;
+        }
+        let given = STANDARD.decode(sig).ok()?;
+        let mut mac = self.keyed.clone();
+        mac.update(raw.as_bytes());
+        mac.verify_slice(&given).ok()?;
+        Some(raw.to_owned())
+    }
+}
+
+/// JavaScript's `encodeURIComponent`: everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )` is escaped.
+pub fn encode_uri_component(s: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'!')
+        .remove(b'~')
+        .remove(b'*')
+        .remove(b'\'')
+        .remove(b'(')
+        .remove(b')');
+    utf8_percent_encode(s, COMPONENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "better-auth-secret-12345678901234567890";
+    const TOKEN: &str = "abcdefghijklmnopqrstuvwxyz012345";
+    const WIRE: &str = "abcdefghijklmnopqrstuvwxyz012345.I9CRtBzOYKOp91pmsrUITzor0IvV8qog4R1ydDphbLY%3D";
+
+    #[test]
+    fn signs_the_spec_test_vector() {
+        assert_eq!(Signer::new(SECRET).sign_cookie_value(TOKEN), WIRE);
+    }
+
+    #[test]
+    fn verifies_the_spec_test_vector_and_rejects_other_secrets() {
+        assert_eq!(Signer::new(SECRET).verify_cookie_value(WIRE).as_deref(), Some(TOKEN));
+        assert_eq!(Signer::new("another-secret-that-is-long-enough!!").verify_cookie_value(WIRE), None);
+    }
+
+    #[test]
+    fn rejects_tampered_and_malformed_values() {
+        let s = Signer::new(SECRET);
+        assert_eq!(s.verify_cookie_value(&WIRE.replace("abc", "abd")), None);
+        assert_eq!(s.verify_cookie_value(TOKEN), None);
+        assert_eq!(s.verify_cookie_value("x.short="), None);
+        assert_eq!(s.verify_cookie_value("%zz"), None);
+        // Unencoded form is accepted too (decoding only happens when `%` is present).
+        let plain = WIRE.replace("%3D", "=");
+        assert_eq!(s.verify_cookie_value(&plain).as_deref(), Some(TOKEN));
+    }
+
+    #[test]
+    fn ids_are_32_alphanumerics() {
+        let id = new_id();
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric()));
+        assert_ne!(id, new_id());
+    }
+}

@@ -1,0 +1,212 @@
+//! One error type for the whole engine. Every variant has a stable `code`, a
+//! readable message and an HTTP status (spec §1.5 and the per-endpoint tables);
+//! [`AuthError::to_response`] is the only place that turns one into HTTP.
+
+use crate::core::response::Response;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    // Transport and body (spec §1.1, §1.2).
+    #[error("Not Found")]
+    NotFound,
+    #[error("Invalid JSON in request body")]
+    InvalidJson,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("Request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    Validation(String),
+
+    // Email and password (spec §6).
+    #[error("Email and password sign up is not enabled")]
+    EmailPasswordSignUpDisabled,
+    #[error("Email and password is not enabled")]
+    EmailPasswordDisabled,
+    #[error("Password too short")]
+    PasswordTooShort,
+    #[error("Password too long")]
+    PasswordTooLong,
+    #[error("User already exists. Use another email.")]
+    UserAlreadyExists,
+    #[error("Failed to create user")]
+    FailedToCreateUser,
+    #[error("Invalid email")]
+    InvalidEmail,
+    #[error("Invalid email or password")]
+    InvalidEmailOrPassword,
+    #[error("Email not verified")]
+    EmailNotVerified,
+
+    // Sessions (spec §11).
+    #[error("Failed to create session")]
+    FailedToCreateSession,
+    #[error("Failed to get session")]
+    FailedToGetSession,
+    #[error("Unauthorized")]
+    Unauthorized,
+    #[error("POST method requires deferSessionRefresh to be enabled in session config")]
+    MethodNotAllowedDeferSessionRequired,
+
+    // Origin and CSRF (spec §13).
+    #[error("Missing or null Origin")]
+    MissingOrNullOrigin,
+    #[error("Invalid origin")]
+    InvalidOrigin,
+    #[error("Cross-site navigation login blocked. This request appears to be a CSRF attack.")]
+    CrossSiteNavigationLoginBlocked,
+    #[error("Invalid {0}")]
+    InvalidUrl(UrlField),
+    #[error("Invalid {0}: expected a string")]
+    UrlNotAString(UrlField),
+
+    // Rate limiting (spec §12).
+    #[error("Too many requests. Please try again later.")]
+    TooManyRequests { retry_after: u64 },
+
+    /// An error raised by application code (for example `kernia.APIError`).
+    #[error("{message}")]
+    Custom { status: u16, code: String, message: String },
+
+    /// Something broke that the client cannot fix; the detail is logged, not sent.
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UrlField {
+    CallbackUrl,
+    RedirectUrl,
+    ErrorCallbackUrl,
+    NewUserCallbackUrl,
+}
+
+impl std::fmt::Display for UrlField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UrlField::CallbackUrl => "callbackURL",
+            UrlField::RedirectUrl => "redirectURL",
+            UrlField::ErrorCallbackUrl => "errorCallbackURL",
+            UrlField::NewUserCallbackUrl => "newUserCallbackURL",
+        })
+    }
+}
+
+impl AuthError {
+    pub fn internal(detail: impl Into<String>) -> Self {
+        AuthError::Internal(detail.into())
+    }
+
+    pub fn status(&self) -> u16 {
+        use AuthError::*;
+        match self {
+            NotFound => 404,
+            InvalidJson | Validation(_) | EmailPasswordSignUpDisabled | EmailPasswordDisabled | PasswordTooShort
+            | PasswordTooLong | InvalidEmail | UrlNotAString(_) => 400,
+            UnsupportedMediaType(_) => 415,
+            PayloadTooLarge(_) => 413,
+            UserAlreadyExists | FailedToCreateUser => 422,
+            InvalidEmailOrPassword | FailedToCreateSession | FailedToGetSession | Unauthorized => 401,
+            EmailNotVerified | MissingOrNullOrigin | InvalidOrigin | CrossSiteNavigationLoginBlocked | InvalidUrl(_) => {
+                403
+            }
+            MethodNotAllowedDeferSessionRequired => 405,
+            TooManyRequests { .. } => 429,
+            Custom { status, .. } => *status,
+            Internal(_) => 500,
+        }
+    }
+
+    /// The stable code clients switch on; `None` where Better Auth sends only a message.
+    pub fn code(&self) -> Option<&str> {
+        use AuthError::*;
+        Some(match self {
+            NotFound => "NOT_FOUND",
+            InvalidJson => "BAD_REQUEST",
+            UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
+            PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            Validation(_) => "VALIDATION_ERROR",
+            EmailPasswordSignUpDisabled => "EMAIL_PASSWORD_SIGN_UP_DISABLED",
+            EmailPasswordDisabled => "EMAIL_PASSWORD_DISABLED",
+            PasswordTooShort => "PASSWORD_TOO_SHORT",
+            PasswordTooLong => "PASSWORD_TOO_LONG",
+            UserAlreadyExists => "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
+            FailedToCreateUser => "FAILED_TO_CREATE_USER",
+            InvalidEmail => "INVALID_EMAIL",
+            InvalidEmailOrPassword => "INVALID_EMAIL_OR_PASSWORD",
+            EmailNotVerified => "EMAIL_NOT_VERIFIED",
+            FailedToCreateSession => "FAILED_TO_CREATE_SESSION",
+            FailedToGetSession => "FAILED_TO_GET_SESSION",
+            Unauthorized => "UNAUTHORIZED",
+            MethodNotAllowedDeferSessionRequired => "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED",
+            MissingOrNullOrigin => "MISSING_OR_NULL_ORIGIN",
+            InvalidOrigin => "INVALID_ORIGIN",
+            CrossSiteNavigationLoginBlocked => "CROSS_SITE_NAVIGATION_LOGIN_BLOCKED",
+            InvalidUrl(UrlField::CallbackUrl) => "INVALID_CALLBACK_URL",
+            InvalidUrl(UrlField::RedirectUrl) => "INVALID_REDIRECT_URL",
+            InvalidUrl(UrlField::ErrorCallbackUrl) => "INVALID_ERROR_CALLBACK_URL",
+            InvalidUrl(UrlField::NewUserCallbackUrl) => "INVALID_NEW_USER_CALLBACK_URL",
+            UrlNotAString(_) | TooManyRequests { .. } => return None,
+            Custom { code, .. } => code,
+            Internal(_) => "INTERNAL_SERVER_ERROR",
+        })
+    }
+
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
+    pub fn to_response(&self) -> Response {
+        if let AuthError::Internal(detail) = self {
+            eprintln!("kernia: internal error: {detail}");
+        }
+        let status = self.status();
+        if status == 404 && matches!(self, AuthError::NotFound) {
+            return Response::empty(404);
+        }
+        let mut body = serde_json::Map::new();
+        if let Some(code) = self.code() {
+            body.insert("code".into(), code.into());
+        }
+        body.insert("message".into(), self.message().into());
+        let mut resp = Response::json(status, &serde_json::Value::Object(body));
+        if let AuthError::TooManyRequests { retry_after } = self {
+            resp.headers.push(("x-retry-after".into(), retry_after.to_string()));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_render_as_code_and_message() {
+        let r = AuthError::UserAlreadyExists.to_response();
+        assert_eq!(r.status, 422);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v["code"], "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL");
+        assert_eq!(v["message"], "User already exists. Use another email.");
+    }
+
+    #[test]
+    fn not_found_has_an_empty_body() {
+        let r = AuthError::NotFound.to_response();
+        assert_eq!((r.status, r.body.len()), (404, 0));
+    }
+
+    #[test]
+    fn rate_limit_has_only_a_message_and_a_retry_header() {
+        let r = AuthError::TooManyRequests { retry_after: 7 }.to_response();
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert!(v.get("code").is_none());
+        assert!(r.headers.iter().any(|(k, v)| k == "x-retry-after" && v == "7"));
+    }
+
+    #[test]
+    fn internal_errors_do_not_leak_details() {
+        let r = AuthError::internal("disk on fire at /var/secret").to_response();
+        assert!(!String::from_utf8_lossy(&r.body).contains("secret"));
+    }
+}

@@ -1,0 +1,143 @@
+//! `POST /sign-up/email` and `POST /sign-in/email` (spec §6).
+
+use serde_json::json;
+
+use crate::core::body::{is_valid_email, Body};
+use crate::core::handler::{Ctx, Outcome};
+use crate::core::origin::{check_callback_url, check_form_csrf};
+use crate::crypto::new_id;
+use crate::error::{AuthError, UrlField};
+use crate::model::{Account, User, UserJson};
+use crate::storage::WriteOp;
+
+fn check_password_length(ctx: &Ctx<'_>, password: &str) -> Result<(), AuthError> {
+    let ep = &ctx.auth.cfg.email_password;
+    // Counted in UTF-16 units, as JavaScript's `length` does.
+    let len = password.encode_utf16().count();
+    if len < ep.min_password_length {
+        Err(AuthError::PasswordTooShort)
+    } else if len > ep.max_password_length {
+        Err(AuthError::PasswordTooLong)
+    } else {
+        Ok(())
+    }
+}
+
+pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
+    let auth = ctx.auth;
+    let ep = &auth.cfg.email_password;
+    let body = Body::parse(ctx.req, true)?;
+    check_callback_url(&auth.cfg, UrlField::CallbackUrl, body.get("callbackURL"))?;
+    let mut v = body.validator();
+    let (name, email, password) = (v.string("name"), v.email("email"), v.string("password"));
+    let image = v.optional_string("image");
+    v.optional_string("callbackURL");
+    let remember = v.optional_bool("rememberMe").unwrap_or(true);
+    v.finish()?;
+    let (Some(name), Some(email), Some(password)) = (name, email, password) else {
+        unreachable!("validation passed, so the required fields are present")
+    };
+    check_form_csrf(&auth.cfg, ctx.req)?;
+    if !ep.enabled || ep.disable_sign_up {
+        return Err(AuthError::EmailPasswordSignUpDisabled);
+    }
+    check_password_length(ctx, &password)?;
+
+    let email = email.to_lowercase();
+    let now = auth.clock.now_ms();
+    let user = User {
+        id: new_id(),
+        name,
+        email,
+        email_verified: false,
+        image,
+        created_at: now,
+        updated_at: now,
+        is_anonymous: false,
+        username: None,
+        display_username: None,
+    };
+    let signs_in = ep.auto_sign_in && !ep.require_email_verification;
+    if auth.store.user_by_email(&user.email).await?.is_some() {
+        if signs_in {
+            return Err(AuthError::UserAlreadyExists);
+        }
+        // Without sign-in the answer must not reveal that the email is taken:
+        // spend the same hashing time and answer as for a new account.
+        auth.hasher.hash(password).await?;
+        return Ok(Outcome::json(&json!({ "token": null, "user": UserJson(&user, auth.user_fields) })));
+    }
+
+    let hash = auth.hasher.hash(password).await?;
+    let account = Account {
+        id: new_id(),
+        account_id: user.id.clone(),
+        provider_id: "credential".into(),
+        user_id: user.id.clone(),
+        password: Some(hash),
+        created_at: now,
+        updated_at: now,
+    };
+    let user_json = serde_json::to_value(UserJson(&user, auth.user_fields)).map_err(|e| AuthError::internal(e.to_string()))?;
+    let mut writes = vec![WriteOp::InsertUser(user.clone()), WriteOp::InsertAccount(account)];
+    if !signs_in {
+        return Ok(Outcome::json(&json!({ "token": null, "user": user_json })).writes(writes));
+    }
+    let session = auth.new_session(&user.id, remember, ctx.req, ctx.client_ip.as_deref());
+    let cookies = auth.session_cookies(&session, remember);
+    let body = json!({ "token": session.token, "user": user_json });
+    writes.push(WriteOp::InsertSession(session.clone()));
+    Ok(Outcome::json(&body).cookies(cookies).writes(writes).minted(session))
+}
+
+pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
+    let auth = ctx.auth;
+    let ep = &auth.cfg.email_password;
+    let body = Body::parse(ctx.req, true)?;
+    check_callback_url(&auth.cfg, UrlField::CallbackUrl, body.get("callbackURL"))?;
+    let mut v = body.validator();
+    let (email, password) = (v.string("email"), v.string("password"));
+    let callback = v.optional_string("callbackURL");
+    let remember = v.optional_bool("rememberMe").unwrap_or(true);
+    v.finish()?;
+    let (Some(email), Some(password)) = (email, password) else {
+        unreachable!("validation passed, so the required fields are present")
+    };
+    check_form_csrf(&auth.cfg, ctx.req)?;
+    if !ep.enabled {
+        return Err(AuthError::EmailPasswordDisabled);
+    }
+    if !is_valid_email(&email) {
+        return Err(AuthError::InvalidEmail);
+    }
+
+    let found = auth.store.user_with_password(&email.to_lowercase()).await?;
+    let (user, verified) = match found {
+        Some((user, Some(hash))) => {
+            let ok = auth.hasher.verify(hash, password).await?;
+            (Some(user), ok)
+        }
+        // Same cost as a wrong password, so timing does not reveal which emails exist.
+        _ => (None, auth.hasher.verify_nothing(password).await?),
+    };
+    let user = match user {
+        Some(user) if verified => user,
+        _ => return Err(AuthError::InvalidEmailOrPassword),
+    };
+    if ep.require_email_verification && !user.email_verified {
+        return Err(AuthError::EmailNotVerified);
+    }
+
+    let session = auth.new_session(&user.id, remember, ctx.req, ctx.client_ip.as_deref());
+    let cookies = auth.session_cookies(&session, remember);
+    let mut body = json!({ "redirect": callback.is_some(), "token": session.token });
+    if let Some(url) = &callback {
+        body["url"] = json!(url);
+    }
+    body["user"] = serde_json::to_value(UserJson(&user, auth.user_fields)).map_err(|e| AuthError::internal(e.to_string()))?;
+    let mut out = Outcome::json(&body).cookies(cookies).writes([WriteOp::InsertSession(session.clone())]).minted(session);
+    if let Some(url) = callback {
+        out = out.header("location", url);
+    }
+    Ok(out)
+}

@@ -1,0 +1,4 @@
+//! Sign-in methods, one file each, same shape: parse and validate the body,
+//! check credentials, stage the writes, mint the session.
+
+pub mod email;

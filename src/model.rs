@@ -1,0 +1,111 @@
+//! Rows of Better Auth's schema (spec §4) and their JSON form.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+
+use crate::time::iso;
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub image: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub is_anonymous: bool,
+    pub username: Option<String>,
+    pub display_username: Option<String>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User").field("id", &self.id).field("is_anonymous", &self.is_anonymous).finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub token: String,
+    pub user_id: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl std::fmt::Debug for Session {
+    // The token is a bearer credential: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("id", &self.id).field("user_id", &self.user_id).finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+pub struct Account {
+    pub id: String,
+    pub account_id: String,
+    pub provider_id: String,
+    pub user_id: String,
+    pub password: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account").field("id", &self.id).field("provider_id", &self.provider_id).finish_non_exhaustive()
+    }
+}
+
+/// Which plugin columns appear in user JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserFields {
+    pub anonymous: bool,
+    pub username: bool,
+}
+
+/// A user as the client sees it: every returned column, plugin columns only when their plugin is on.
+pub struct UserJson<'a>(pub &'a User, pub UserFields);
+
+impl Serialize for UserJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (u, f) = (self.0, self.1);
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("id", &u.id)?;
+        m.serialize_entry("name", &u.name)?;
+        m.serialize_entry("email", &u.email)?;
+        m.serialize_entry("emailVerified", &u.email_verified)?;
+        m.serialize_entry("image", &u.image)?;
+        m.serialize_entry("createdAt", &iso(u.created_at))?;
+        m.serialize_entry("updatedAt", &iso(u.updated_at))?;
+        if f.anonymous {
+            m.serialize_entry("isAnonymous", &u.is_anonymous)?;
+        }
+        if f.username {
+            m.serialize_entry("username", &u.username)?;
+            m.serialize_entry("displayUsername", &u.display_username)?;
+        }
+        m.end()
+    }
+}
+
+pub struct SessionJson<'a>(pub &'a Session);
+
+impl Serialize for SessionJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let x = self.0;
+        let mut m = s.serialize_map(Some(8))?;
+        m.serialize_entry("id", &x.id)?;
+        m.serialize_entry("expiresAt", &iso(x.expires_at))?;
+        m.serialize_entry("token", &x.token)?;
+        m.serialize_entry("createdAt", &iso(x.created_at))?;
+        m.serialize_entry("updatedAt", &iso(x.updated_at))?;
+        m.serialize_entry("ipAddress", &x.ip_address)?;
+        m.serialize_entry("userAgent", &x.user_agent)?;
+        m.serialize_entry("userId", &x.user_id)?;
+        m.end()
+    }
+}

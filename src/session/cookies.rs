@@ -1,0 +1,80 @@
+//! Cookie names, attributes and serialization (spec §2.1, §2.2).
+
+use crate::config::Config;
+
+/// The names of the session cookies, with the prefix and `__Secure-` rules applied once.
+#[derive(Debug, Clone)]
+pub struct CookieNames {
+    pub session_token: String,
+    pub session_data: String,
+    pub dont_remember: String,
+    secure: bool,
+}
+
+impl CookieNames {
+    pub fn new(cfg: &Config) -> Self {
+        let secure = cfg.secure_cookies;
+        let name = |n: &str| {
+            let base = format!("{}.{n}", cfg.advanced.cookie_prefix);
+            if secure {
+                format!("__Secure-{base}")
+            } else {
+                base
+            }
+        };
+        CookieNames {
+            session_token: name("session_token"),
+            session_data: name("session_data"),
+            dont_remember: name("dont_remember"),
+            secure,
+        }
+    }
+
+    /// `name=value; Max-Age=N; Path=/; HttpOnly; Secure; SameSite=Lax`, in better-call's order.
+    pub fn set(&self, name: &str, value: &str, max_age: Option<i64>) -> String {
+        let mut out = format!("{name}={value}");
+        if let Some(age) = max_age {
+            out.push_str(&format!("; Max-Age={age}"));
+        }
+        out.push_str("; Path=/; HttpOnly");
+        if self.secure {
+            out.push_str("; Secure");
+        }
+        out.push_str("; SameSite=Lax");
+        out
+    }
+
+    pub fn expire(&self, name: &str) -> String {
+        self.set(name, "", Some(0))
+    }
+
+    /// Expires every session cookie (spec §2.4 `deleteSessionCookie`).
+    pub fn expire_session(&self) -> Vec<String> {
+        vec![self.expire(&self.session_token), self.expire(&self.session_data), self.expire(&self.dont_remember)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(base_url: &str) -> CookieNames {
+        let cfg = Config::from_json(&format!(r#"{{"database":"sqlite::memory:","secret":"x","base_url":"{base_url}"}}"#)).unwrap();
+        CookieNames::new(&cfg)
+    }
+
+    #[test]
+    fn plain_http_cookies() {
+        let n = names("http://localhost:3000");
+        assert_eq!(n.session_token, "better-auth.session_token");
+        assert_eq!(n.set(&n.session_token, "v", Some(604800)), "better-auth.session_token=v; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax");
+        assert_eq!(n.expire(&n.session_token), "better-auth.session_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax");
+    }
+
+    #[test]
+    fn https_cookies_are_secure_prefixed() {
+        let n = names("https://example.com");
+        assert_eq!(n.session_token, "__Secure-better-auth.session_token");
+        assert!(n.set(&n.session_token, "v", None).ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"));
+    }
+}

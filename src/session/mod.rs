@@ -1,0 +1,93 @@
+//! Sessions: create, look up, refresh, revoke (spec §2.4, §11).
+
+pub mod cookies;
+pub mod routes;
+
+use crate::auth::Auth;
+use crate::core::request::Request;
+use crate::crypto::new_id;
+use crate::error::AuthError;
+use crate::model::{Session, User};
+use crate::storage::WriteOp;
+
+/// `rememberMe: false` sessions live one day, whatever `expires_in` says.
+const DONT_REMEMBER_LIFETIME_S: i64 = 86_400;
+
+/// What the request's cookies say about its session.
+pub enum Current {
+    /// No cookie, or one whose signature does not verify.
+    None,
+    /// A signed cookie whose session is gone or expired.
+    Stale { token: String, expired_row: bool },
+    Valid { session: Session, user: User, dont_remember: bool },
+}
+
+impl Auth {
+    /// The signed session token carried by the request, if its signature verifies.
+    pub fn session_token(&self, req: &Request) -> Option<String> {
+        let raw = req.cookie(&self.cookies.session_token)?;
+        self.cfg.signer.verify_cookie_value(raw)
+    }
+
+    fn has_dont_remember(&self, req: &Request) -> bool {
+        req.cookie(&self.cookies.dont_remember)
+            .and_then(|v| self.cfg.signer.verify_cookie_value(v))
+            .is_some_and(|v| v == "true")
+    }
+
+    /// One indexed lookup: the session and its user, if the cookie is valid and the session live.
+    pub async fn current_session(&self, req: &Request) -> Result<Current, AuthError> {
+        let Some(token) = self.session_token(req) else { return Ok(Current::None) };
+        match self.store.session_with_user(&token).await? {
+            None => Ok(Current::Stale { token, expired_row: false }),
+            Some((session, _)) if session.expires_at <= self.clock.now_ms() => Ok(Current::Stale { token, expired_row: true }),
+            Some((session, user)) => Ok(Current::Valid { session, user, dont_remember: self.has_dont_remember(req) }),
+        }
+    }
+
+    /// A new session row for `user_id`; `remember: false` makes it a one-day session.
+    pub fn new_session(&self, user_id: &str, remember: bool, req: &Request, client_ip: Option<&str>) -> Session {
+        let now = self.clock.now_ms();
+        let lifetime = if remember { self.cfg.session.expires_in } else { DONT_REMEMBER_LIFETIME_S };
+        Session {
+            id: new_id(),
+            token: new_id(),
+            user_id: user_id.to_owned(),
+            expires_at: now + lifetime * 1000,
+            created_at: now,
+            updated_at: now,
+            ip_address: Some(client_ip.unwrap_or("").to_owned()),
+            user_agent: Some(req.header("user-agent").unwrap_or("").to_owned()),
+        }
+    }
+
+    /// `Set-Cookie` values for a new session. Without `remember` the token is a
+    /// browser-session cookie and a signed `dont_remember` flag goes with it.
+    pub fn session_cookies(&self, session: &Session, remember: bool) -> Vec<String> {
+        let value = self.cfg.signer.sign_cookie_value(&session.token);
+        if remember {
+            vec![self.cookies.set(&self.cookies.session_token, &value, Some(self.cfg.session.expires_in))]
+        } else {
+            let flag = self.cfg.signer.sign_cookie_value("true");
+            vec![
+                self.cookies.set(&self.cookies.session_token, &value, None),
+                self.cookies.set(&self.cookies.dont_remember, &flag, None),
+            ]
+        }
+    }
+
+    /// Whether get-session should push the expiry forward (spec §11.1 step 5).
+    pub fn needs_refresh(&self, session: &Session) -> Option<WriteOp> {
+        let s = &self.cfg.session;
+        if s.disable_session_refresh {
+            return None;
+        }
+        let now = self.clock.now_ms();
+        let last_refresh = session.expires_at - s.expires_in * 1000;
+        (now >= last_refresh + s.update_age * 1000).then(|| WriteOp::RefreshSession {
+            id: session.id.clone(),
+            expires_at: now + s.expires_in * 1000,
+            updated_at: now,
+        })
+    }
+}

@@ -1,0 +1,148 @@
+//! Storage behind one async trait, with two implementations: SQLite through
+//! rusqlite (threads of its own, never blocking the async workers) and
+//! PostgreSQL through sqlx. Both create or migrate Better Auth's schema (spec §4)
+//! when opened, idempotently.
+//!
+//! Reads are single indexed lookups. Writes are staged by the endpoints as a
+//! list of [`WriteOp`]s and committed by the pipeline with one [`Store::apply`]:
+//! one transaction per request.
+
+mod postgres;
+pub(crate) mod schema;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::ConfigError;
+use crate::error::AuthError;
+use crate::model::{Account, Session, User};
+
+#[derive(Debug, Clone)]
+pub enum WriteOp {
+    InsertUser(User),
+    InsertAccount(Account),
+    InsertSession(Session),
+    DeleteSessionByToken(String),
+    RefreshSession { id: String, expires_at: i64, updated_at: i64 },
+}
+
+/// Unique constraints the endpoints turn into client errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Constraint {
+    UserEmail,
+    UserUsername,
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("unique constraint violated: {0:?}")]
+    Conflict(Constraint),
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(Constraint::UserEmail) => AuthError::UserAlreadyExists,
+            other => AuthError::internal(other.to_string()),
+        }
+    }
+}
+
+/// Reads the constraint out of a unique-violation message or constraint name.
+pub(crate) fn constraint_from(text: &str) -> Constraint {
+    let t = text.to_ascii_lowercase();
+    if t.contains("username") {
+        Constraint::UserUsername
+    } else if t.contains("email") {
+        Constraint::UserEmail
+    } else {
+        Constraint::Other(text.to_owned())
+    }
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The session with this token and its user, expired or not.
+    async fn session_with_user(&self, token: &str) -> Result<Option<(Session, User)>, StoreError>;
+    /// The user with this (lower-cased) email and the hash of its credential account, if any.
+    async fn user_with_password(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    /// All ops in one transaction: all of them happen or none does.
+    async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+    /// Finishes queued work and closes connections; later calls fail.
+    async fn close(&self);
+    /// `"sqlite"` or `"postgres"`.
+    fn dialect(&self) -> &'static str;
+}
+
+/// Where a `database=` URL points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    SqliteMemory,
+    SqliteFile(String),
+    Postgres(String),
+}
+
+/// SQLAlchemy-style SQLite URLs (`sqlite:///relative.db`, `sqlite:////absolute.db`,
+/// `sqlite::memory:`), and `postgres://` / `postgresql://` as libpq reads them.
+pub fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
+    let bad = |why: &str| ConfigError::Invalid(format!("database URL {url:?}: {why}"));
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(DatabaseUrl::Postgres(url.to_owned()));
+    }
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        let scheme = url.split(':').next().unwrap_or("");
+        return Err(bad(&format!(
+            "unknown scheme {scheme:?}; use sqlite:///path/to/app.db, sqlite::memory: or postgresql://user@host/db"
+        )));
+    };
+    let path = match rest {
+        ":memory:" | "//:memory:" | "///:memory:" => return Ok(DatabaseUrl::SqliteMemory),
+        r if r.starts_with("///") => &r[3..],
+        r if r.starts_with("//") => &r[2..],
+        r => r,
+    };
+    if path.is_empty() {
+        return Err(bad("no file path; use sqlite:///app.db (relative) or sqlite:////abs/app.db"));
+    }
+    if path.contains('?') {
+        return Err(bad("query parameters are not supported in SQLite URLs"));
+    }
+    Ok(DatabaseUrl::SqliteFile(path.to_owned()))
+}
+
+/// Opens the database, creating or migrating the schema.
+pub async fn open(url: &str, pool_size: usize) -> Result<Arc<dyn Store>, ConfigError> {
+    match parse_database_url(url)? {
+        DatabaseUrl::SqliteMemory => Ok(Arc::new(sqlite::SqliteStore::open(None, pool_size).await?)),
+        DatabaseUrl::SqliteFile(path) => Ok(Arc::new(sqlite::SqliteStore::open(Some(path), pool_size).await?)),
+        DatabaseUrl::Postgres(u) => Ok(Arc::new(postgres::PgStore::open(&u, pool_size).await?)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_read_like_sqlalchemy() {
+        assert_eq!(parse_database_url("sqlite:///app.db").unwrap(), DatabaseUrl::SqliteFile("app.db".into()));
+        assert_eq!(parse_database_url("sqlite:////var/app.db").unwrap(), DatabaseUrl::SqliteFile("/var/app.db".into()));
+        assert_eq!(parse_database_url("sqlite::memory:").unwrap(), DatabaseUrl::SqliteMemory);
+        assert!(matches!(parse_database_url("postgresql://u@h/db").unwrap(), DatabaseUrl::Postgres(_)));
+        assert!(parse_database_url("mysql://x").unwrap_err().to_string().contains("unknown scheme"));
+        assert!(parse_database_url("sqlite:///").is_err());
+    }
+
+    #[test]
+    fn constraint_names_are_recognized() {
+        assert_eq!(constraint_from("UNIQUE constraint failed: user.email"), Constraint::UserEmail);
+        assert_eq!(constraint_from("user_email_key"), Constraint::UserEmail);
+        assert_eq!(constraint_from("user_username_uidx"), Constraint::UserUsername);
+    }
+}

@@ -1,0 +1,235 @@
+//! PostgreSQL through sqlx: a connection pool, statements prepared once per
+//! connection (sqlx caches them), one transaction per write-set, and
+//! migrations serialized across processes by an advisory lock.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+
+use super::schema::{self, SESSION_COLUMNS, USER_COLUMNS};
+use super::{constraint_from, Store, StoreError, WriteOp};
+use crate::config::ConfigError;
+use crate::model::{Session, User};
+
+/// Any constant shared by every kernia process: serializes schema migrations.
+const MIGRATION_LOCK: i64 = 0x6b65_726e_6961;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            return StoreError::Conflict(constraint_from(db.constraint().unwrap_or(db.message())));
+        }
+    }
+    StoreError::Backend(e.to_string())
+}
+
+fn ts(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn ms(row: &PgRow, idx: usize) -> Result<i64, sqlx::Error> {
+    Ok(row.try_get::<DateTime<Utc>, _>(idx)?.timestamp_millis())
+}
+
+/// The URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &url[..s + 3], user, &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl PgStore {
+    pub async fn open(url: &str, pool_size: usize) -> Result<PgStore, ConfigError> {
+        let size = if pool_size == 0 { 8 } else { pool_size } as u32;
+        let pool = PgPoolOptions::new()
+            .max_connections(size)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await
+            .map_err(|e| ConfigError::Database(format!("cannot connect to PostgreSQL at {}: {e}", redact(url))))?;
+        let store = PgStore { pool };
+        store.migrate().await.map_err(|e| ConfigError::Database(format!("cannot create the schema: {e}")))?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
+        sqlx::raw_sql(schema::POSTGRES_TABLES).execute(&mut *tx).await?;
+        for (table, column, _, pg_type) in schema::ADDED_COLUMNS {
+            let sql = format!(r#"ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS "{column}" {pg_type}"#);
+            sqlx::raw_sql(&sql).execute(&mut *tx).await?;
+        }
+        sqlx::raw_sql(schema::ADDED_INDEXES).execute(&mut *tx).await?;
+        tx.commit().await
+    }
+}
+
+fn user_at(row: &PgRow, o: usize) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: row.try_get(o)?,
+        name: row.try_get(o + 1)?,
+        email: row.try_get(o + 2)?,
+        email_verified: row.try_get(o + 3)?,
+        image: row.try_get(o + 4)?,
+        created_at: ms(row, o + 5)?,
+        updated_at: ms(row, o + 6)?,
+        is_anonymous: row.try_get::<Option<bool>, _>(o + 7)?.unwrap_or(false),
+        username: row.try_get(o + 8)?,
+        display_username: row.try_get(o + 9)?,
+    })
+}
+
+fn session_at(row: &PgRow) -> Result<Session, sqlx::Error> {
+    Ok(Session {
+        id: row.try_get(0)?,
+        token: row.try_get(1)?,
+        user_id: row.try_get(2)?,
+        expires_at: ms(row, 3)?,
+        created_at: ms(row, 4)?,
+        updated_at: ms(row, 5)?,
+        ip_address: row.try_get(6)?,
+        user_agent: row.try_get(7)?,
+    })
+}
+
+async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<(), sqlx::Error> {
+    match op {
+        WriteOp::InsertUser(u) => {
+            sqlx::query(
+                r#"INSERT INTO "user" ("id","name","email","emailVerified","image","createdAt","updatedAt","isAnonymous","username","displayUsername")
+                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"#,
+            )
+            .bind(&u.id)
+            .bind(&u.name)
+            .bind(&u.email)
+            .bind(u.email_verified)
+            .bind(&u.image)
+            .bind(ts(u.created_at))
+            .bind(ts(u.updated_at))
+            .bind(u.is_anonymous)
+            .bind(&u.username)
+            .bind(&u.display_username)
+            .execute(conn)
+            .await?;
+        }
+        WriteOp::InsertAccount(a) => {
+            sqlx::query(
+                r#"INSERT INTO "account" ("id","accountId","providerId","userId","password","createdAt","updatedAt")
+                   VALUES ($1,$2,$3,$4,$5,$6,$7)"#,
+            )
+            .bind(&a.id)
+            .bind(&a.account_id)
+            .bind(&a.provider_id)
+            .bind(&a.user_id)
+            .bind(&a.password)
+            .bind(ts(a.created_at))
+            .bind(ts(a.updated_at))
+            .execute(conn)
+            .await?;
+        }
+        WriteOp::InsertSession(s) => {
+            sqlx::query(
+                r#"INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent")
+                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"#,
+            )
+            .bind(&s.id)
+            .bind(&s.token)
+            .bind(&s.user_id)
+            .bind(ts(s.expires_at))
+            .bind(ts(s.created_at))
+            .bind(ts(s.updated_at))
+            .bind(&s.ip_address)
+            .bind(&s.user_agent)
+            .execute(conn)
+            .await?;
+        }
+        WriteOp::DeleteSessionByToken(token) => {
+            sqlx::query(r#"DELETE FROM "session" WHERE "token" = $1"#).bind(token).execute(conn).await?;
+        }
+        WriteOp::RefreshSession { id, expires_at, updated_at } => {
+            sqlx::query(r#"UPDATE "session" SET "expiresAt" = $1, "updatedAt" = $2 WHERE "id" = $3"#)
+                .bind(ts(*expires_at))
+                .bind(ts(*updated_at))
+                .bind(id)
+                .execute(conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn session_with_user(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
+        let sql = format!(
+            r#"SELECT {SESSION_COLUMNS}, {USER_COLUMNS} FROM "session" s JOIN "user" u ON u."id" = s."userId" WHERE s."token" = $1"#
+        );
+        let row = sqlx::query(&sql).bind(token).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.map(|r| Ok((session_at(&r)?, user_at(&r, 8)?))).transpose().map_err(map_err)
+    }
+
+    async fn user_with_password(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let sql = format!(
+            r#"SELECT {USER_COLUMNS}, a."password" FROM "user" u
+               LEFT JOIN "account" a ON a."userId" = u."id" AND a."providerId" = 'credential' AND a."accountId" = u."id"
+               WHERE u."email" = $1 ORDER BY a."password" IS NULL LIMIT 1"#
+        );
+        let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.map(|r| Ok((user_at(&r, 0)?, r.try_get(10)?))).transpose().map_err(map_err)
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" u WHERE u."email" = $1"#);
+        let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.map(|r| user_at(&r, 0)).transpose().map_err(map_err)
+    }
+
+    async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        match ops.as_slice() {
+            [] => Ok(()),
+            // A single statement is atomic on its own: no BEGIN/COMMIT round trips.
+            [op] => {
+                let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                apply_op(&mut conn, op).await.map_err(map_err)
+            }
+            ops => {
+                let mut tx = self.pool.begin().await.map_err(map_err)?;
+                for op in ops {
+                    apply_op(&mut tx, op).await.map_err(map_err)?;
+                }
+                tx.commit().await.map_err(map_err)
+            }
+        }
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn dialect(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(super::redact("postgres://bob:hunter2@db:5432/app"), "postgres://bob@db:5432/app");
+        assert_eq!(super::redact("postgres://db/app"), "postgres://db/app");
+    }
+}

@@ -1,0 +1,63 @@
+//! Better Auth's tables (spec §4). Plugin columns are added to tables created by
+//! an older schema or by Better Auth itself, so a shared database keeps working.
+
+/// `(table, column, SQLite type, PostgreSQL type)` for columns added after the table was created.
+pub const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[
+    ("user", "isAnonymous", "integer DEFAULT 0", "boolean DEFAULT false"),
+    ("user", "username", "text", "text"),
+    ("user", "displayUsername", "text", "text"),
+];
+
+pub const SQLITE_TABLES: &str = r#"
+CREATE TABLE IF NOT EXISTS "user" (
+  "id" text NOT NULL PRIMARY KEY, "name" text NOT NULL, "email" text NOT NULL UNIQUE,
+  "emailVerified" integer NOT NULL DEFAULT 0, "image" text,
+  "createdAt" date NOT NULL, "updatedAt" date NOT NULL);
+CREATE TABLE IF NOT EXISTS "session" (
+  "id" text NOT NULL PRIMARY KEY, "expiresAt" date NOT NULL, "token" text NOT NULL UNIQUE,
+  "createdAt" date NOT NULL, "updatedAt" date NOT NULL, "ipAddress" text, "userAgent" text,
+  "userId" text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS "session_userId_idx" ON "session" ("userId");
+CREATE TABLE IF NOT EXISTS "account" (
+  "id" text NOT NULL PRIMARY KEY, "accountId" text NOT NULL, "providerId" text NOT NULL,
+  "userId" text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE,
+  "accessToken" text, "refreshToken" text, "idToken" text,
+  "accessTokenExpiresAt" date, "refreshTokenExpiresAt" date, "scope" text, "password" text,
+  "createdAt" date NOT NULL, "updatedAt" date NOT NULL);
+CREATE INDEX IF NOT EXISTS "account_userId_idx" ON "account" ("userId");
+CREATE TABLE IF NOT EXISTS "verification" (
+  "id" text NOT NULL PRIMARY KEY, "identifier" text NOT NULL, "value" text NOT NULL,
+  "expiresAt" date NOT NULL, "createdAt" date NOT NULL, "updatedAt" date NOT NULL);
+CREATE INDEX IF NOT EXISTS "verification_identifier_idx" ON "verification" ("identifier");
+"#;
+
+pub const POSTGRES_TABLES: &str = r#"
+CREATE TABLE IF NOT EXISTS "user" (
+  "id" text NOT NULL PRIMARY KEY, "name" text NOT NULL, "email" text NOT NULL UNIQUE,
+  "emailVerified" boolean NOT NULL DEFAULT false, "image" text,
+  "createdAt" timestamptz NOT NULL DEFAULT now(), "updatedAt" timestamptz NOT NULL DEFAULT now());
+CREATE TABLE IF NOT EXISTS "session" (
+  "id" text NOT NULL PRIMARY KEY, "expiresAt" timestamptz NOT NULL, "token" text NOT NULL UNIQUE,
+  "createdAt" timestamptz NOT NULL DEFAULT now(), "updatedAt" timestamptz NOT NULL, "ipAddress" text, "userAgent" text,
+  "userId" text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE);
+CREATE INDEX IF NOT EXISTS "session_userId_idx" ON "session" ("userId");
+CREATE TABLE IF NOT EXISTS "account" (
+  "id" text NOT NULL PRIMARY KEY, "accountId" text NOT NULL, "providerId" text NOT NULL,
+  "userId" text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE,
+  "accessToken" text, "refreshToken" text, "idToken" text,
+  "accessTokenExpiresAt" timestamptz, "refreshTokenExpiresAt" timestamptz, "scope" text, "password" text,
+  "createdAt" timestamptz NOT NULL DEFAULT now(), "updatedAt" timestamptz NOT NULL);
+CREATE INDEX IF NOT EXISTS "account_userId_idx" ON "account" ("userId");
+CREATE TABLE IF NOT EXISTS "verification" (
+  "id" text NOT NULL PRIMARY KEY, "identifier" text NOT NULL, "value" text NOT NULL,
+  "expiresAt" timestamptz NOT NULL, "createdAt" timestamptz NOT NULL DEFAULT now(),
+  "updatedAt" timestamptz NOT NULL DEFAULT now());
+CREATE INDEX IF NOT EXISTS "verification_identifier_idx" ON "verification" ("identifier");
+"#;
+
+/// Indexes on added columns (SQLite cannot add a UNIQUE column with ALTER TABLE).
+pub const ADDED_INDEXES: &str = r#"CREATE UNIQUE INDEX IF NOT EXISTS "user_username_uidx" ON "user" ("username");"#;
+
+/// The columns every user query selects, in [`crate::model::User`] order.
+pub const USER_COLUMNS: &str = r#"u."id", u."name", u."email", u."emailVerified", u."image", u."createdAt", u."updatedAt", u."isAnonymous", u."username", u."displayUsername""#;
+pub const SESSION_COLUMNS: &str = r#"s."id", s."token", s."userId", s."expiresAt", s."createdAt", s."updatedAt", s."ipAddress", s."userAgent""#;
