@@ -44,11 +44,16 @@ impl Auth {
     }
 
     /// The path relative to the base path, or `None` when the request is not for us.
-    /// Mounted under a prefix (ASGI `root_path`), the prefix is the base; standalone,
-    /// the configured `base_path` is.
+    /// Mounted under a prefix (ASGI `root_path`), the prefix is the base: newer
+    /// Starlette keeps the full path in `path`, older versions strip it already.
+    /// Standalone, the configured `base_path` is the base.
     pub fn relative_path<'p>(&self, path: &'p str, root_path: &str) -> Option<&'p str> {
-        let base = if root_path.is_empty() { self.cfg.base_path.as_str() } else { root_path.trim_end_matches('/') };
-        let rest = path.strip_prefix(base)?;
+        let rest = if root_path.is_empty() {
+            path.strip_prefix(self.cfg.base_path.as_str())?
+        } else {
+            let root = root_path.trim_end_matches('/');
+            path.strip_prefix(root).filter(|r| r.starts_with('/')).unwrap_or(path)
+        };
         (rest.starts_with('/') && rest.len() > 1).then_some(rest)
     }
 

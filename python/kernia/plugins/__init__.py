@@ -1,0 +1,5 @@
+"""Plugins that add sign-in methods and behaviour to :func:`kernia.auth.init`."""
+
+from kernia.plugins.email_and_password import EmailAndPasswordPlugin, email_and_password
+
+__all__ = ["EmailAndPasswordPlugin", "email_and_password"]

@@ -1,0 +1,170 @@
+//! The Python face of the engine (`kernia._native`). pyo3 lives only here.
+//!
+//! Requests are served on the engine's tokio runtime: Python hands over the
+//! request, gets an awaitable back, and the GIL is not held while the engine
+//! waits on the database or on hashing. Responses convert to Python objects
+//! lazily, on the event loop's thread, through [`NativeResponse`].
+
+use std::sync::Arc;
+
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::config::{Config, ConfigError};
+use crate::core::request::Request;
+use crate::model::{SessionJson, UserJson};
+use crate::Auth;
+
+create_exception!(kernia._native, KerniaError, PyException, "Base class of every error kernia raises.");
+create_exception!(kernia._native, ConfigurationError, KerniaError, "Options that cannot work: raised by init().");
+
+fn config_error(e: ConfigError) -> PyErr {
+    ConfigurationError::new_err(e.to_string())
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    pyo3_async_runtimes::tokio::get_runtime()
+}
+
+/// `[(name: bytes, value: bytes), ...]` as ASGI gives them, names lower-cased.
+fn headers_from(list: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for item in list.try_iter()? {
+        let item = item?;
+        let pair = item.downcast::<PyTuple>().map_err(PyErr::from)?;
+        let text = |i: usize| -> PyResult<String> {
+            let v = pair.get_item(i)?;
+            Ok(match v.downcast::<PyBytes>() {
+                Ok(b) => String::from_utf8_lossy(b.as_bytes()).into_owned(),
+                Err(_) => v.extract::<String>()?,
+            })
+        };
+        out.push((text(0)?.to_ascii_lowercase(), text(1)?));
+    }
+    Ok(out)
+}
+
+#[pyclass(module = "kernia._native", frozen)]
+pub struct NativeResponse {
+    #[pyo3(get)]
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+#[pymethods]
+impl NativeResponse {
+    /// ASGI-style `[(name, value), ...]` as bytes.
+    #[getter]
+    fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let pairs = self.headers.iter().map(|(k, v)| (PyBytes::new(py, k.as_bytes()), PyBytes::new(py, v.as_bytes())));
+        PyList::new(py, pairs)
+    }
+
+    #[getter]
+    fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.body)
+    }
+}
+
+#[pyclass(module = "kernia._native", frozen)]
+pub struct NativeAuth {
+    auth: Arc<Auth>,
+}
+
+#[pymethods]
+impl NativeAuth {
+    /// Validates the options (JSON with Kernia's field names), opens the database
+    /// and migrates its schema. Blocks until ready, without the GIL.
+    #[new]
+    fn new(py: Python<'_>, options_json: &str) -> PyResult<Self> {
+        let cfg = Config::from_json(options_json).map_err(config_error)?;
+        let auth = py.detach(|| runtime().block_on(Auth::new(cfg))).map_err(config_error)?;
+        Ok(NativeAuth { auth: Arc::new(auth) })
+    }
+
+    /// Serves one request; returns an awaitable of `NativeResponse`, or `None`
+    /// when the path is outside this app (the caller answers 404).
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (method, path, root_path, query, headers, body, client_host=None))]
+    fn handle<'py>(
+        &self,
+        py: Python<'py>,
+        method: &str,
+        path: &str,
+        root_path: &str,
+        query: &[u8],
+        headers: &Bound<'py, PyAny>,
+        body: &[u8],
+        client_host: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let relative = self.auth.relative_path(path, root_path).unwrap_or("").to_owned();
+        let req = Request {
+            method: method.to_ascii_uppercase(),
+            path: relative,
+            query: String::from_utf8_lossy(query).into_owned(),
+            headers: headers_from(headers)?,
+            body: body.to_vec(),
+            peer_ip: client_host,
+        };
+        let auth = self.auth.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let resp = auth.handle(req).await;
+            Ok(NativeResponse { status: resp.status, headers: resp.headers, body: resp.body })
+        })
+    }
+
+    /// Awaitable of the `{"session", "user"}` JSON text of the live session, or `None`.
+    fn get_session<'py>(&self, py: Python<'py>, headers: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let headers = headers_from(headers)?;
+        let auth = self.auth.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            match auth.session_for_headers(headers).await {
+                Ok(None) => Ok(None),
+                Ok(Some((session, user))) => {
+                    let json = serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
+                    Ok(Some(json.to_string()))
+                }
+                Err(e) => Err(KerniaError::new_err(format!("{}: {}", e.code().unwrap_or("ERROR"), e.message()))),
+            }
+        })
+    }
+
+    #[getter]
+    fn base_path(&self) -> String {
+        self.auth.cfg.base_path.clone()
+    }
+
+    #[getter]
+    fn max_body_size(&self) -> usize {
+        self.auth.cfg.advanced.max_body_size
+    }
+
+    #[getter]
+    fn dialect(&self) -> &'static str {
+        self.auth.store.dialect()
+    }
+
+    /// Moves the engine's clock forward, for tests of expiry.
+    fn _advance_clock(&self, seconds: i64) {
+        self.auth.clock.advance(seconds);
+    }
+
+    /// Finishes queued writes and closes the database.
+    fn close(&self, py: Python<'_>) {
+        let auth = self.auth.clone();
+        py.detach(|| runtime().block_on(auth.close()));
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeAuth>()?;
+    m.add_class::<NativeResponse>()?;
+    m.add("KerniaError", m.py().get_type::<KerniaError>())?;
+    m.add("ConfigurationError", m.py().get_type::<ConfigurationError>())?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,182 @@
+"""Fixtures: an engine per test on a fresh SQLite file and, when
+KERNIA_TEST_POSTGRES_URL is set, on PostgreSQL; a client that keeps cookies."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+
+from kernia import EmailPasswordOptions, KerniaOptions, RateLimitOptions
+from kernia.auth import Auth, init
+
+SECRET = "test-secret-0123456789-0123456789-abcdef"
+BASE = "http://localhost:3000"
+POSTGRES_URL = os.environ.get("KERNIA_TEST_POSTGRES_URL")
+
+
+class Database:
+    """Reads rows straight from the database, to check what a request left there."""
+
+    def __init__(self, backend: str, url: str) -> None:
+        self.backend = backend
+        self.url = url
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        if self.backend == "sqlite":
+            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as conn:
+                return conn.execute(sql, params).fetchall()
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(sql.replace("?", "%s"), params).fetchall()
+
+    def execute(self, sql: str, *params: Any) -> None:
+        if self.backend == "sqlite":
+            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as conn:
+                conn.execute(sql, params)
+            return
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql.replace("?", "%s"), params)
+
+    def count(self, table: str) -> int:
+        return self.rows(f'SELECT COUNT(*) FROM "{table}"')[0][0]
+
+    def snapshot(self) -> dict[str, int]:
+        return {t: self.count(t) for t in ("user", "session", "account", "verification")}
+
+
+@dataclass
+class Env:
+    backend: str
+    db: Database
+    make: Callable[..., Auth]
+    auths: list[Auth] = field(default_factory=list)
+
+
+def _options(url: str, **overrides: Any) -> KerniaOptions:
+    defaults: dict[str, Any] = {
+        "database": url,
+        "secret": SECRET,
+        "base_url": BASE,
+        "email_and_password": EmailPasswordOptions(enabled=True),
+        "rate_limit": RateLimitOptions(enabled=False),
+    }
+    defaults.update(overrides)
+    return KerniaOptions(**defaults)
+
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(params=BACKENDS)
+def env(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
+    backend = request.param
+    if backend == "postgres":
+        if not POSTGRES_URL:
+            pytest.skip("KERNIA_TEST_POSTGRES_URL is not set")
+        url = POSTGRES_URL
+    else:
+        url = f"sqlite:///{tmp_path / 'auth.db'}"
+    db = Database(backend, url)
+    made: list[Auth] = []
+
+    def make(**overrides: Any) -> Auth:
+        auth = init(_options(url, **overrides))
+        made.append(auth)
+        return auth
+
+    if backend == "postgres":
+        make()  # creates the schema
+        db.execute('TRUNCATE "user", "session", "account", "verification" CASCADE')
+    e = Env(backend, db, make, made)
+    yield e
+    for auth in made:
+        auth.close()
+
+
+class Browser:
+    """An HTTP client that keeps cookies like a browser and sends an Origin header."""
+
+    def __init__(self, app: Any, origin: str | None = BASE, base_path: str = "/api/auth") -> None:
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+        self.cookies: dict[str, str] = {}
+        self.origin = origin
+        self.base_path = base_path
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        headers: dict[str, str] = {}
+        if self.origin:
+            headers["origin"] = self.origin
+        if self.cookies:
+            headers["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        headers.update(extra or {})
+        return headers
+
+    def _remember(self, response: httpx.Response) -> None:
+        for raw in response.headers.get_list("set-cookie"):
+            pair, _, attrs = raw.partition(";")
+            name, _, value = pair.partition("=")
+            if "max-age=0" in attrs.lower():
+                self.cookies.pop(name, None)
+            else:
+                self.cookies[name] = value
+
+    async def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        headers = self._headers(kw.pop("headers", None))
+        response = await self.client.request(method, self.base_path + path, headers=headers, **kw)
+        self._remember(response)
+        return response
+
+    async def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
+        if json is not None:
+            kw["json"] = json
+        return await self.request("POST", path, **kw)
+
+    async def get(self, path: str, **kw: Any) -> httpx.Response:
+        return await self.request("GET", path, **kw)
+
+    async def sign_up(self, email: str = "ada@example.com", password: str = "correct-horse", **extra: Any):
+        return await self.post("/sign-up/email", {"name": "Ada", "email": email, "password": password, **extra})
+
+    async def sign_in(self, email: str = "ada@example.com", password: str = "correct-horse", **extra: Any):
+        return await self.post("/sign-in/email", {"email": email, "password": password, **extra})
+
+    async def session(self) -> Any:
+        return (await self.get("/get-session")).json()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+@pytest.fixture
+async def browser_for() -> AsyncIterator[Callable[..., Browser]]:
+    made: list[Browser] = []
+
+    def factory(auth_or_app: Any, **kw: Any) -> Browser:
+        app = auth_or_app.router.mount() if isinstance(auth_or_app, Auth) else auth_or_app
+        b = Browser(app, **kw)
+        made.append(b)
+        return b
+
+    yield factory
+    for b in made:
+        await b.aclose()
+
+
+def set_cookies(response: httpx.Response) -> dict[str, str]:
+    """Cookie name -> the whole Set-Cookie line."""
+    return {raw.split("=", 1)[0]: raw for raw in response.headers.get_list("set-cookie")}
+
+
+def parse_iso(value: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -1,0 +1,167 @@
+"""init(): options, errors, mounting in Starlette and FastAPI, and the server-side API."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from fastapi import Depends, FastAPI
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+import kernia
+from conftest import SECRET, Browser
+from kernia import ConfigurationError, EmailPasswordOptions, KerniaError, KerniaOptions, RateLimitOptions
+from kernia.auth import init
+from kernia.integrations.fastapi import session_dependency
+
+
+def test_public_api_is_importable():
+    for name in ("KerniaOptions", "EmailPasswordOptions", "SessionOptions", "RateLimitOptions", "RateLimitRule", "APIError"):
+        assert hasattr(kernia, name)
+    assert issubclass(ConfigurationError, KerniaError)
+    assert issubclass(kernia.APIError, KerniaError)
+    assert KerniaOptions(database="sqlite::memory:").base_path == "/api/auth"
+
+
+def test_a_secret_is_required(monkeypatch):
+    monkeypatch.delenv("KERNIA_SECRET", raising=False)
+    monkeypatch.delenv("BETTER_AUTH_SECRET", raising=False)
+    with pytest.raises(ConfigurationError, match="secret is required"):
+        init(KerniaOptions(database="sqlite::memory:"))
+
+
+def test_the_secret_can_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("KERNIA_SECRET", SECRET)
+    init(KerniaOptions(database="sqlite::memory:")).close()
+
+
+@pytest.mark.parametrize("url", ["mysql://root@localhost/db", "redis://localhost", "app.db", "sqlite:///"])
+def test_unknown_or_malformed_database_urls(url):
+    with pytest.raises(ConfigurationError, match="database URL"):
+        init(KerniaOptions(database=url, secret=SECRET))
+
+
+def test_a_sqlite_file_that_cannot_be_opened(tmp_path):
+    with pytest.raises(ConfigurationError, match="cannot open SQLite database"):
+        init(KerniaOptions(database=f"sqlite:///{tmp_path}/missing-dir/app.db", secret=SECRET))
+
+
+def test_a_postgres_server_that_cannot_be_reached():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # free, and nothing listens once closed
+    with pytest.raises(ConfigurationError, match="cannot connect to PostgreSQL") as e:
+        init(KerniaOptions(database=f"postgresql://kernia:pw-not-shown@127.0.0.1:{port}/db", secret=SECRET))
+    assert "pw-not-shown" not in str(e.value)
+
+
+def test_wrong_types_fail_at_init():
+    with pytest.raises(TypeError, match="database"):
+        init(KerniaOptions(database=42, secret=SECRET))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="trusted_origins"):
+        init(KerniaOptions(database="sqlite::memory:", secret=SECRET, trusted_origins="https://x.com"))
+    with pytest.raises(TypeError):
+        init({"database": "sqlite::memory:"})  # type: ignore[arg-type]
+
+
+def test_bad_values_fail_at_init():
+    with pytest.raises(ConfigurationError, match="base_url"):
+        init(KerniaOptions(database="sqlite::memory:", secret=SECRET, base_url="localhost"))
+    with pytest.raises(ConfigurationError, match="unknown field"):
+        init(KerniaOptions(database="sqlite::memory:", secret=SECRET, advanced={"cookie_prefx": "x"}))
+    with pytest.raises(ConfigurationError, match="min_password_length"):
+        init(KerniaOptions(database="sqlite::memory:", secret=SECRET, email_and_password=EmailPasswordOptions(min_password_length=0)))
+
+
+def _auth(tmp_path, **kw):
+    return init(
+        KerniaOptions(
+            database=f"sqlite:///{tmp_path / 'app.db'}", secret=SECRET,
+            email_and_password=EmailPasswordOptions(enabled=True), rate_limit=RateLimitOptions(enabled=False), **kw,
+        )
+    )
+
+
+async def test_mounted_in_starlette_under_a_prefix(tmp_path):
+    auth = _auth(tmp_path)
+    app = Starlette(routes=[Mount("/api/auth", app=auth.router.mount())])
+    b = Browser(app)
+    assert (await b.sign_up()).status_code == 200
+    assert (await b.session())["user"]["email"] == "ada@example.com"
+    assert (await b.get("/nope")).status_code == 404
+    await b.aclose()
+    auth.close()
+
+
+async def test_mounted_under_another_prefix_serves_there(tmp_path):
+    auth = _auth(tmp_path)
+    app = Starlette(routes=[Mount("/auth", app=auth.router.mount())])
+    b = Browser(app, base_path="/auth")
+    assert (await b.sign_up()).status_code == 200
+    await b.aclose()
+    auth.close()
+
+
+async def test_standalone_serves_base_path(tmp_path):
+    auth = _auth(tmp_path, base_path="/identity")
+    b = Browser(auth.router.mount(), base_path="/identity")
+    assert (await b.sign_up()).status_code == 200
+    b.base_path = "/api/auth"
+    assert (await b.get("/get-session")).status_code == 404
+    await b.aclose()
+    auth.close()
+
+
+async def test_fastapi_app_with_a_session_dependency(tmp_path):
+    auth = _auth(tmp_path)
+    app = FastAPI()
+    app.mount("/api/auth", auth.router.mount())
+
+    @app.get("/me")
+    async def me(session=Depends(session_dependency(auth))):
+        return {"email": session["user"]["email"]}
+
+    @app.get("/maybe")
+    async def maybe(session=Depends(session_dependency(auth, required=False))):
+        return {"signed_in": session is not None}
+
+    b = Browser(app, base_path="")
+    assert (await b.get("/me")).status_code == 401
+    assert (await b.get("/maybe")).json() == {"signed_in": False}
+    assert (await b.post("/api/auth/sign-up/email", {"name": "A", "email": "fa@example.com", "password": "password123"})).status_code == 200
+    assert (await b.get("/me")).json() == {"email": "fa@example.com"}
+    assert (await b.get("/maybe")).json() == {"signed_in": True}
+    await b.aclose()
+    auth.close()
+
+
+async def test_api_get_session_takes_dicts_and_header_pairs(tmp_path):
+    auth = _auth(tmp_path)
+    b = Browser(auth.router.mount())
+    token = (await b.sign_up()).json()["token"]
+    cookie = "; ".join(f"{k}={v}" for k, v in b.cookies.items())
+    for headers in ({"cookie": cookie}, [(b"cookie", cookie.encode())], [("Cookie", cookie)]):
+        s = await auth.api.get_session(headers)
+        assert s is not None and s["session"]["token"] == token
+    assert await auth.api.get_session({}) is None
+    assert await auth.api.get_session({"cookie": "better-auth.session_token=forged.sig"}) is None
+    await b.aclose()
+    auth.close()
+
+
+async def test_lifespan_is_answered(tmp_path):
+    auth = _auth(tmp_path)
+    app = auth.router.mount()
+    messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
+    sent = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(m):
+        sent.append(m["type"])
+
+    await app({"type": "lifespan"}, receive, send)
+    assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    auth.close()

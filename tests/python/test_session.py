@@ -1,0 +1,164 @@
+"""get-session and sign-out (spec §11): refresh, expiry, and cookies that must not work."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import SECRET, parse_iso, set_cookies
+from kernia import SessionOptions
+
+DAY = 86400
+
+
+async def test_get_session_signed_out_is_null_with_no_store(env, browser_for):
+    r = await browser_for(env.make()).get("/get-session")
+    assert r.status_code == 200 and r.text == "null"
+    assert r.headers["cache-control"] == "no-store" and r.headers["pragma"] == "no-cache"
+    assert "set-cookie" not in r.headers
+
+
+async def test_session_is_not_refreshed_before_update_age(env, browser_for):
+    auth = env.make()
+    b = browser_for(auth)
+    await b.sign_up()
+    auth._native._advance_clock(DAY - 60)
+    r = await b.get("/get-session")
+    assert "set-cookie" not in r.headers
+
+
+async def test_session_is_refreshed_after_update_age(env, browser_for):
+    auth = env.make()
+    b = browser_for(auth)
+    await b.sign_up()
+    first = (await b.session())["session"]
+    auth._native._advance_clock(DAY + 60)
+    r = await b.get("/get-session")
+    refreshed = r.json()["session"]
+    assert parse_iso(refreshed["expiresAt"]) > parse_iso(first["expiresAt"])
+    assert "Max-Age=604800" in set_cookies(r)["better-auth.session_token"]
+    [(stored,)] = env.db.rows('SELECT "expiresAt" FROM "session"')
+    stored_text = stored if isinstance(stored, str) else stored.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    assert stored_text == refreshed["expiresAt"]
+
+
+async def test_disable_refresh_query_and_option(env, browser_for):
+    auth = env.make(session=SessionOptions(disable_session_refresh=True))
+    b = browser_for(auth)
+    await b.sign_up()
+    auth._native._advance_clock(2 * DAY)
+    assert "set-cookie" not in (await b.get("/get-session")).headers
+
+    auth2 = env.make()
+    b2 = browser_for(auth2)
+    await b2.sign_up(email="q@example.com")
+    auth2._native._advance_clock(2 * DAY)
+    assert "set-cookie" not in (await b2.get("/get-session", params={"disableRefresh": "false"})).headers
+
+
+async def test_update_age_zero_refreshes_every_time(env, browser_for):
+    b = browser_for(env.make(session=SessionOptions(update_age=0)))
+    await b.sign_up()
+    assert "set-cookie" in (await b.get("/get-session")).headers
+
+
+async def test_expired_session_is_null_expires_cookies_and_deletes_the_row(env, browser_for):
+    auth = env.make()
+    b = browser_for(auth)
+    await b.sign_up()
+    auth._native._advance_clock(7 * DAY + 1)
+    r = await b.get("/get-session")
+    assert r.text == "null"
+    cookies = set_cookies(r)
+    for name in ("better-auth.session_token", "better-auth.session_data", "better-auth.dont_remember"):
+        assert "Max-Age=0" in cookies[name]
+    assert env.db.count("session") == 0
+
+
+async def test_custom_expires_in(env, browser_for):
+    auth = env.make(session=SessionOptions(expires_in=3600, update_age=600))
+    b = browser_for(auth)
+    r = await b.sign_up()
+    assert "Max-Age=3600" in set_cookies(r)["better-auth.session_token"]
+    auth._native._advance_clock(3601)
+    assert await b.session() is None
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda v: v.replace(v[0], "Z" if v[0] != "Z" else "Y", 1),  # token changed, signature kept
+        lambda v: v[:-6] + "AAAA%3D",  # signature changed
+        lambda v: v.split(".")[0],  # no signature
+        lambda v: "garbage",
+        lambda v: "%E0%A4%A",  # broken percent-encoding
+    ],
+)
+async def test_tampered_or_malformed_cookies_are_signed_out(env, browser_for, mangle):
+    b = browser_for(env.make())
+    await b.sign_up()
+    b.cookies["better-auth.session_token"] = mangle(b.cookies["better-auth.session_token"])
+    r = await b.get("/get-session")
+    assert r.status_code == 200 and r.text == "null"
+
+
+async def test_a_cookie_signed_with_another_secret_is_signed_out(env, browser_for):
+    signed = browser_for(env.make())
+    await signed.sign_up()
+    other = browser_for(env.make(secret="a-completely-different-secret-value-123"))
+    other.cookies = dict(signed.cookies)
+    assert await other.session() is None
+    assert SECRET  # the first engine used the suite's secret
+
+
+async def test_a_deleted_session_cookie_is_signed_out(env, browser_for):
+    b = browser_for(env.make())
+    await b.sign_up()
+    env.db.execute('DELETE FROM "session"')
+    r = await b.get("/get-session")
+    assert r.text == "null" and "Max-Age=0" in set_cookies(r)["better-auth.session_token"]
+
+
+async def test_sign_out_without_a_session_still_succeeds(env, browser_for):
+    b = browser_for(env.make())
+    r = await b.post("/sign-out", {})
+    assert r.status_code == 200 and r.json() == {"success": True}
+    assert "Max-Age=0" in set_cookies(r)["better-auth.session_token"]
+
+
+async def test_sign_out_revokes_only_its_own_session(env, browser_for):
+    auth = env.make()
+    one, two = browser_for(auth), browser_for(auth)
+    await one.sign_up()
+    await two.sign_in()
+    await one.post("/sign-out", {})
+    assert await one.session() is None
+    assert (await two.session())["user"]["email"] == "ada@example.com"
+
+
+async def test_post_get_session_is_405(env, browser_for):
+    r = await browser_for(env.make()).post("/get-session", {})
+    assert r.status_code == 405 and r.json()["code"] == "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED"
+
+
+async def test_session_records_ip_and_user_agent(env, browser_for):
+    b = browser_for(env.make())
+    r = await b.post(
+        "/sign-up/email",
+        {"name": "A", "email": "ua@example.com", "password": "password123"},
+        headers={"user-agent": "pytest-agent/1.0", "x-forwarded-for": "203.0.113.9"},
+    )
+    assert r.status_code == 200
+    s = (await b.session())["session"]
+    assert s["userAgent"] == "pytest-agent/1.0"
+    # X-Forwarded-For is not believed without trusted proxies: the peer address is used.
+    assert s["ipAddress"] == "127.0.0.1"
+
+
+async def test_forwarded_for_is_believed_from_a_trusted_proxy(env, browser_for):
+    b = browser_for(env.make(advanced={"trusted_proxies": ["127.0.0.0/8"]}))
+    await b.post(
+        "/sign-up/email",
+        {"name": "A", "email": "xff@example.com", "password": "password123"},
+        headers={"x-forwarded-for": "203.0.113.9, 2001:db8::7"},
+    )
+    assert (await b.session())["session"]["ipAddress"] == "2001:0db8:0000:0000:0000:0000:0000:0000"
