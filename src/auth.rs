@@ -31,7 +31,9 @@ impl Auth {
     }
 
     pub fn with_store(cfg: Config, store: Arc<dyn Store>) -> Auth {
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         Auth {
             cookies: CookieNames::new(&cfg),
             limiter: RateLimiter::new(cfg.rate_limit.clone()),
@@ -52,18 +54,37 @@ impl Auth {
             path.strip_prefix(self.cfg.base_path.as_str())?
         } else {
             let root = root_path.trim_end_matches('/');
-            path.strip_prefix(root).filter(|r| r.starts_with('/')).unwrap_or(path)
+            path.strip_prefix(root)
+                .filter(|r| r.starts_with('/'))
+                .unwrap_or(path)
         };
         (rest.starts_with('/') && rest.len() > 1).then_some(rest)
     }
 
     /// The live session and user for app code; refreshes the expiry like get-session.
-    pub async fn session_for_headers(&self, headers: Vec<(String, String)>) -> Result<Option<(Session, User)>, AuthError> {
-        let req = Request { headers, ..Request::new("GET", "/get-session") };
+    pub async fn session_for_headers(
+        &self,
+        headers: Vec<(String, String)>,
+    ) -> Result<Option<(Session, User)>, AuthError> {
+        let req = Request {
+            headers,
+            ..Request::new("GET", "/get-session")
+        };
         match self.current_session(&req).await? {
-            Current::Valid { mut session, user, dont_remember } => {
+            Current::Valid {
+                mut session,
+                user,
+                dont_remember,
+            } => {
                 if !dont_remember {
-                    if let Some(op @ storage::WriteOp::RefreshSession { expires_at, updated_at, .. }) = self.needs_refresh(&session) {
+                    if let Some(
+                        op @ storage::WriteOp::RefreshSession {
+                            expires_at,
+                            updated_at,
+                            ..
+                        },
+                    ) = self.needs_refresh(&session)
+                    {
                         session.expires_at = expires_at;
                         session.updated_at = updated_at;
                         self.store.apply(vec![op]).await?;

@@ -85,7 +85,12 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { expires_in: 604_800, update_age: 86_400, disable_session_refresh: false, fresh_age: 86_400 }
+        SessionOptions {
+            expires_in: 604_800,
+            update_age: 86_400,
+            disable_session_refresh: false,
+            fresh_age: 86_400,
+        }
     }
 }
 
@@ -110,7 +115,13 @@ pub struct RateLimitRule {
 
 impl Default for RateLimitOptions {
     fn default() -> Self {
-        RateLimitOptions { enabled: true, window: 60, max: 100, storage: "memory".into(), custom_rules: Vec::new() }
+        RateLimitOptions {
+            enabled: true,
+            window: 60,
+            max: 100,
+            storage: "memory".into(),
+            custom_rules: Vec::new(),
+        }
     }
 }
 
@@ -163,7 +174,8 @@ pub struct Config {
 
 impl Config {
     pub fn from_json(json: &str) -> Result<Config, ConfigError> {
-        let opts: Options = serde_json::from_str(json).map_err(|e| invalid(format!("invalid options: {e}")))?;
+        let opts: Options =
+            serde_json::from_str(json).map_err(|e| invalid(format!("invalid options: {e}")))?;
         Config::from_options(opts)
     }
 
@@ -173,36 +185,60 @@ impl Config {
         })?;
         let base_origin = crate::core::origin::origin_of(&o.base_url)
             .filter(|origin| origin.starts_with("http://") || origin.starts_with("https://"))
-            .ok_or_else(|| invalid(format!("base_url must be an http(s) URL, got {:?}", o.base_url)))?;
+            .ok_or_else(|| {
+                invalid(format!(
+                    "base_url must be an http(s) URL, got {:?}",
+                    o.base_url
+                ))
+            })?;
         let base_path = normalize_base_path(&o.base_path)?;
         let ep = &o.email_and_password;
         if ep.min_password_length == 0 || ep.min_password_length > ep.max_password_length {
-            return Err(invalid("email_and_password: need 0 < min_password_length <= max_password_length"));
+            return Err(invalid(
+                "email_and_password: need 0 < min_password_length <= max_password_length",
+            ));
         }
         let s = &o.session;
         if s.expires_in <= 0 || s.update_age < 0 || s.fresh_age < 0 {
-            return Err(invalid("session: expires_in must be positive; update_age and fresh_age not negative"));
+            return Err(invalid(
+                "session: expires_in must be positive; update_age and fresh_age not negative",
+            ));
         }
         if s.expires_in > 34_560_000 {
-            return Err(invalid("session: expires_in is above the 400-day cookie limit"));
+            return Err(invalid(
+                "session: expires_in is above the 400-day cookie limit",
+            ));
         }
         let rl = &o.rate_limit;
         if rl.enabled && (rl.window == 0 || rl.max == 0) {
             return Err(invalid("rate_limit: window and max must be positive"));
         }
         if rl.storage != "memory" {
-            return Err(invalid(format!("rate_limit: storage {:?} is not supported (use \"memory\")", rl.storage)));
+            return Err(invalid(format!(
+                "rate_limit: storage {:?} is not supported (use \"memory\")",
+                rl.storage
+            )));
         }
         let trusted_proxies = o
             .advanced
             .trusted_proxies
             .iter()
-            .map(|p| crate::net::IpNet::parse(p).ok_or_else(|| invalid(format!("trusted_proxies: bad address {p:?}"))))
+            .map(|p| {
+                crate::net::IpNet::parse(p)
+                    .ok_or_else(|| invalid(format!("trusted_proxies: bad address {p:?}")))
+            })
             .collect::<Result<Vec<_>, _>>()?;
-        if o.advanced.cookie_prefix.is_empty() || o.advanced.cookie_prefix.contains([';', '=', ' ', ',']) {
-            return Err(invalid("advanced.cookie_prefix must be a non-empty cookie-name token"));
+        if o.advanced.cookie_prefix.is_empty()
+            || o.advanced.cookie_prefix.contains([';', '=', ' ', ','])
+        {
+            return Err(invalid(
+                "advanced.cookie_prefix must be a non-empty cookie-name token",
+            ));
         }
-        let secure_cookies = o.advanced.use_secure_cookies.unwrap_or_else(|| base_origin.starts_with("https://"));
+        let secure_cookies = o
+            .advanced
+            .use_secure_cookies
+            .unwrap_or_else(|| base_origin.starts_with("https://"));
         Ok(Config {
             database: o.database,
             signer: Signer::new(&secret),
@@ -236,7 +272,9 @@ mod tests {
     use super::*;
 
     fn cfg(extra: &str) -> Result<Config, ConfigError> {
-        Config::from_json(&format!(r#"{{"database":"sqlite::memory:","secret":"s3cret-s3cret-s3cret"{extra}}}"#))
+        Config::from_json(&format!(
+            r#"{{"database":"sqlite::memory:","secret":"s3cret-s3cret-s3cret"{extra}}}"#
+        ))
     }
 
     #[test]
@@ -258,7 +296,11 @@ mod tests {
 
     #[test]
     fn https_base_urls_make_cookies_secure() {
-        assert!(cfg(r#","base_url":"https://app.example.com/x""#).unwrap().secure_cookies);
+        assert!(
+            cfg(r#","base_url":"https://app.example.com/x""#)
+                .unwrap()
+                .secure_cookies
+        );
     }
 
     #[test]
@@ -266,7 +308,10 @@ mod tests {
         assert!(cfg(r#","base_url":"ftp://x""#).is_err());
         assert!(cfg(r#","base_path":"api""#).is_err());
         assert!(cfg(r#","unknown":1"#).is_err());
-        assert!(cfg(r#","email_and_password":{"min_password_length":10,"max_password_length":5}"#).is_err());
+        assert!(
+            cfg(r#","email_and_password":{"min_password_length":10,"max_password_length":5}"#)
+                .is_err()
+        );
         assert!(cfg(r#","advanced":{"trusted_proxies":["not-an-ip"]}"#).is_err());
     }
 }

@@ -43,7 +43,8 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(secret: &str) -> Self {
-        let keyed = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+        let keyed =
+            HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
         Signer { keyed }
     }
 
@@ -62,7 +63,10 @@ impl Signer {
     /// The raw value of a signed cookie, or `None` when the signature is missing or wrong.
     pub fn verify_cookie_value(&self, wire: &str) -> Option<String> {
         let decoded = if wire.contains('%') {
-            percent_encoding::percent_decode_str(wire).decode_utf8().ok()?.into_owned()
+            percent_encoding::percent_decode_str(wire)
+                .decode_utf8()
+                .ok()?
+                .into_owned()
         } else {
             wire.to_owned()
         };
@@ -100,7 +104,8 @@ mod tests {
 
     const SECRET: &str = "better-auth-secret-12345678901234567890";
     const TOKEN: &str = "abcdefghijklmnopqrstuvwxyz012345";
-    const WIRE: &str = "abcdefghijklmnopqrstuvwxyz012345.I9CRtBzOYKOp91pmsrUITzor0IvV8qog4R1ydDphbLY%3D";
+    const WIRE: &str =
+        "abcdefghijklmnopqrstuvwxyz012345.I9CRtBzOYKOp91pmsrUITzor0IvV8qog4R1ydDphbLY%3D";
 
     #[test]
     fn signs_the_spec_test_vector() {
@@ -109,8 +114,14 @@ mod tests {
 
     #[test]
     fn verifies_the_spec_test_vector_and_rejects_other_secrets() {
-        assert_eq!(Signer::new(SECRET).verify_cookie_value(WIRE).as_deref(), Some(TOKEN));
-        assert_eq!(Signer::new("another-secret-that-is-long-enough!!").verify_cookie_value(WIRE), None);
+        assert_eq!(
+            Signer::new(SECRET).verify_cookie_value(WIRE).as_deref(),
+            Some(TOKEN)
+        );
+        assert_eq!(
+            Signer::new("another-secret-that-is-long-enough!!").verify_cookie_value(WIRE),
+            None
+        );
     }
 
     #[test]

@@ -66,7 +66,11 @@ pub enum AuthError {
 
     /// An error raised by application code (for example `kernia.APIError`).
     #[error("{message}")]
-    Custom { status: u16, code: String, message: String },
+    Custom {
+        status: u16,
+        code: String,
+        message: String,
+    },
 
     /// Something broke that the client cannot fix; the detail is logged, not sent.
     #[error("Internal server error")]
@@ -101,15 +105,25 @@ impl AuthError {
         use AuthError::*;
         match self {
             NotFound => 404,
-            InvalidJson | Validation(_) | EmailPasswordSignUpDisabled | EmailPasswordDisabled | PasswordTooShort
-            | PasswordTooLong | InvalidEmail | UrlNotAString(_) => 400,
+            InvalidJson
+            | Validation(_)
+            | EmailPasswordSignUpDisabled
+            | EmailPasswordDisabled
+            | PasswordTooShort
+            | PasswordTooLong
+            | InvalidEmail
+            | UrlNotAString(_) => 400,
             UnsupportedMediaType(_) => 415,
             PayloadTooLarge(_) => 413,
             UserAlreadyExists | FailedToCreateUser => 422,
-            InvalidEmailOrPassword | FailedToCreateSession | FailedToGetSession | Unauthorized => 401,
-            EmailNotVerified | MissingOrNullOrigin | InvalidOrigin | CrossSiteNavigationLoginBlocked | InvalidUrl(_) => {
-                403
+            InvalidEmailOrPassword | FailedToCreateSession | FailedToGetSession | Unauthorized => {
+                401
             }
+            EmailNotVerified
+            | MissingOrNullOrigin
+            | InvalidOrigin
+            | CrossSiteNavigationLoginBlocked
+            | InvalidUrl(_) => 403,
             MethodNotAllowedDeferSessionRequired => 405,
             TooManyRequests { .. } => 429,
             Custom { status, .. } => *status,
@@ -171,7 +185,8 @@ impl AuthError {
         body.insert("message".into(), self.message().into());
         let mut resp = Response::json(status, &serde_json::Value::Object(body));
         if let AuthError::TooManyRequests { retry_after } = self {
-            resp.headers.push(("x-retry-after".into(), retry_after.to_string()));
+            resp.headers
+                .push(("x-retry-after".into(), retry_after.to_string()));
         }
         resp
     }
@@ -201,7 +216,10 @@ mod tests {
         let r = AuthError::TooManyRequests { retry_after: 7 }.to_response();
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert!(v.get("code").is_none());
-        assert!(r.headers.iter().any(|(k, v)| k == "x-retry-after" && v == "7"));
+        assert!(r
+            .headers
+            .iter()
+            .any(|(k, v)| k == "x-retry-after" && v == "7"));
     }
 
     #[test]

@@ -38,16 +38,27 @@ fn matches(pattern: &str, path: &str) -> bool {
 
 impl RateLimiter {
     pub fn new(opts: RateLimitOptions) -> Self {
-        RateLimiter { opts, state: Mutex::new(State::default()) }
+        RateLimiter {
+            opts,
+            state: Mutex::new(State::default()),
+        }
     }
 
     /// The rule for `path`, or `None` when it is not limited.
     fn rule(&self, path: &str) -> Option<RateLimitRule> {
-        let mut rule = Some(RateLimitRule { window: self.opts.window, max: self.opts.max });
+        let mut rule = Some(RateLimitRule {
+            window: self.opts.window,
+            max: self.opts.max,
+        });
         if let Some((_, special)) = SPECIAL.iter().find(|(prefix, _)| path.starts_with(prefix)) {
             rule = Some(*special);
         }
-        if let Some((_, custom)) = self.opts.custom_rules.iter().find(|(p, _)| matches(p, path)) {
+        if let Some((_, custom)) = self
+            .opts
+            .custom_rules
+            .iter()
+            .find(|(p, _)| matches(p, path))
+        {
             rule = *custom;
         }
         rule
@@ -58,7 +69,9 @@ impl RateLimiter {
             return Ok(());
         }
         let path = path.trim_end_matches('/');
-        let Some(rule) = self.rule(path) else { return Ok(()) };
+        let Some(rule) = self.rule(path) else {
+            return Ok(());
+        };
         let key = format!("{}|{path}", ip.unwrap_or("no-trusted-ip"));
         let window_ms = rule.window as i64 * 1000;
         let mut st = self.state.lock().expect("rate-limit lock");
@@ -75,14 +88,22 @@ impl RateLimiter {
         }
         if entry.0 >= rule.max {
             let retry_ms = entry.1 + window_ms - now_ms;
-            return Err(AuthError::TooManyRequests { retry_after: ((retry_ms + 999) / 1000).max(1) as u64 });
+            return Err(AuthError::TooManyRequests {
+                retry_after: ((retry_ms + 999) / 1000).max(1) as u64,
+            });
         }
         *entry = (entry.0 + 1, now_ms);
         Ok(())
     }
 
     fn longest_window_ms(&self) -> i64 {
-        let custom = self.opts.custom_rules.iter().filter_map(|(_, r)| r.map(|r| r.window)).max().unwrap_or(0);
+        let custom = self
+            .opts
+            .custom_rules
+            .iter()
+            .filter_map(|(_, r)| r.map(|r| r.window))
+            .max()
+            .unwrap_or(0);
         self.opts.window.max(10).max(custom) as i64 * 1000
     }
 }
@@ -92,7 +113,13 @@ mod tests {
     use super::*;
 
     fn limiter(custom: Vec<(String, Option<RateLimitRule>)>) -> RateLimiter {
-        RateLimiter::new(RateLimitOptions { enabled: true, window: 60, max: 5, storage: "memory".into(), custom_rules: custom })
+        RateLimiter::new(RateLimitOptions {
+            enabled: true,
+            window: 60,
+            max: 5,
+            storage: "memory".into(),
+            custom_rules: custom,
+        })
     }
 
     #[test]
@@ -101,14 +128,23 @@ mod tests {
         for _ in 0..3 {
             l.check("/sign-in/email", Some("1.1.1.1"), 0).unwrap();
         }
-        assert_eq!(l.check("/sign-in/email", Some("1.1.1.1"), 1000), Err(AuthError::TooManyRequests { retry_after: 9 }));
+        assert_eq!(
+            l.check("/sign-in/email", Some("1.1.1.1"), 1000),
+            Err(AuthError::TooManyRequests { retry_after: 9 })
+        );
         l.check("/sign-in/email", Some("2.2.2.2"), 1000).unwrap();
         l.check("/sign-in/email", Some("1.1.1.1"), 10_000).unwrap();
     }
 
     #[test]
     fn global_and_custom_rules() {
-        let l = limiter(vec![("/get-session".into(), None), ("/custom/*".into(), Some(RateLimitRule { window: 1, max: 1 }))]);
+        let l = limiter(vec![
+            ("/get-session".into(), None),
+            (
+                "/custom/*".into(),
+                Some(RateLimitRule { window: 1, max: 1 }),
+            ),
+        ]);
         for _ in 0..50 {
             l.check("/get-session", Some("ip"), 0).unwrap();
         }

@@ -34,7 +34,9 @@ pub fn parse_iso(s: &str) -> Option<i64> {
         return Some(dt.timestamp_millis());
     }
     // Tolerate `YYYY-MM-DD HH:MM:SS[.fff]` as written by SQLite's own date functions.
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok().map(|n| n.and_utc().timestamp_millis())
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
+        .ok()
+        .map(|n| n.and_utc().timestamp_millis())
 }
 
 #[cfg(test)]
@@ -44,8 +46,14 @@ mod tests {
     #[test]
     fn iso_round_trip() {
         assert_eq!(iso(1_787_479_872_345), "2026-08-23T10:11:12.345Z");
-        assert_eq!(parse_iso("2026-08-23T10:11:12.345Z"), Some(1_787_479_872_345));
-        assert_eq!(parse_iso("2026-08-23 10:11:12.345"), Some(1_787_479_872_345));
+        assert_eq!(
+            parse_iso("2026-08-23T10:11:12.345Z"),
+            Some(1_787_479_872_345)
+        );
+        assert_eq!(
+            parse_iso("2026-08-23 10:11:12.345"),
+            Some(1_787_479_872_345)
+        );
         assert_eq!(parse_iso("yesterday"), None);
     }
 

@@ -61,7 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--base-url", help="public URL of the server (default: $KERNIA_BASE_URL)")
     serve.add_argument("--base-path", default="/api/auth")
-    serve.add_argument("--trusted-origin", action="append", default=[], help="an origin allowed to call (repeat)")
+    serve.add_argument(
+        "--trusted-origin", action="append", default=[], help="an origin allowed to call (repeat)"
+    )
     serve.add_argument("--no-email-password", action="store_true", help="turn the email/password routes off")
     serve.add_argument("--no-rate-limit", action="store_true", help="turn rate limiting off")
     serve.add_argument("--log-level", default="warning")

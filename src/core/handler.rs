@@ -23,11 +23,17 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Self {
-        Outcome { response: Response::json(200, value), writes: Vec::new(), new_session: None }
+        Outcome {
+            response: Response::json(200, value),
+            writes: Vec::new(),
+            new_session: None,
+        }
     }
 
     pub fn cookies(mut self, cookies: impl IntoIterator<Item = String>) -> Self {
-        self.response.headers.extend(cookies.into_iter().map(|c| ("set-cookie".to_owned(), c)));
+        self.response
+            .headers
+            .extend(cookies.into_iter().map(|c| ("set-cookie".to_owned(), c)));
         self
     }
 
@@ -56,7 +62,11 @@ pub struct Ctx<'a> {
 
 impl Auth {
     pub fn client_ip(&self, req: &Request) -> Option<String> {
-        crate::net::client_ip(req.peer_ip.as_deref(), req.header("x-forwarded-for"), &self.cfg.trusted_proxies)
+        crate::net::client_ip(
+            req.peer_ip.as_deref(),
+            req.header("x-forwarded-for"),
+            &self.cfg.trusted_proxies,
+        )
     }
 
     /// Serves one request. Never panics and never fails: every error becomes its response.
@@ -69,13 +79,18 @@ impl Auth {
 
     async fn process(&self, req: &Request) -> Result<Response, AuthError> {
         let client_ip = self.client_ip(req);
-        self.limiter.check(&req.path, client_ip.as_deref(), self.clock.now_ms())?;
+        self.limiter
+            .check(&req.path, client_ip.as_deref(), self.clock.now_ms())?;
         let route = router::route(&req.method, &req.path).ok_or(AuthError::NotFound)?;
         if req.body.len() > self.cfg.advanced.max_body_size {
             return Err(AuthError::PayloadTooLarge(self.cfg.advanced.max_body_size));
         }
         origin::check_cookie_origin(&self.cfg, req)?;
-        let ctx = Ctx { auth: self, req, client_ip };
+        let ctx = Ctx {
+            auth: self,
+            req,
+            client_ip,
+        };
         let outcome = route.run(&ctx).await?;
         self.store.apply(outcome.writes).await?;
         Ok(outcome.response)

@@ -7,7 +7,11 @@ use crate::error::AuthError;
 /// `scheme://host[:port]`, lower-cased, of an absolute URL; `None` if it is not one.
 pub fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
-    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+    if scheme.is_empty()
+        || !scheme
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    {
         return None;
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -29,7 +33,9 @@ pub fn origin_of(url: &str) -> Option<String> {
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
     match (pattern.first(), text.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => glob(&pattern[1..], text) || (!text.is_empty() && glob(pattern, &text[1..])),
+        (Some(b'*'), _) => {
+            glob(&pattern[1..], text) || (!text.is_empty() && glob(pattern, &text[1..]))
+        }
         (Some(b'?'), Some(_)) => glob(&pattern[1..], &text[1..]),
         (Some(p), Some(t)) if p.eq_ignore_ascii_case(t) => glob(&pattern[1..], &text[1..]),
         _ => false,
@@ -37,7 +43,9 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 }
 
 fn matches_pattern(pattern: &str, url: &str) -> bool {
-    let Some(origin) = origin_of(url) else { return false };
+    let Some(origin) = origin_of(url) else {
+        return false;
+    };
     if pattern.contains(['*', '?']) {
         return if pattern.contains("://") {
             glob(pattern.as_bytes(), origin.as_bytes())
@@ -51,19 +59,31 @@ fn matches_pattern(pattern: &str, url: &str) -> bool {
         return origin_of(pattern).as_deref() == Some(origin.as_str());
     }
     // Custom schemes (`myapp://`): scheme, then authority and path prefix when given.
-    url.to_ascii_lowercase().starts_with(&pattern.to_ascii_lowercase())
+    url.to_ascii_lowercase()
+        .starts_with(&pattern.to_ascii_lowercase())
 }
 
 /// A same-site relative URL: one leading `/`, simple characters, an optional simple query.
 fn is_safe_relative(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix('/') else { return false };
+    let Some(rest) = url.strip_prefix('/') else {
+        return false;
+    };
     let lower = rest.to_ascii_lowercase();
-    if rest.starts_with('/') || rest.starts_with('\\') || lower.contains("%2f") || lower.contains("%5c") || rest.contains("//") {
+    if rest.starts_with('/')
+        || rest.starts_with('\\')
+        || lower.contains("%2f")
+        || lower.contains("%5c")
+        || rest.contains("//")
+    {
         return false;
     }
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let path_ok = path.chars().all(|c| c.is_alphanumeric() || "_-.+/@".contains(c));
-    let query_ok = query.chars().all(|c| c.is_alphanumeric() || "_-.+/@=&%".contains(c));
+    let path_ok = path
+        .chars()
+        .all(|c| c.is_alphanumeric() || "_-.+/@".contains(c));
+    let query_ok = query
+        .chars()
+        .all(|c| c.is_alphanumeric() || "_-.+/@=&%".contains(c));
     path_ok && query_ok
 }
 
@@ -78,7 +98,9 @@ pub fn is_trusted(cfg: &Config, url: &str, allow_relative: bool) -> bool {
 }
 
 fn request_origin(req: &Request) -> Option<&str> {
-    req.header("origin").or_else(|| req.header("referer")).filter(|o| !o.is_empty() && *o != "null")
+    req.header("origin")
+        .or_else(|| req.header("referer"))
+        .filter(|o| !o.is_empty() && *o != "null")
 }
 
 fn check_origin_header(cfg: &Config, req: &Request) -> Result<(), AuthError> {
@@ -96,7 +118,10 @@ fn csrf_enabled(cfg: &Config) -> bool {
 
 /// §13.2 step 1: a state-changing request that carries cookies must come from a trusted origin.
 pub fn check_cookie_origin(cfg: &Config, req: &Request) -> Result<(), AuthError> {
-    if !csrf_enabled(cfg) || matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS") || !req.has_cookies() {
+    if !csrf_enabled(cfg)
+        || matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+        || !req.has_cookies()
+    {
         return Ok(());
     }
     check_origin_header(cfg, req)
@@ -111,7 +136,9 @@ pub fn check_form_csrf(cfg: &Config, req: &Request) -> Result<(), AuthError> {
         return check_origin_header(cfg, req);
     }
     let site = req.header("sec-fetch-site");
-    let has_fetch_metadata = site.is_some() || req.header("sec-fetch-mode").is_some() || req.header("sec-fetch-dest").is_some();
+    let has_fetch_metadata = site.is_some()
+        || req.header("sec-fetch-mode").is_some()
+        || req.header("sec-fetch-dest").is_some();
     if has_fetch_metadata {
         if site == Some("cross-site") && req.header("sec-fetch-mode") == Some("navigate") {
             return Err(AuthError::CrossSiteNavigationLoginBlocked);
@@ -125,7 +152,11 @@ pub fn check_form_csrf(cfg: &Config, req: &Request) -> Result<(), AuthError> {
 }
 
 /// §13.2 step 2: callback-type URLs in the body or query must be trusted (relative allowed).
-pub fn check_callback_url(cfg: &Config, field: crate::error::UrlField, value: Option<&serde_json::Value>) -> Result<(), AuthError> {
+pub fn check_callback_url(
+    cfg: &Config,
+    field: crate::error::UrlField,
+    value: Option<&serde_json::Value>,
+) -> Result<(), AuthError> {
     if cfg.advanced.disable_origin_check {
         return Ok(());
     }
@@ -151,8 +182,14 @@ mod tests {
 
     #[test]
     fn origins_are_extracted() {
-        assert_eq!(origin_of("HTTPS://Example.com:443/a?b").as_deref(), Some("https://example.com"));
-        assert_eq!(origin_of("http://localhost:3000/x").as_deref(), Some("http://localhost:3000"));
+        assert_eq!(
+            origin_of("HTTPS://Example.com:443/a?b").as_deref(),
+            Some("https://example.com")
+        );
+        assert_eq!(
+            origin_of("http://localhost:3000/x").as_deref(),
+            Some("http://localhost:3000")
+        );
         assert_eq!(origin_of("/relative"), None);
     }
 
@@ -174,21 +211,42 @@ mod tests {
     fn cookie_bearing_posts_need_a_trusted_origin() {
         let c = cfg();
         let base = Request::new("POST", "/sign-out").with_header("cookie", "a=b");
-        assert_eq!(check_cookie_origin(&c, &base), Err(AuthError::MissingOrNullOrigin));
+        assert_eq!(
+            check_cookie_origin(&c, &base),
+            Err(AuthError::MissingOrNullOrigin)
+        );
         let evil = base.clone().with_header("origin", "https://evil.com");
-        assert_eq!(check_cookie_origin(&c, &evil), Err(AuthError::InvalidOrigin));
+        assert_eq!(
+            check_cookie_origin(&c, &evil),
+            Err(AuthError::InvalidOrigin)
+        );
         let ok = base.clone().with_header("origin", "http://localhost:3000");
         assert_eq!(check_cookie_origin(&c, &ok), Ok(()));
-        assert_eq!(check_cookie_origin(&c, &Request::new("POST", "/sign-out")), Ok(()));
+        assert_eq!(
+            check_cookie_origin(&c, &Request::new("POST", "/sign-out")),
+            Ok(())
+        );
     }
 
     #[test]
     fn form_csrf_blocks_cross_site_navigation() {
         let c = cfg();
-        let r = Request::new("POST", "/sign-in/email").with_header("sec-fetch-site", "cross-site").with_header("sec-fetch-mode", "navigate");
-        assert_eq!(check_form_csrf(&c, &r), Err(AuthError::CrossSiteNavigationLoginBlocked));
-        let no_origin = Request::new("POST", "/sign-in/email").with_header("sec-fetch-site", "same-origin");
-        assert_eq!(check_form_csrf(&c, &no_origin), Err(AuthError::MissingOrNullOrigin));
-        assert_eq!(check_form_csrf(&c, &Request::new("POST", "/sign-in/email")), Ok(()));
+        let r = Request::new("POST", "/sign-in/email")
+            .with_header("sec-fetch-site", "cross-site")
+            .with_header("sec-fetch-mode", "navigate");
+        assert_eq!(
+            check_form_csrf(&c, &r),
+            Err(AuthError::CrossSiteNavigationLoginBlocked)
+        );
+        let no_origin =
+            Request::new("POST", "/sign-in/email").with_header("sec-fetch-site", "same-origin");
+        assert_eq!(
+            check_form_csrf(&c, &no_origin),
+            Err(AuthError::MissingOrNullOrigin)
+        );
+        assert_eq!(
+            check_form_csrf(&c, &Request::new("POST", "/sign-in/email")),
+            Ok(())
+        );
     }
 }

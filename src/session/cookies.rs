@@ -50,7 +50,11 @@ impl CookieNames {
 
     /// Expires every session cookie (spec §2.4 `deleteSessionCookie`).
     pub fn expire_session(&self) -> Vec<String> {
-        vec![self.expire(&self.session_token), self.expire(&self.session_data), self.expire(&self.dont_remember)]
+        vec![
+            self.expire(&self.session_token),
+            self.expire(&self.session_data),
+            self.expire(&self.dont_remember),
+        ]
     }
 }
 
@@ -59,7 +63,10 @@ mod tests {
     use super::*;
 
     fn names(base_url: &str) -> CookieNames {
-        let cfg = Config::from_json(&format!(r#"{{"database":"sqlite::memory:","secret":"x","base_url":"{base_url}"}}"#)).unwrap();
+        let cfg = Config::from_json(&format!(
+            r#"{{"database":"sqlite::memory:","secret":"x","base_url":"{base_url}"}}"#
+        ))
+        .unwrap();
         CookieNames::new(&cfg)
     }
 
@@ -67,14 +74,22 @@ mod tests {
     fn plain_http_cookies() {
         let n = names("http://localhost:3000");
         assert_eq!(n.session_token, "better-auth.session_token");
-        assert_eq!(n.set(&n.session_token, "v", Some(604800)), "better-auth.session_token=v; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax");
-        assert_eq!(n.expire(&n.session_token), "better-auth.session_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax");
+        assert_eq!(
+            n.set(&n.session_token, "v", Some(604800)),
+            "better-auth.session_token=v; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax"
+        );
+        assert_eq!(
+            n.expire(&n.session_token),
+            "better-auth.session_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
+        );
     }
 
     #[test]
     fn https_cookies_are_secure_prefixed() {
         let n = names("https://example.com");
         assert_eq!(n.session_token, "__Secure-better-auth.session_token");
-        assert!(n.set(&n.session_token, "v", None).ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"));
+        assert!(n
+            .set(&n.session_token, "v", None)
+            .ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"));
     }
 }

@@ -14,12 +14,18 @@ use crate::storage::WriteOp;
 const DONT_REMEMBER_LIFETIME_S: i64 = 86_400;
 
 /// What the request's cookies say about its session.
+// Lives for one call only: boxing the large variant would cost an allocation per get-session.
+#[allow(clippy::large_enum_variant)]
 pub enum Current {
     /// No cookie, or one whose signature does not verify.
     None,
     /// A signed cookie whose session is gone or expired.
     Stale { token: String, expired_row: bool },
-    Valid { session: Session, user: User, dont_remember: bool },
+    Valid {
+        session: Session,
+        user: User,
+        dont_remember: bool,
+    },
 }
 
 impl Auth {
@@ -37,18 +43,40 @@ impl Auth {
 
     /// One indexed lookup: the session and its user, if the cookie is valid and the session live.
     pub async fn current_session(&self, req: &Request) -> Result<Current, AuthError> {
-        let Some(token) = self.session_token(req) else { return Ok(Current::None) };
+        let Some(token) = self.session_token(req) else {
+            return Ok(Current::None);
+        };
         match self.store.session_with_user(&token).await? {
-            None => Ok(Current::Stale { token, expired_row: false }),
-            Some((session, _)) if session.expires_at <= self.clock.now_ms() => Ok(Current::Stale { token, expired_row: true }),
-            Some((session, user)) => Ok(Current::Valid { session, user, dont_remember: self.has_dont_remember(req) }),
+            None => Ok(Current::Stale {
+                token,
+                expired_row: false,
+            }),
+            Some((session, _)) if session.expires_at <= self.clock.now_ms() => Ok(Current::Stale {
+                token,
+                expired_row: true,
+            }),
+            Some((session, user)) => Ok(Current::Valid {
+                session,
+                user,
+                dont_remember: self.has_dont_remember(req),
+            }),
         }
     }
 
     /// A new session row for `user_id`; `remember: false` makes it a one-day session.
-    pub fn new_session(&self, user_id: &str, remember: bool, req: &Request, client_ip: Option<&str>) -> Session {
+    pub fn new_session(
+        &self,
+        user_id: &str,
+        remember: bool,
+        req: &Request,
+        client_ip: Option<&str>,
+    ) -> Session {
         let now = self.clock.now_ms();
-        let lifetime = if remember { self.cfg.session.expires_in } else { DONT_REMEMBER_LIFETIME_S };
+        let lifetime = if remember {
+            self.cfg.session.expires_in
+        } else {
+            DONT_REMEMBER_LIFETIME_S
+        };
         Session {
             id: new_id(),
             token: new_id(),
@@ -66,7 +94,11 @@ impl Auth {
     pub fn session_cookies(&self, session: &Session, remember: bool) -> Vec<String> {
         let value = self.cfg.signer.sign_cookie_value(&session.token);
         if remember {
-            vec![self.cookies.set(&self.cookies.session_token, &value, Some(self.cfg.session.expires_in))]
+            vec![self.cookies.set(
+                &self.cookies.session_token,
+                &value,
+                Some(self.cfg.session.expires_in),
+            )]
         } else {
             let flag = self.cfg.signer.sign_cookie_value("true");
             vec![

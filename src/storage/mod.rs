@@ -25,7 +25,11 @@ pub enum WriteOp {
     InsertAccount(Account),
     InsertSession(Session),
     DeleteSessionByToken(String),
-    RefreshSession { id: String, expires_at: i64, updated_at: i64 },
+    RefreshSession {
+        id: String,
+        expires_at: i64,
+        updated_at: i64,
+    },
 }
 
 /// Unique constraints the endpoints turn into client errors.
@@ -70,7 +74,10 @@ pub trait Store: Send + Sync {
     /// The session with this token and its user, expired or not.
     async fn session_with_user(&self, token: &str) -> Result<Option<(Session, User)>, StoreError>;
     /// The user with this (lower-cased) email and the hash of its credential account, if any.
-    async fn user_with_password(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError>;
+    async fn user_with_password(
+        &self,
+        email: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError>;
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
     /// All ops in one transaction: all of them happen or none does.
     async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
@@ -108,7 +115,9 @@ pub fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
         r => r,
     };
     if path.is_empty() {
-        return Err(bad("no file path; use sqlite:///app.db (relative) or sqlite:////abs/app.db"));
+        return Err(bad(
+            "no file path; use sqlite:///app.db (relative) or sqlite:////abs/app.db",
+        ));
     }
     if path.contains('?') {
         return Err(bad("query parameters are not supported in SQLite URLs"));
@@ -119,8 +128,12 @@ pub fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
 /// Opens the database, creating or migrating the schema.
 pub async fn open(url: &str, pool_size: usize) -> Result<Arc<dyn Store>, ConfigError> {
     match parse_database_url(url)? {
-        DatabaseUrl::SqliteMemory => Ok(Arc::new(sqlite::SqliteStore::open(None, pool_size).await?)),
-        DatabaseUrl::SqliteFile(path) => Ok(Arc::new(sqlite::SqliteStore::open(Some(path), pool_size).await?)),
+        DatabaseUrl::SqliteMemory => {
+            Ok(Arc::new(sqlite::SqliteStore::open(None, pool_size).await?))
+        }
+        DatabaseUrl::SqliteFile(path) => Ok(Arc::new(
+            sqlite::SqliteStore::open(Some(path), pool_size).await?,
+        )),
         DatabaseUrl::Postgres(u) => Ok(Arc::new(postgres::PgStore::open(&u, pool_size).await?)),
     }
 }
@@ -131,18 +144,39 @@ mod tests {
 
     #[test]
     fn sqlite_urls_read_like_sqlalchemy() {
-        assert_eq!(parse_database_url("sqlite:///app.db").unwrap(), DatabaseUrl::SqliteFile("app.db".into()));
-        assert_eq!(parse_database_url("sqlite:////var/app.db").unwrap(), DatabaseUrl::SqliteFile("/var/app.db".into()));
-        assert_eq!(parse_database_url("sqlite::memory:").unwrap(), DatabaseUrl::SqliteMemory);
-        assert!(matches!(parse_database_url("postgresql://u@h/db").unwrap(), DatabaseUrl::Postgres(_)));
-        assert!(parse_database_url("mysql://x").unwrap_err().to_string().contains("unknown scheme"));
+        assert_eq!(
+            parse_database_url("sqlite:///app.db").unwrap(),
+            DatabaseUrl::SqliteFile("app.db".into())
+        );
+        assert_eq!(
+            parse_database_url("sqlite:////var/app.db").unwrap(),
+            DatabaseUrl::SqliteFile("/var/app.db".into())
+        );
+        assert_eq!(
+            parse_database_url("sqlite::memory:").unwrap(),
+            DatabaseUrl::SqliteMemory
+        );
+        assert!(matches!(
+            parse_database_url("postgresql://u@h/db").unwrap(),
+            DatabaseUrl::Postgres(_)
+        ));
+        assert!(parse_database_url("mysql://x")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown scheme"));
         assert!(parse_database_url("sqlite:///").is_err());
     }
 
     #[test]
     fn constraint_names_are_recognized() {
-        assert_eq!(constraint_from("UNIQUE constraint failed: user.email"), Constraint::UserEmail);
+        assert_eq!(
+            constraint_from("UNIQUE constraint failed: user.email"),
+            Constraint::UserEmail
+        );
         assert_eq!(constraint_from("user_email_key"), Constraint::UserEmail);
-        assert_eq!(constraint_from("user_username_uidx"), Constraint::UserUsername);
+        assert_eq!(
+            constraint_from("user_username_uidx"),
+            Constraint::UserUsername
+        );
     }
 }

@@ -59,21 +59,37 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|e| ConfigError::Database(format!("cannot connect to PostgreSQL at {}: {e}", redact(url))))?;
+            .map_err(|e| {
+                ConfigError::Database(format!(
+                    "cannot connect to PostgreSQL at {}: {e}",
+                    redact(url)
+                ))
+            })?;
         let store = PgStore { pool };
-        store.migrate().await.map_err(|e| ConfigError::Database(format!("cannot create the schema: {e}")))?;
+        store
+            .migrate()
+            .await
+            .map_err(|e| ConfigError::Database(format!("cannot create the schema: {e}")))?;
         Ok(store)
     }
 
     async fn migrate(&self) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
-        sqlx::raw_sql(schema::POSTGRES_TABLES).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(MIGRATION_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::raw_sql(schema::POSTGRES_TABLES)
+            .execute(&mut *tx)
+            .await?;
         for (table, column, _, pg_type) in schema::ADDED_COLUMNS {
-            let sql = format!(r#"ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS "{column}" {pg_type}"#);
+            let sql =
+                format!(r#"ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS "{column}" {pg_type}"#);
             sqlx::raw_sql(&sql).execute(&mut *tx).await?;
         }
-        sqlx::raw_sql(schema::ADDED_INDEXES).execute(&mut *tx).await?;
+        sqlx::raw_sql(schema::ADDED_INDEXES)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await
     }
 }
@@ -158,15 +174,24 @@ async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<(), sqlx::Err
             .await?;
         }
         WriteOp::DeleteSessionByToken(token) => {
-            sqlx::query(r#"DELETE FROM "session" WHERE "token" = $1"#).bind(token).execute(conn).await?;
-        }
-        WriteOp::RefreshSession { id, expires_at, updated_at } => {
-            sqlx::query(r#"UPDATE "session" SET "expiresAt" = $1, "updatedAt" = $2 WHERE "id" = $3"#)
-                .bind(ts(*expires_at))
-                .bind(ts(*updated_at))
-                .bind(id)
+            sqlx::query(r#"DELETE FROM "session" WHERE "token" = $1"#)
+                .bind(token)
                 .execute(conn)
                 .await?;
+        }
+        WriteOp::RefreshSession {
+            id,
+            expires_at,
+            updated_at,
+        } => {
+            sqlx::query(
+                r#"UPDATE "session" SET "expiresAt" = $1, "updatedAt" = $2 WHERE "id" = $3"#,
+            )
+            .bind(ts(*expires_at))
+            .bind(ts(*updated_at))
+            .bind(id)
+            .execute(conn)
+            .await?;
         }
     }
     Ok(())
@@ -178,23 +203,42 @@ impl Store for PgStore {
         let sql = format!(
             r#"SELECT {SESSION_COLUMNS}, {USER_COLUMNS} FROM "session" s JOIN "user" u ON u."id" = s."userId" WHERE s."token" = $1"#
         );
-        let row = sqlx::query(&sql).bind(token).fetch_optional(&self.pool).await.map_err(map_err)?;
-        row.map(|r| Ok((session_at(&r)?, user_at(&r, 8)?))).transpose().map_err(map_err)
+        let row = sqlx::query(&sql)
+            .bind(token)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| Ok((session_at(&r)?, user_at(&r, 8)?)))
+            .transpose()
+            .map_err(map_err)
     }
 
-    async fn user_with_password(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
+    async fn user_with_password(
+        &self,
+        email: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
         let sql = format!(
             r#"SELECT {USER_COLUMNS}, a."password" FROM "user" u
                LEFT JOIN "account" a ON a."userId" = u."id" AND a."providerId" = 'credential' AND a."accountId" = u."id"
                WHERE u."email" = $1 ORDER BY a."password" IS NULL LIMIT 1"#
         );
-        let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await.map_err(map_err)?;
-        row.map(|r| Ok((user_at(&r, 0)?, r.try_get(10)?))).transpose().map_err(map_err)
+        let row = sqlx::query(&sql)
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.map(|r| Ok((user_at(&r, 0)?, r.try_get(10)?)))
+            .transpose()
+            .map_err(map_err)
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" u WHERE u."email" = $1"#);
-        let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await.map_err(map_err)?;
+        let row = sqlx::query(&sql)
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
         row.map(|r| user_at(&r, 0)).transpose().map_err(map_err)
     }
 
@@ -229,7 +273,10 @@ impl Store for PgStore {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(super::redact("postgres://bob:hunter2@db:5432/app"), "postgres://bob@db:5432/app");
+        assert_eq!(
+            super::redact("postgres://bob:hunter2@db:5432/app"),
+            "postgres://bob@db:5432/app"
+        );
         assert_eq!(super::redact("postgres://db/app"), "postgres://db/app");
     }
 }

@@ -25,7 +25,10 @@ const MAX_BATCH: usize = 128;
 type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 enum Job {
-    Write { ops: Vec<WriteOp>, reply: oneshot::Sender<Result<(), StoreError>> },
+    Write {
+        ops: Vec<WriteOp>,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
     Read(ReadJob),
 }
 
@@ -61,7 +64,9 @@ fn open_connection(path: Option<&str>) -> rusqlite::Result<Connection> {
     let conn = match path {
         Some(p) => Connection::open_with_flags(
             p,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?,
         None => Connection::open_in_memory()?,
     };
@@ -81,10 +86,14 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(schema::SQLITE_TABLES)?;
         for (table, column, sqlite_type, _) in schema::ADDED_COLUMNS {
             let exists: bool = conn
-                .prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"))?
+                .prepare(&format!(
+                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
+                ))?
                 .exists([column])?;
             if !exists {
-                conn.execute_batch(&format!(r#"ALTER TABLE "{table}" ADD COLUMN "{column}" {sqlite_type}"#))?;
+                conn.execute_batch(&format!(
+                    r#"ALTER TABLE "{table}" ADD COLUMN "{column}" {sqlite_type}"#
+                ))?;
             }
         }
         conn.execute_batch(schema::ADDED_INDEXES)
@@ -122,14 +131,21 @@ impl SqliteStore {
                 for i in 0..count {
                     let conn = open_connection(Some(p)).map_err(describe)?;
                     let rx = rx.clone();
-                    threads.push(spawn(format!("kernia-sqlite-r{i}"), move || reader_loop(conn, rx)));
+                    threads.push(spawn(format!("kernia-sqlite-r{i}"), move || {
+                        reader_loop(conn, rx)
+                    }));
                 }
                 Some(tx)
             }
         };
         let (writer, writer_rx) = unbounded::<Job>();
-        threads.push(spawn("kernia-sqlite-w".into(), move || writer_loop(writer_conn, writer_rx)));
-        Ok(SqliteStore { channels: Mutex::new(Some(Channels { writer, readers })), threads: Mutex::new(threads) })
+        threads.push(spawn("kernia-sqlite-w".into(), move || {
+            writer_loop(writer_conn, writer_rx)
+        }));
+        Ok(SqliteStore {
+            channels: Mutex::new(Some(Channels { writer, readers })),
+            threads: Mutex::new(threads),
+        })
     }
 
     async fn read<T: Send + 'static>(
@@ -153,7 +169,10 @@ impl SqliteStore {
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
-    std::thread::Builder::new().name(name).spawn(f).expect("spawn SQLite thread")
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(f)
+        .expect("spawn SQLite thread")
 }
 
 fn reader_loop(conn: Connection, rx: Receiver<ReadJob>) {
@@ -196,7 +215,11 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<PendingWrite>) {
     let alone = batch.len() == 1;
     let mut results = Vec::with_capacity(batch.len());
     for (ops, _) in batch.iter() {
-        let r = if alone { apply_ops(conn, ops) } else { apply_in_savepoint(conn, ops) };
+        let r = if alone {
+            apply_ops(conn, ops)
+        } else {
+            apply_in_savepoint(conn, ops)
+        };
         results.push(r);
     }
     let commit = conn.execute_batch("COMMIT").map_err(map_err);
@@ -258,11 +281,18 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
             ])?;
         }
         WriteOp::DeleteSessionByToken(token) => {
-            conn.prepare_cached(r#"DELETE FROM "session" WHERE "token" = ?1"#)?.execute([token])?;
+            conn.prepare_cached(r#"DELETE FROM "session" WHERE "token" = ?1"#)?
+                .execute([token])?;
         }
-        WriteOp::RefreshSession { id, expires_at, updated_at } => {
-            conn.prepare_cached(r#"UPDATE "session" SET "expiresAt" = ?1, "updatedAt" = ?2 WHERE "id" = ?3"#)?
-                .execute(params![iso(*expires_at), iso(*updated_at), id])?;
+        WriteOp::RefreshSession {
+            id,
+            expires_at,
+            updated_at,
+        } => {
+            conn.prepare_cached(
+                r#"UPDATE "session" SET "expiresAt" = ?1, "updatedAt" = ?2 WHERE "id" = ?3"#,
+            )?
+            .execute(params![iso(*expires_at), iso(*updated_at), id])?;
         }
     }
     Ok(())
@@ -330,7 +360,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn user_with_password(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
+    async fn user_with_password(
+        &self,
+        email: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
         let email = email.to_owned();
         self.read(move |conn| {
             let sql = format!(
@@ -364,7 +397,9 @@ impl Store for SqliteStore {
         {
             let guard = self.channels.lock().expect("channel lock");
             let ch = guard.as_ref().ok_or_else(closed)?;
-            ch.writer.send(Job::Write { ops, reply }).map_err(|_| closed())?;
+            ch.writer
+                .send(Job::Write { ops, reply })
+                .map_err(|_| closed())?;
         }
         rx.await.map_err(|_| closed())?
     }

@@ -144,7 +144,9 @@ class Browser:
         return await self.request("GET", path, **kw)
 
     async def sign_up(self, email: str = "ada@example.com", password: str = "correct-horse", **extra: Any):
-        return await self.post("/sign-up/email", {"name": "Ada", "email": email, "password": password, **extra})
+        return await self.post(
+            "/sign-up/email", {"name": "Ada", "email": email, "password": password, **extra}
+        )
 
     async def sign_in(self, email: str = "ada@example.com", password: str = "correct-horse", **extra: Any):
         return await self.post("/sign-in/email", {"email": email, "password": password, **extra})

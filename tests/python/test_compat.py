@@ -24,12 +24,23 @@ def _insert_user(env, user_id: str, email: str, password_hash: str | None) -> No
     now = datetime.now(UTC)
     env.db.execute(
         'INSERT INTO "user" ("id","name","email","emailVerified","createdAt","updatedAt") VALUES (?,?,?,?,?,?)',
-        user_id, "Imported", email, False, _ts(env, now), _ts(env, now),
+        user_id,
+        "Imported",
+        email,
+        False,
+        _ts(env, now),
+        _ts(env, now),
     )
     if password_hash:
         env.db.execute(
             'INSERT INTO "account" ("id","accountId","providerId","userId","password","createdAt","updatedAt") VALUES (?,?,?,?,?,?,?)',
-            "acc-" + user_id, user_id, "credential", user_id, password_hash, _ts(env, now), _ts(env, now),
+            "acc-" + user_id,
+            user_id,
+            "credential",
+            user_id,
+            password_hash,
+            _ts(env, now),
+            _ts(env, now),
         )
 
 
@@ -47,7 +58,12 @@ async def test_a_kernia_argon2id_hash_signs_in(env, browser_for):
     from argon2 import PasswordHasher
 
     auth = env.make()
-    _insert_user(env, "kerniaUser0000000000000000000001", "kernia@example.com", PasswordHasher().hash("hunter2-hunter2"))
+    _insert_user(
+        env,
+        "kerniaUser0000000000000000000001",
+        "kernia@example.com",
+        PasswordHasher().hash("hunter2-hunter2"),
+    )
     b = browser_for(auth)
     assert (await b.sign_in(email="kernia@example.com", password="hunter2-hunter2")).status_code == 200
     assert (await b.sign_in(email="kernia@example.com", password="hunter3-hunter3")).status_code == 401
@@ -66,8 +82,12 @@ async def test_the_spec_cookie_vector_is_accepted_and_other_secrets_are_not(env,
     now = datetime.now(UTC)
     env.db.execute(
         'INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt") VALUES (?,?,?,?,?,?)',
-        "vectorSession", VECTOR_TOKEN, "vectorUser000000000000000000001",
-        _ts(env, now + timedelta(days=7)), _ts(env, now), _ts(env, now),
+        "vectorSession",
+        VECTOR_TOKEN,
+        "vectorUser000000000000000000001",
+        _ts(env, now + timedelta(days=7)),
+        _ts(env, now),
+        _ts(env, now),
     )
     b = browser_for(ba)
     b.cookies["better-auth.session_token"] = VECTOR_COOKIE
@@ -85,7 +105,9 @@ async def test_restarting_on_the_same_database_keeps_everything(tmp_path, browse
 
     def options() -> KerniaOptions:
         return KerniaOptions(
-            database=url, secret="s" * 32, email_and_password=EmailPasswordOptions(enabled=True),
+            database=url,
+            secret="s" * 32,
+            email_and_password=EmailPasswordOptions(enabled=True),
             rate_limit=RateLimitOptions(enabled=False),
         )
 

@@ -31,8 +31,12 @@ async def test_sign_up_creates_user_account_and_session(env, browser_for):
     assert cookie.endswith("; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax")
 
     db = env.db
-    assert db.rows('SELECT "email", "emailVerified" FROM "user"') == [("ada@example.com", False if env.backend == "postgres" else 0)]
-    [(provider, account_id, user_id, password)] = db.rows('SELECT "providerId", "accountId", "userId", "password" FROM "account"')
+    assert db.rows('SELECT "email", "emailVerified" FROM "user"') == [
+        ("ada@example.com", False if env.backend == "postgres" else 0)
+    ]
+    [(provider, account_id, user_id, password)] = db.rows(
+        'SELECT "providerId", "accountId", "userId", "password" FROM "account"'
+    )
     assert (provider, account_id, user_id) == ("credential", user["id"], user["id"])
     assert re.fullmatch(r"[0-9a-f]{32}:[0-9a-f]{128}", password)
     assert db.rows('SELECT "token", "userId" FROM "session"') == [(body["token"], user["id"])]
@@ -44,7 +48,16 @@ async def test_sign_up_then_session_then_sign_out_then_sign_in(env, browser_for)
     s = await b.session()
     assert s["user"] == user
     assert s["session"]["userId"] == user["id"]
-    assert set(s["session"]) == {"id", "expiresAt", "token", "createdAt", "updatedAt", "ipAddress", "userAgent", "userId"}
+    assert set(s["session"]) == {
+        "id",
+        "expiresAt",
+        "token",
+        "createdAt",
+        "updatedAt",
+        "ipAddress",
+        "userAgent",
+        "userId",
+    }
 
     out = await b.post("/sign-out", {})
     assert out.status_code == 200 and out.json() == {"success": True}
@@ -105,25 +118,49 @@ async def test_duplicate_email_is_422_and_changes_nothing(env, browser_for):
     before = env.db.snapshot()
     r = await browser_for(env.make()).sign_up(email="DUP@example.com")
     assert r.status_code == 422
-    assert r.json() == {"code": "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL", "message": "User already exists. Use another email."}
+    assert r.json() == {
+        "code": "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
+        "message": "User already exists. Use another email.",
+    }
     assert env.db.snapshot() == before
 
 
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"email": "a@b.co", "password": "password123"}, "[body.name] Invalid input: expected string, received undefined"),
-        ({"name": "A", "password": "password123"}, "[body.email] Invalid input: expected string, received undefined"),
-        ({"name": "A", "email": "a@b.co"}, "[body.password] Invalid input: expected string, received undefined"),
-        ({"name": 5, "email": "a@b.co", "password": "password123"}, "[body.name] Invalid input: expected string, received number"),
-        ({"name": "A", "email": "a@b.co", "password": ["x"]}, "[body.password] Invalid input: expected string, received array"),
+        (
+            {"email": "a@b.co", "password": "password123"},
+            "[body.name] Invalid input: expected string, received undefined",
+        ),
+        (
+            {"name": "A", "password": "password123"},
+            "[body.email] Invalid input: expected string, received undefined",
+        ),
+        (
+            {"name": "A", "email": "a@b.co"},
+            "[body.password] Invalid input: expected string, received undefined",
+        ),
+        (
+            {"name": 5, "email": "a@b.co", "password": "password123"},
+            "[body.name] Invalid input: expected string, received number",
+        ),
+        (
+            {"name": "A", "email": "a@b.co", "password": ["x"]},
+            "[body.password] Invalid input: expected string, received array",
+        ),
         ({"name": "A", "email": "nope", "password": "password123"}, "[body.email] Invalid email address"),
         (
             {"name": "A", "email": "a@b.co", "password": "password123", "rememberMe": "yes"},
             "[body.rememberMe] Invalid input: expected boolean, received string",
         ),
-        ({"name": "A", "email": "a@b.co", "password": "password123", "image": None}, "[body.image] Invalid input: expected string, received null"),
-        ({}, "[body.name] Invalid input: expected string, received undefined; [body.email] Invalid input: expected string, received undefined; [body.password] Invalid input: expected string, received undefined"),
+        (
+            {"name": "A", "email": "a@b.co", "password": "password123", "image": None},
+            "[body.image] Invalid input: expected string, received null",
+        ),
+        (
+            {},
+            "[body.name] Invalid input: expected string, received undefined; [body.email] Invalid input: expected string, received undefined; [body.password] Invalid input: expected string, received undefined",
+        ),
     ],
 )
 async def test_sign_up_validation_errors(env, browser_for, body, message):
@@ -150,7 +187,10 @@ async def test_extra_fields_are_ignored_and_not_client_settable(env, browser_for
     assert not verified
 
 
-@pytest.mark.parametrize(("password", "code"), [("short", "PASSWORD_TOO_SHORT"), ("x" * 129, "PASSWORD_TOO_LONG"), ("", "PASSWORD_TOO_SHORT")])
+@pytest.mark.parametrize(
+    ("password", "code"),
+    [("short", "PASSWORD_TOO_SHORT"), ("x" * 129, "PASSWORD_TOO_LONG"), ("", "PASSWORD_TOO_SHORT")],
+)
 async def test_password_length_limits(env, browser_for, password, code):
     b = browser_for(env.make())
     r = await b.sign_up(password=password)
@@ -161,14 +201,23 @@ async def test_password_length_limits(env, browser_for, password, code):
 async def test_password_limits_are_configurable(env, browser_for):
     from kernia import EmailPasswordOptions
 
-    b = browser_for(env.make(email_and_password=EmailPasswordOptions(enabled=True, min_password_length=4, max_password_length=6)))
+    b = browser_for(
+        env.make(
+            email_and_password=EmailPasswordOptions(
+                enabled=True, min_password_length=4, max_password_length=6
+            )
+        )
+    )
     assert (await b.sign_up(password="abcd")).status_code == 200
     assert (await b.sign_up(email="b@example.com", password="abcdefg")).json()["code"] == "PASSWORD_TOO_LONG"
 
 
 async def test_form_encoded_sign_up_and_sign_in(env, browser_for):
     b = browser_for(env.make())
-    r = await b.post("/sign-up/email", data={"name": "Form", "email": "form@example.com", "password": "password123", "rememberMe": "true"})
+    r = await b.post(
+        "/sign-up/email",
+        data={"name": "Form", "email": "form@example.com", "password": "password123", "rememberMe": "true"},
+    )
     assert r.status_code == 200, r.text
     b.cookies.clear()
     r = await b.post("/sign-in/email", data={"email": "form@example.com", "password": "password123"})
@@ -181,7 +230,10 @@ async def test_email_path_off_by_default_and_via_plugin(env, browser_for):
 
     off = browser_for(env.make(email_and_password=EmailPasswordOptions()))
     r = await off.sign_up()
-    assert r.status_code == 400 and r.json() == {"code": "EMAIL_PASSWORD_SIGN_UP_DISABLED", "message": "Email and password sign up is not enabled"}
+    assert r.status_code == 400 and r.json() == {
+        "code": "EMAIL_PASSWORD_SIGN_UP_DISABLED",
+        "message": "Email and password sign up is not enabled",
+    }
     r = await off.sign_in()
     assert r.status_code == 400 and r.json()["code"] == "EMAIL_PASSWORD_DISABLED"
 
@@ -194,7 +246,9 @@ async def test_disable_sign_up_keeps_sign_in(env, browser_for):
 
     b = browser_for(env.make())
     await b.sign_up()
-    closed = browser_for(env.make(email_and_password=EmailPasswordOptions(enabled=True, disable_sign_up=True)))
+    closed = browser_for(
+        env.make(email_and_password=EmailPasswordOptions(enabled=True, disable_sign_up=True))
+    )
     assert (await closed.sign_up(email="new@example.com")).json()["code"] == "EMAIL_PASSWORD_SIGN_UP_DISABLED"
     assert (await closed.sign_in()).status_code == 200
 
@@ -202,7 +256,9 @@ async def test_disable_sign_up_keeps_sign_in(env, browser_for):
 async def test_require_email_verification(env, browser_for):
     from kernia import EmailPasswordOptions
 
-    b = browser_for(env.make(email_and_password=EmailPasswordOptions(enabled=True, require_email_verification=True)))
+    b = browser_for(
+        env.make(email_and_password=EmailPasswordOptions(enabled=True, require_email_verification=True))
+    )
     r = await b.sign_up()
     assert r.status_code == 200 and r.json()["token"] is None
     assert "set-cookie" not in r.headers

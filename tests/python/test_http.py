@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import set_cookies
 from kernia import RateLimitOptions, RateLimitRule
+
+from conftest import set_cookies
 
 
 @pytest.mark.parametrize(
@@ -28,7 +29,9 @@ async def test_unknown_routes_are_404_with_an_empty_body(env, browser_for, metho
 
 async def test_malformed_json_is_400_and_changes_nothing(env, browser_for):
     b = browser_for(env.make())
-    r = await b.post("/sign-up/email", content=b'{"name": "A", "email":', headers={"content-type": "application/json"})
+    r = await b.post(
+        "/sign-up/email", content=b'{"name": "A", "email":', headers={"content-type": "application/json"}
+    )
     assert r.status_code == 400
     assert r.json() == {"code": "BAD_REQUEST", "message": "Invalid JSON in request body"}
     assert env.db.count("user") == 0
@@ -41,7 +44,9 @@ async def test_wrong_content_type_is_415(env, browser_for):
     body = r.json()
     assert body["code"] == "UNSUPPORTED_MEDIA_TYPE"
     assert body["message"].startswith('Content-Type "text/plain" is not allowed.')
-    r = await b.post("/sign-out", content=b"a=b", headers={"content-type": "application/x-www-form-urlencoded"})
+    r = await b.post(
+        "/sign-out", content=b"a=b", headers={"content-type": "application/x-www-form-urlencoded"}
+    )
     assert r.status_code == 200  # sign-out ignores its body
 
 
@@ -63,7 +68,10 @@ async def test_body_over_one_mebibyte_is_413_and_changes_nothing(env, browser_fo
 async def test_body_just_under_the_limit_is_read(env, browser_for):
     b = browser_for(env.make())
     padding = "x" * (1024 * 1024 - 200)
-    r = await b.post("/sign-up/email", {"name": "A", "email": "fits@example.com", "password": "password123", "pad": padding})
+    r = await b.post(
+        "/sign-up/email",
+        {"name": "A", "email": "fits@example.com", "password": "password123", "pad": padding},
+    )
     assert r.status_code == 200
 
 
@@ -94,7 +102,9 @@ async def test_trusted_origins_are_accepted(env, browser_for):
     for origin in ("https://app.example.com", "https://pr-7.preview.example.com"):
         b.origin = origin
         assert (await b.get("/get-session")).status_code == 200
-        assert (await b.post("/sign-in/email", {"email": "ada@example.com", "password": "correct-horse"})).status_code == 200
+        assert (
+            await b.post("/sign-in/email", {"email": "ada@example.com", "password": "correct-horse"})
+        ).status_code == 200
 
 
 async def test_get_requests_skip_the_origin_check(env, browser_for):
@@ -110,7 +120,9 @@ async def test_login_csrf_is_blocked_without_cookies(env, browser_for):
     assert r.status_code == 403 and r.json()["code"] == "INVALID_ORIGIN"
     b.origin = None
     form = {"name": "Ada", "email": "ada@example.com", "password": "correct-horse"}
-    r = await b.post("/sign-up/email", form, headers={"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"})
+    r = await b.post(
+        "/sign-up/email", form, headers={"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}
+    )
     assert r.status_code == 403 and r.json()["code"] == "CROSS_SITE_NAVIGATION_LOGIN_BLOCKED"
     assert env.db.count("user") == 0
     # Server-to-server callers without Origin or fetch metadata are allowed.
@@ -137,7 +149,9 @@ async def test_https_base_url_uses_secure_prefixed_cookies(env, browser_for):
 
 async def test_rate_limit_on_sign_in_returns_429_with_retry_after(env, browser_for):
     b = browser_for(env.make(rate_limit=RateLimitOptions(enabled=True)))
-    statuses = [(await b.sign_in(email="x@example.com", password="password123")).status_code for _ in range(4)]
+    statuses = [
+        (await b.sign_in(email="x@example.com", password="password123")).status_code for _ in range(4)
+    ]
     assert statuses == [401, 401, 401, 429]
     r = await b.sign_in(email="x@example.com", password="password123")
     assert r.status_code == 429
@@ -150,7 +164,12 @@ async def test_rate_limit_on_sign_in_returns_429_with_retry_after(env, browser_f
 
 async def test_rate_limit_custom_rules(env, browser_for):
     b = browser_for(
-        env.make(rate_limit=RateLimitOptions(enabled=True, custom_rules={"/get-session": RateLimitRule(window=60, max=2), "/sign-in/*": None}))
+        env.make(
+            rate_limit=RateLimitOptions(
+                enabled=True,
+                custom_rules={"/get-session": RateLimitRule(window=60, max=2), "/sign-in/*": None},
+            )
+        )
     )
     assert [(await b.get("/get-session")).status_code for _ in range(3)] == [200, 200, 429]
     assert all([(await b.sign_in(password="password123")).status_code == 401 for _ in range(5)])

@@ -10,14 +10,22 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 import kernia
-from conftest import SECRET, Browser
 from kernia import ConfigurationError, EmailPasswordOptions, KerniaError, KerniaOptions, RateLimitOptions
 from kernia.auth import init
 from kernia.integrations.fastapi import session_dependency
 
+from conftest import SECRET, Browser
+
 
 def test_public_api_is_importable():
-    for name in ("KerniaOptions", "EmailPasswordOptions", "SessionOptions", "RateLimitOptions", "RateLimitRule", "APIError"):
+    for name in (
+        "KerniaOptions",
+        "EmailPasswordOptions",
+        "SessionOptions",
+        "RateLimitOptions",
+        "RateLimitRule",
+        "APIError",
+    ):
         assert hasattr(kernia, name)
     assert issubclass(ConfigurationError, KerniaError)
     assert issubclass(kernia.APIError, KerniaError)
@@ -71,14 +79,23 @@ def test_bad_values_fail_at_init():
     with pytest.raises(ConfigurationError, match="unknown field"):
         init(KerniaOptions(database="sqlite::memory:", secret=SECRET, advanced={"cookie_prefx": "x"}))
     with pytest.raises(ConfigurationError, match="min_password_length"):
-        init(KerniaOptions(database="sqlite::memory:", secret=SECRET, email_and_password=EmailPasswordOptions(min_password_length=0)))
+        init(
+            KerniaOptions(
+                database="sqlite::memory:",
+                secret=SECRET,
+                email_and_password=EmailPasswordOptions(min_password_length=0),
+            )
+        )
 
 
 def _auth(tmp_path, **kw):
     return init(
         KerniaOptions(
-            database=f"sqlite:///{tmp_path / 'app.db'}", secret=SECRET,
-            email_and_password=EmailPasswordOptions(enabled=True), rate_limit=RateLimitOptions(enabled=False), **kw,
+            database=f"sqlite:///{tmp_path / 'app.db'}",
+            secret=SECRET,
+            email_and_password=EmailPasswordOptions(enabled=True),
+            rate_limit=RateLimitOptions(enabled=False),
+            **kw,
         )
     )
 
@@ -118,18 +135,24 @@ async def test_fastapi_app_with_a_session_dependency(tmp_path):
     app = FastAPI()
     app.mount("/api/auth", auth.router.mount())
 
+    required, optional = session_dependency(auth), session_dependency(auth, required=False)
+
     @app.get("/me")
-    async def me(session=Depends(session_dependency(auth))):
+    async def me(session=Depends(required)):
         return {"email": session["user"]["email"]}
 
     @app.get("/maybe")
-    async def maybe(session=Depends(session_dependency(auth, required=False))):
+    async def maybe(session=Depends(optional)):
         return {"signed_in": session is not None}
 
     b = Browser(app, base_path="")
     assert (await b.get("/me")).status_code == 401
     assert (await b.get("/maybe")).json() == {"signed_in": False}
-    assert (await b.post("/api/auth/sign-up/email", {"name": "A", "email": "fa@example.com", "password": "password123"})).status_code == 200
+    assert (
+        await b.post(
+            "/api/auth/sign-up/email", {"name": "A", "email": "fa@example.com", "password": "password123"}
+        )
+    ).status_code == 200
     assert (await b.get("/me")).json() == {"email": "fa@example.com"}
     assert (await b.get("/maybe")).json() == {"signed_in": True}
     await b.aclose()

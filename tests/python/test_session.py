@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import SECRET, parse_iso, set_cookies
 from kernia import SessionOptions
+
+from conftest import SECRET, parse_iso, set_cookies
 
 DAY = 86400
 

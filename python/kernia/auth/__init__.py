@@ -100,7 +100,9 @@ def _to_json(options: KerniaOptions) -> str:
     if isinstance(options.trusted_origins, str):
         raise TypeError("KerniaOptions.trusted_origins must be a list of origins, not a string")
     rate_limit = dataclasses.asdict(options.rate_limit)
-    rate_limit["custom_rules"] = [[path, _rule(rule)] for path, rule in options.rate_limit.custom_rules.items()]
+    rate_limit["custom_rules"] = [
+        [path, _rule(rule)] for path, rule in options.rate_limit.custom_rules.items()
+    ]
     payload = {
         "database": options.database,
         "secret": secret,
