@@ -212,15 +212,24 @@ fn commit_batch(conn: &Connection, batch: &mut Vec<PendingWrite>) {
         }
         return;
     }
-    let alone = batch.len() == 1;
+    // A write-set alone in its batch needs no savepoint: on failure the whole
+    // transaction is rolled back instead of committed.
+    if let [(ops, _)] = batch.as_slice() {
+        if let Err(e) = apply_ops(conn, ops) {
+            let _ = conn.execute_batch("ROLLBACK");
+            if let Some((_, reply)) = batch.pop() {
+                let _ = reply.send(Err(e));
+            }
+            return;
+        }
+    }
     let mut results = Vec::with_capacity(batch.len());
-    for (ops, _) in batch.iter() {
-        let r = if alone {
-            apply_ops(conn, ops)
-        } else {
-            apply_in_savepoint(conn, ops)
-        };
-        results.push(r);
+    if batch.len() == 1 {
+        results.push(Ok(()));
+    } else {
+        for (ops, _) in batch.iter() {
+            results.push(apply_in_savepoint(conn, ops));
+        }
     }
     let commit = conn.execute_batch("COMMIT").map_err(map_err);
     if commit.is_err() {
@@ -426,5 +435,86 @@ impl Drop for SqliteStore {
         if let Ok(mut ch) = self.channels.lock() {
             ch.take();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, email: &str) -> User {
+        User {
+            id: id.into(),
+            name: "n".into(),
+            email: email.into(),
+            email_verified: false,
+            image: None,
+            created_at: 0,
+            updated_at: 0,
+            is_anonymous: false,
+            username: None,
+            display_username: None,
+        }
+    }
+
+    fn count(conn: &Connection) -> i64 {
+        conn.query_row(r#"SELECT COUNT(*) FROM "user""#, [], |r| r.get(0))
+            .unwrap()
+    }
+
+    #[test]
+    fn one_failing_write_set_in_a_batch_fails_alone() {
+        let conn = open_connection(None).unwrap();
+        migrate(&conn).unwrap();
+        let mut batch = Vec::new();
+        let mut replies = Vec::new();
+        let sets = [
+            vec![WriteOp::InsertUser(user("a", "a@x.io"))],
+            // Inserts a user, then conflicts on a's email: both statements must go.
+            vec![
+                WriteOp::InsertUser(user("b", "b@x.io")),
+                WriteOp::InsertUser(user("c", "a@x.io")),
+            ],
+            vec![WriteOp::InsertUser(user("d", "d@x.io"))],
+        ];
+        for ops in sets {
+            let (tx, rx) = oneshot::channel();
+            batch.push((ops, tx));
+            replies.push(rx);
+        }
+        commit_batch(&conn, &mut batch);
+        let results: Vec<_> = replies
+            .into_iter()
+            .map(|mut rx| rx.try_recv().unwrap())
+            .collect();
+        assert_eq!(results[0], Ok(()));
+        assert_eq!(
+            results[1],
+            Err(StoreError::Conflict(super::super::Constraint::UserEmail))
+        );
+        assert_eq!(results[2], Ok(()));
+        assert_eq!(count(&conn), 2);
+    }
+
+    #[test]
+    fn a_lone_failing_write_set_commits_nothing() {
+        let conn = open_connection(None).unwrap();
+        migrate(&conn).unwrap();
+        let (tx, mut rx) = oneshot::channel();
+        let ops = vec![
+            WriteOp::InsertUser(user("a", "a@x.io")),
+            WriteOp::InsertUser(user("b", "a@x.io")),
+        ];
+        commit_batch(&conn, &mut vec![(ops, tx)]);
+        assert!(rx.try_recv().unwrap().is_err());
+        assert_eq!(count(&conn), 0);
+        // The connection is usable afterwards.
+        let (tx, mut rx) = oneshot::channel();
+        commit_batch(
+            &conn,
+            &mut vec![(vec![WriteOp::InsertUser(user("a", "a@x.io"))], tx)],
+        );
+        assert_eq!(rx.try_recv().unwrap(), Ok(()));
+        assert_eq!(count(&conn), 1);
     }
 }

@@ -1,0 +1,244 @@
+//! The engine end to end through `Auth::handle`, on SQLite (memory and file)
+//! and, when KERNIA_TEST_POSTGRES_URL is set, on PostgreSQL.
+
+use std::sync::Arc;
+
+use kernia::storage::{self, WriteOp};
+use kernia::{Auth, Config, Request, Response};
+use serde_json::{json, Value};
+
+const ORIGIN: &str = "http://localhost:3000";
+
+fn config(database: &str) -> Config {
+    let opts = json!({
+        "database": database,
+        "secret": "engine-test-secret-0123456789abcdef",
+        "email_and_password": { "enabled": true },
+        "rate_limit": { "enabled": false },
+    });
+    Config::from_json(&opts.to_string()).expect("valid options")
+}
+
+fn unique(tag: &str) -> String {
+    format!("{tag}-{}", kernia::crypto::new_id().to_lowercase())
+}
+
+/// Every backend this machine offers, each with a fresh engine.
+async fn engines() -> Vec<(String, Arc<Auth>)> {
+    let file = std::env::temp_dir().join(format!("{}.db", unique("kernia-engine")));
+    let mut urls = vec![
+        "sqlite::memory:".to_owned(),
+        format!("sqlite:///{}", file.display()),
+    ];
+    match std::env::var("KERNIA_TEST_POSTGRES_URL") {
+        Ok(url) => urls.push(url),
+        Err(_) => eprintln!("KERNIA_TEST_POSTGRES_URL is not set: PostgreSQL cases skipped"),
+    }
+    let mut out = Vec::new();
+    for url in urls {
+        let auth = Auth::new(config(&url))
+            .await
+            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+        out.push((url, Arc::new(auth)));
+    }
+    out
+}
+
+fn post(path: &str, body: Value, cookie: Option<&str>) -> Request {
+    let mut r = Request::new("POST", path)
+        .with_json(&body)
+        .with_header("origin", ORIGIN);
+    r.peer_ip = Some("127.0.0.1".into());
+    if let Some(c) = cookie {
+        r = r.with_header("cookie", c);
+    }
+    r
+}
+
+fn get(path: &str, cookie: Option<&str>) -> Request {
+    let mut r = Request::new("GET", path);
+    if let Some(c) = cookie {
+        r = r.with_header("cookie", c);
+    }
+    r
+}
+
+fn json_of(r: &Response) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+}
+
+/// `name=value` of the session cookie a response sets.
+fn session_cookie(r: &Response) -> Option<String> {
+    r.set_cookies()
+        .find(|c| c.starts_with("better-auth.session_token=") && !c.contains("Max-Age=0"))
+        .map(|c| c.split(';').next().unwrap().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_session_sign_out_sign_in() {
+    for (url, auth) in engines().await {
+        let email = format!("{}@example.com", unique("flow"));
+        let body = json!({ "name": "Ada", "email": email, "password": "correct-horse" });
+        let r = auth.handle(post("/sign-up/email", body, None)).await;
+        assert_eq!(r.status, 200, "{url}: {}", String::from_utf8_lossy(&r.body));
+        let cookie = session_cookie(&r).expect("session cookie");
+        let user_id = json_of(&r)["user"]["id"].as_str().unwrap().to_owned();
+
+        let s = auth.handle(get("/get-session", Some(&cookie))).await;
+        assert_eq!(json_of(&s)["user"]["id"], user_id.as_str(), "{url}");
+
+        let out = auth
+            .handle(post("/sign-out", json!({}), Some(&cookie)))
+            .await;
+        assert_eq!(json_of(&out), json!({ "success": true }), "{url}");
+        assert_eq!(
+            auth.handle(get("/get-session", Some(&cookie))).await.body,
+            b"null",
+            "{url}"
+        );
+
+        let login = json!({ "email": email, "password": "correct-horse" });
+        let r = auth.handle(post("/sign-in/email", login, None)).await;
+        assert_eq!(r.status, 200, "{url}");
+        let cookie = session_cookie(&r).unwrap();
+        assert_eq!(
+            json_of(&auth.handle(get("/get-session", Some(&cookie))).await)["user"]["id"],
+            user_id.as_str()
+        );
+        auth.close().await;
+    }
+}
+
+/// Concurrent sign-ups commit together on SQLite; a duplicate in the same batch
+/// fails alone (its savepoint is rolled back) and every other account is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_sign_ups_with_duplicates_lose_nothing() {
+    for (url, auth) in engines().await {
+        let tag = unique("race");
+        let shared = format!("{tag}-shared@example.com");
+        let mut tasks = Vec::new();
+        for i in 0..24 {
+            let email = if i % 3 == 0 {
+                shared.clone()
+            } else {
+                format!("{tag}-{i}@example.com")
+            };
+            let auth = auth.clone();
+            tasks.push(tokio::spawn(async move {
+                let body = json!({ "name": "N", "email": email, "password": "password123" });
+                auth.handle(post("/sign-up/email", body, None)).await.status
+            }));
+        }
+        let mut statuses = Vec::new();
+        for t in tasks {
+            statuses.push(t.await.unwrap());
+        }
+        let ok = statuses.iter().filter(|s| **s == 200).count();
+        let dup = statuses.iter().filter(|s| **s == 422).count();
+        assert_eq!((ok, dup), (17, 7), "{url}: {statuses:?}");
+        for i in (0..24).filter(|i| i % 3 != 0) {
+            let email = format!("{tag}-{i}@example.com");
+            assert!(
+                auth.store.user_by_email(&email).await.unwrap().is_some(),
+                "{url}: {email} lost"
+            );
+        }
+        assert!(auth.store.user_by_email(&shared).await.unwrap().is_some());
+        auth.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_set_changes_nothing() {
+    for (url, auth) in engines().await {
+        let email = format!("{}@example.com", unique("atomic"));
+        let now = auth.clock.now_ms();
+        let user = |id: &str| kernia::model::User {
+            id: id.into(),
+            name: "x".into(),
+            email: email.clone(),
+            email_verified: false,
+            image: None,
+            created_at: now,
+            updated_at: now,
+            is_anonymous: false,
+            username: None,
+            display_username: None,
+        };
+        let first = unique("u");
+        auth.store
+            .apply(vec![WriteOp::InsertUser(user(&first))])
+            .await
+            .unwrap();
+        // A new session for the first user, then a user that conflicts: both must roll back.
+        let session = auth.new_session(&first, true, &Request::new("GET", "/"), None);
+        let token = session.token.clone();
+        let err = auth
+            .store
+            .apply(vec![
+                WriteOp::InsertSession(session),
+                WriteOp::InsertUser(user(&unique("u"))),
+            ])
+            .await;
+        assert_eq!(
+            err,
+            Err(storage::StoreError::Conflict(
+                storage::Constraint::UserEmail
+            )),
+            "{url}"
+        );
+        assert!(
+            auth.store
+                .session_with_user(&token)
+                .await
+                .unwrap()
+                .is_none(),
+            "{url}: half a write-set committed"
+        );
+        auth.close().await;
+    }
+}
+
+#[tokio::test]
+async fn closed_stores_fail_cleanly() {
+    let auth = Auth::new(config("sqlite::memory:")).await.unwrap();
+    auth.close().await;
+    let r = auth
+        .handle(get("/get-session", Some("better-auth.session_token=x.y")))
+        .await;
+    assert_eq!(r.status, 200); // an unsigned cookie never reaches the store
+    let body = json!({ "name": "A", "email": "closed@example.com", "password": "password123" });
+    let r = auth.handle(post("/sign-up/email", body, None)).await;
+    assert_eq!(r.status, 500);
+    assert_eq!(json_of(&r)["code"], "INTERNAL_SERVER_ERROR");
+}
+
+#[tokio::test]
+async fn opening_is_idempotent_and_migrates_an_existing_better_auth_schema() {
+    let path = std::env::temp_dir().join(format!("{}.db", unique("kernia-migrate")));
+    {
+        // The core tables as Better Auth creates them, without any plugin column.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            r#"CREATE TABLE "user" ("id" text not null primary key, "name" text not null, "email" text not null unique,
+                 "emailVerified" integer not null, "image" text, "createdAt" date not null, "updatedAt" date not null);"#,
+        )
+        .unwrap();
+    }
+    let url = format!("sqlite:///{}", path.display());
+    for _ in 0..2 {
+        let auth = Auth::new(config(&url)).await.expect("migrates");
+        auth.close().await;
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let cols: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('user')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for c in ["isAnonymous", "username", "displayUsername"] {
+        assert!(cols.iter().any(|x| x == c), "missing {c}: {cols:?}");
+    }
+}
