@@ -1,0 +1,74 @@
+"""The official better-auth JavaScript client against a live server started with `kernia serve`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import POSTGRES_URL
+
+JS = Path(__file__).resolve().parent.parent / "js"
+
+
+@pytest.fixture(scope="session")
+def node_client() -> Path:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("Node.js and npm are needed for the JavaScript client tests")
+    if not (JS / "node_modules" / "better-auth").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=600)
+    return JS
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError("server did not start")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def live_server(request, tmp_path):
+    if request.param == "postgres" and not POSTGRES_URL:
+        pytest.skip("KERNIA_TEST_POSTGRES_URL is not set")
+    database = POSTGRES_URL if request.param == "postgres" else f"sqlite:///{tmp_path / 'live.db'}"
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "KERNIA_SECRET": "js-client-secret-0123456789abcdef"}
+    cmd = [sys.executable, "-m", "kernia.cli", "serve", "--database", database, "--port", str(port), "--base-url", base]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(port, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def run_node(script: str, base: str, js: Path) -> str:
+    done = subprocess.run(["node", script, base], cwd=js, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_email_flow_with_the_official_client(node_client, live_server):
+    out = run_node("email-flow.mjs", live_server, node_client)
+    assert "all passed" in out
