@@ -1,0 +1,31 @@
+# `make test` installs everything the tests need into .venv and tests/js, builds
+# the extension once (release), and runs the Rust and Python suites.
+# PostgreSQL cases run when KERNIA_TEST_POSTGRES_URL is set, e.g.
+#   KERNIA_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test make test
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: test install js lint
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -U pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q ".[test]"
+
+js:
+	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
+
+test: install js
+	cargo test --release
+	$(BIN)/python -m pytest
+
+lint: install
+	cargo fmt --check
+	cargo clippy --release --all-targets -- -D warnings
+	cargo clippy --release --features python -- -D warnings
+	$(BIN)/ruff check python tests
+	$(BIN)/ruff format --check python tests
