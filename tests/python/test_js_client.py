@@ -53,7 +53,18 @@ def live_server(request, tmp_path):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "KERNIA_SECRET": "js-client-secret-0123456789abcdef"}
-    cmd = [sys.executable, "-m", "kernia.cli", "serve", "--database", database, "--port", str(port), "--base-url", base]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kernia.cli",
+        "serve",
+        "--database",
+        database,
+        "--port",
+        str(port),
+        "--base-url",
+        base,
+    ]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(port, proc)
