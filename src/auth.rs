@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
+use crate::core::hooks::{AnonymousCallbacks, NoCallbacks};
 use crate::core::request::Request;
 use crate::error::AuthError;
+use crate::link::GuestLocks;
 use crate::model::{Session, User, UserFields};
 use crate::password::PasswordHasher;
 use crate::ratelimit::RateLimiter;
@@ -22,24 +24,39 @@ pub struct Auth {
     pub limiter: RateLimiter,
     pub cookies: CookieNames,
     pub user_fields: UserFields,
+    /// Present exactly when the anonymous plugin is on.
+    pub anonymous_callbacks: Option<Arc<dyn AnonymousCallbacks>>,
+    pub guest_locks: GuestLocks,
 }
 
 impl Auth {
     pub async fn new(cfg: Config) -> Result<Auth, ConfigError> {
-        let store = storage::open(&cfg.database, cfg.advanced.database_pool_size).await?;
-        Ok(Self::with_store(cfg, store))
+        Self::with_callbacks(cfg, None).await
     }
 
-    pub fn with_store(cfg: Config, store: Arc<dyn Store>) -> Auth {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+    /// With the app's callbacks for the anonymous plugin (used only when the plugin is on).
+    pub async fn with_callbacks(
+        cfg: Config,
+        anonymous: Option<Arc<dyn AnonymousCallbacks>>,
+    ) -> Result<Auth, ConfigError> {
+        let store = storage::open(&cfg.database, cfg.advanced.database_pool_size).await?;
+        Ok(Self::with_store(cfg, store, anonymous))
+    }
+
+    pub fn with_store(cfg: Config, store: Arc<dyn Store>, anonymous: Option<Arc<dyn AnonymousCallbacks>>) -> Auth {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let anonymous_callbacks = cfg
+            .anonymous
+            .as_ref()
+            .map(|_| anonymous.unwrap_or_else(|| Arc::new(NoCallbacks) as Arc<dyn AnonymousCallbacks>));
         Auth {
             cookies: CookieNames::new(&cfg),
             limiter: RateLimiter::new(cfg.rate_limit.clone()),
             hasher: PasswordHasher::new(cores),
             clock: Clock::default(),
-            user_fields: UserFields::default(),
+            user_fields: UserFields { anonymous: anonymous_callbacks.is_some(), username: false },
+            anonymous_callbacks,
+            guest_locks: GuestLocks::default(),
             store,
             cfg: Arc::new(cfg),
         }
@@ -54,9 +71,7 @@ impl Auth {
             path.strip_prefix(self.cfg.base_path.as_str())?
         } else {
             let root = root_path.trim_end_matches('/');
-            path.strip_prefix(root)
-                .filter(|r| r.starts_with('/'))
-                .unwrap_or(path)
+            path.strip_prefix(root).filter(|r| r.starts_with('/')).unwrap_or(path)
         };
         (rest.starts_with('/') && rest.len() > 1).then_some(rest)
     }
@@ -66,24 +81,12 @@ impl Auth {
         &self,
         headers: Vec<(String, String)>,
     ) -> Result<Option<(Session, User)>, AuthError> {
-        let req = Request {
-            headers,
-            ..Request::new("GET", "/get-session")
-        };
+        let req = Request { headers, ..Request::new("GET", "/get-session") };
         match self.current_session(&req).await? {
-            Current::Valid {
-                mut session,
-                user,
-                dont_remember,
-            } => {
+            Current::Valid { mut session, user, dont_remember } => {
                 if !dont_remember {
-                    if let Some(
-                        op @ storage::WriteOp::RefreshSession {
-                            expires_at,
-                            updated_at,
-                            ..
-                        },
-                    ) = self.needs_refresh(&session)
+                    if let Some(op @ storage::WriteOp::RefreshSession { expires_at, updated_at, .. }) =
+                        self.needs_refresh(&session)
                     {
                         session.expires_at = expires_at;
                         session.updated_at = updated_at;

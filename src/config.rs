@@ -38,6 +38,17 @@ pub struct Options {
     pub rate_limit: RateLimitOptions,
     #[serde(default)]
     pub advanced: AdvancedOptions,
+    /// Present when the anonymous plugin is on.
+    #[serde(default)]
+    pub anonymous: Option<AnonymousOptions>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnonymousOptions {
+    /// Guests get `temp-<id>@<domain>`; without it `<id>@anonymous.placeholder.invalid`.
+    pub email_domain_name: Option<String>,
+    pub disable_delete_anonymous_user: bool,
 }
 
 fn default_base_url() -> String {
@@ -85,12 +96,7 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions {
-            expires_in: 604_800,
-            update_age: 86_400,
-            disable_session_refresh: false,
-            fresh_age: 86_400,
-        }
+        SessionOptions { expires_in: 604_800, update_age: 86_400, disable_session_refresh: false, fresh_age: 86_400 }
     }
 }
 
@@ -115,13 +121,7 @@ pub struct RateLimitRule {
 
 impl Default for RateLimitOptions {
     fn default() -> Self {
-        RateLimitOptions {
-            enabled: true,
-            window: 60,
-            max: 100,
-            storage: "memory".into(),
-            custom_rules: Vec::new(),
-        }
+        RateLimitOptions { enabled: true, window: 60, max: 100, storage: "memory".into(), custom_rules: Vec::new() }
     }
 }
 
@@ -170,12 +170,12 @@ pub struct Config {
     pub advanced: AdvancedOptions,
     pub secure_cookies: bool,
     pub trusted_proxies: Vec<crate::net::IpNet>,
+    pub anonymous: Option<AnonymousOptions>,
 }
 
 impl Config {
     pub fn from_json(json: &str) -> Result<Config, ConfigError> {
-        let opts: Options =
-            serde_json::from_str(json).map_err(|e| invalid(format!("invalid options: {e}")))?;
+        let opts: Options = serde_json::from_str(json).map_err(|e| invalid(format!("invalid options: {e}")))?;
         Config::from_options(opts)
     }
 
@@ -185,60 +185,36 @@ impl Config {
         })?;
         let base_origin = crate::core::origin::origin_of(&o.base_url)
             .filter(|origin| origin.starts_with("http://") || origin.starts_with("https://"))
-            .ok_or_else(|| {
-                invalid(format!(
-                    "base_url must be an http(s) URL, got {:?}",
-                    o.base_url
-                ))
-            })?;
+            .ok_or_else(|| invalid(format!("base_url must be an http(s) URL, got {:?}", o.base_url)))?;
         let base_path = normalize_base_path(&o.base_path)?;
         let ep = &o.email_and_password;
         if ep.min_password_length == 0 || ep.min_password_length > ep.max_password_length {
-            return Err(invalid(
-                "email_and_password: need 0 < min_password_length <= max_password_length",
-            ));
+            return Err(invalid("email_and_password: need 0 < min_password_length <= max_password_length"));
         }
         let s = &o.session;
         if s.expires_in <= 0 || s.update_age < 0 || s.fresh_age < 0 {
-            return Err(invalid(
-                "session: expires_in must be positive; update_age and fresh_age not negative",
-            ));
+            return Err(invalid("session: expires_in must be positive; update_age and fresh_age not negative"));
         }
         if s.expires_in > 34_560_000 {
-            return Err(invalid(
-                "session: expires_in is above the 400-day cookie limit",
-            ));
+            return Err(invalid("session: expires_in is above the 400-day cookie limit"));
         }
         let rl = &o.rate_limit;
         if rl.enabled && (rl.window == 0 || rl.max == 0) {
             return Err(invalid("rate_limit: window and max must be positive"));
         }
         if rl.storage != "memory" {
-            return Err(invalid(format!(
-                "rate_limit: storage {:?} is not supported (use \"memory\")",
-                rl.storage
-            )));
+            return Err(invalid(format!("rate_limit: storage {:?} is not supported (use \"memory\")", rl.storage)));
         }
         let trusted_proxies = o
             .advanced
             .trusted_proxies
             .iter()
-            .map(|p| {
-                crate::net::IpNet::parse(p)
-                    .ok_or_else(|| invalid(format!("trusted_proxies: bad address {p:?}")))
-            })
+            .map(|p| crate::net::IpNet::parse(p).ok_or_else(|| invalid(format!("trusted_proxies: bad address {p:?}"))))
             .collect::<Result<Vec<_>, _>>()?;
-        if o.advanced.cookie_prefix.is_empty()
-            || o.advanced.cookie_prefix.contains([';', '=', ' ', ','])
-        {
-            return Err(invalid(
-                "advanced.cookie_prefix must be a non-empty cookie-name token",
-            ));
+        if o.advanced.cookie_prefix.is_empty() || o.advanced.cookie_prefix.contains([';', '=', ' ', ',']) {
+            return Err(invalid("advanced.cookie_prefix must be a non-empty cookie-name token"));
         }
-        let secure_cookies = o
-            .advanced
-            .use_secure_cookies
-            .unwrap_or_else(|| base_origin.starts_with("https://"));
+        let secure_cookies = o.advanced.use_secure_cookies.unwrap_or_else(|| base_origin.starts_with("https://"));
         Ok(Config {
             database: o.database,
             signer: Signer::new(&secret),
@@ -252,6 +228,7 @@ impl Config {
             advanced: o.advanced,
             secure_cookies,
             trusted_proxies,
+            anonymous: o.anonymous,
         })
     }
 }
@@ -272,9 +249,7 @@ mod tests {
     use super::*;
 
     fn cfg(extra: &str) -> Result<Config, ConfigError> {
-        Config::from_json(&format!(
-            r#"{{"database":"sqlite::memory:","secret":"s3cret-s3cret-s3cret"{extra}}}"#
-        ))
+        Config::from_json(&format!(r#"{{"database":"sqlite::memory:","secret":"s3cret-s3cret-s3cret"{extra}}}"#))
     }
 
     #[test]
@@ -296,11 +271,7 @@ mod tests {
 
     #[test]
     fn https_base_urls_make_cookies_secure() {
-        assert!(
-            cfg(r#","base_url":"https://app.example.com/x""#)
-                .unwrap()
-                .secure_cookies
-        );
+        assert!(cfg(r#","base_url":"https://app.example.com/x""#).unwrap().secure_cookies);
     }
 
     #[test]
@@ -308,10 +279,7 @@ mod tests {
         assert!(cfg(r#","base_url":"ftp://x""#).is_err());
         assert!(cfg(r#","base_path":"api""#).is_err());
         assert!(cfg(r#","unknown":1"#).is_err());
-        assert!(
-            cfg(r#","email_and_password":{"min_password_length":10,"max_password_length":5}"#)
-                .is_err()
-        );
+        assert!(cfg(r#","email_and_password":{"min_password_length":10,"max_password_length":5}"#).is_err());
         assert!(cfg(r#","advanced":{"trusted_proxies":["not-an-ip"]}"#).is_err());
     }
 }

@@ -14,9 +14,7 @@ const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 /// Random string over `alphabet`; `gen_range` samples without modulo bias.
 pub fn random_string(len: usize, alphabet: &[u8]) -> String {
     let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
-        .collect()
+    (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect()
 }
 
 /// Row ids and session tokens: 32 characters of `[a-zA-Z0-9]`.
@@ -43,8 +41,7 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     pub fn new(secret: &str) -> Self {
-        let keyed =
-            HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
+        let keyed = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
         Signer { keyed }
     }
 
@@ -63,10 +60,7 @@ impl Signer {
     /// The raw value of a signed cookie, or `None` when the signature is missing or wrong.
     pub fn verify_cookie_value(&self, wire: &str) -> Option<String> {
         let decoded = if wire.contains('%') {
-            percent_encoding::percent_decode_str(wire)
-                .decode_utf8()
-                .ok()?
-                .into_owned()
+            percent_encoding::percent_decode_str(wire).decode_utf8().ok()?.into_owned()
         } else {
             wire.to_owned()
         };
@@ -104,8 +98,7 @@ mod tests {
 
     const SECRET: &str = "better-auth-secret-12345678901234567890";
     const TOKEN: &str = "abcdefghijklmnopqrstuvwxyz012345";
-    const WIRE: &str =
-        "abcdefghijklmnopqrstuvwxyz012345.I9CRtBzOYKOp91pmsrUITzor0IvV8qog4R1ydDphbLY%3D";
+    const WIRE: &str = "abcdefghijklmnopqrstuvwxyz012345.I9CRtBzOYKOp91pmsrUITzor0IvV8qog4R1ydDphbLY%3D";
 
     #[test]
     fn signs_the_spec_test_vector() {
@@ -114,14 +107,8 @@ mod tests {
 
     #[test]
     fn verifies_the_spec_test_vector_and_rejects_other_secrets() {
-        assert_eq!(
-            Signer::new(SECRET).verify_cookie_value(WIRE).as_deref(),
-            Some(TOKEN)
-        );
-        assert_eq!(
-            Signer::new("another-secret-that-is-long-enough!!").verify_cookie_value(WIRE),
-            None
-        );
+        assert_eq!(Signer::new(SECRET).verify_cookie_value(WIRE).as_deref(), Some(TOKEN));
+        assert_eq!(Signer::new("another-secret-that-is-long-enough!!").verify_cookie_value(WIRE), None);
     }
 
     #[test]

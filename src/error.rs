@@ -64,13 +64,27 @@ pub enum AuthError {
     #[error("Too many requests. Please try again later.")]
     TooManyRequests { retry_after: u64 },
 
+    // Anonymous plugin (spec §7.4).
+    #[error("Email was not generated in a valid format")]
+    InvalidEmailFormat,
+    #[error("Failed to create user")]
+    FailedToCreateGuest,
+    #[error("Anonymous users cannot sign in again anonymously")]
+    AnonymousCannotSignInAgain,
+    #[error("User is not anonymous")]
+    UserIsNotAnonymous,
+    #[error("Deleting anonymous users is disabled")]
+    DeleteAnonymousUserDisabled,
+    /// `on_link` raised something other than `kernia.APIError`.
+    #[error("The app's on_link callback failed; the guest was not converted")]
+    OnLinkFailed,
+    /// Another app callback (`generate_name`, `generate_random_email`) raised.
+    #[error("The app's {0} callback failed")]
+    CallbackFailed(&'static str),
+
     /// An error raised by application code (for example `kernia.APIError`).
     #[error("{message}")]
-    Custom {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Custom { status: u16, code: String, message: String },
 
     /// Something broke that the client cannot fix; the detail is logged, not sent.
     #[error("Internal server error")]
@@ -105,6 +119,9 @@ impl AuthError {
         use AuthError::*;
         match self {
             NotFound => 404,
+            InvalidEmailFormat | AnonymousCannotSignInAgain | DeleteAnonymousUserDisabled => 400,
+            UserIsNotAnonymous => 403,
+            FailedToCreateGuest | OnLinkFailed | CallbackFailed(_) => 500,
             InvalidJson
             | Validation(_)
             | EmailPasswordSignUpDisabled
@@ -116,9 +133,7 @@ impl AuthError {
             UnsupportedMediaType(_) => 415,
             PayloadTooLarge(_) => 413,
             UserAlreadyExists | FailedToCreateUser => 422,
-            InvalidEmailOrPassword | FailedToCreateSession | FailedToGetSession | Unauthorized => {
-                401
-            }
+            InvalidEmailOrPassword | FailedToCreateSession | FailedToGetSession | Unauthorized => 401,
             EmailNotVerified
             | MissingOrNullOrigin
             | InvalidOrigin
@@ -160,6 +175,13 @@ impl AuthError {
             InvalidUrl(UrlField::RedirectUrl) => "INVALID_REDIRECT_URL",
             InvalidUrl(UrlField::ErrorCallbackUrl) => "INVALID_ERROR_CALLBACK_URL",
             InvalidUrl(UrlField::NewUserCallbackUrl) => "INVALID_NEW_USER_CALLBACK_URL",
+            InvalidEmailFormat => "INVALID_EMAIL_FORMAT",
+            FailedToCreateGuest => "FAILED_TO_CREATE_USER",
+            AnonymousCannotSignInAgain => "ANONYMOUS_USERS_CANNOT_SIGN_IN_AGAIN_ANONYMOUSLY",
+            UserIsNotAnonymous => "USER_IS_NOT_ANONYMOUS",
+            DeleteAnonymousUserDisabled => "DELETE_ANONYMOUS_USER_DISABLED",
+            OnLinkFailed => "ON_LINK_FAILED",
+            CallbackFailed(_) => "CALLBACK_FAILED",
             UrlNotAString(_) | TooManyRequests { .. } => return None,
             Custom { code, .. } => code,
             Internal(_) => "INTERNAL_SERVER_ERROR",
@@ -185,8 +207,7 @@ impl AuthError {
         body.insert("message".into(), self.message().into());
         let mut resp = Response::json(status, &serde_json::Value::Object(body));
         if let AuthError::TooManyRequests { retry_after } = self {
-            resp.headers
-                .push(("x-retry-after".into(), retry_after.to_string()));
+            resp.headers.push(("x-retry-after".into(), retry_after.to_string()));
         }
         resp
     }
@@ -216,10 +237,7 @@ mod tests {
         let r = AuthError::TooManyRequests { retry_after: 7 }.to_response();
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert!(v.get("code").is_none());
-        assert!(r
-            .headers
-            .iter()
-            .any(|(k, v)| k == "x-retry-after" && v == "7"));
+        assert!(r.headers.iter().any(|(k, v)| k == "x-retry-after" && v == "7"));
     }
 
     #[test]

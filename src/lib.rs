@@ -6,6 +6,7 @@ pub mod config;
 pub mod core;
 pub mod crypto;
 pub mod error;
+pub mod link;
 pub mod methods;
 pub mod model;
 pub mod net;

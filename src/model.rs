@@ -20,10 +20,7 @@ pub struct User {
 
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User")
-            .field("id", &self.id)
-            .field("is_anonymous", &self.is_anonymous)
-            .finish_non_exhaustive()
+        f.debug_struct("User").field("id", &self.id).field("is_anonymous", &self.is_anonymous).finish_non_exhaustive()
     }
 }
 
@@ -42,10 +39,7 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     // The token is a bearer credential: never printed.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session")
-            .field("id", &self.id)
-            .field("user_id", &self.user_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Session").field("id", &self.id).field("user_id", &self.user_id).finish_non_exhaustive()
     }
 }
 
@@ -62,10 +56,7 @@ pub struct Account {
 
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Account")
-            .field("id", &self.id)
-            .field("provider_id", &self.provider_id)
-            .finish_non_exhaustive()
+        f.debug_struct("Account").field("id", &self.id).field("provider_id", &self.provider_id).finish_non_exhaustive()
     }
 }
 

@@ -30,17 +30,10 @@ fn hex(bytes: &[u8]) -> String {
 
 fn scrypt_key(password: &str, salt_hex: &str) -> String {
     let normalized: String = password.nfkc().collect();
-    let params = scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P, KEY_LEN)
-        .expect("valid scrypt parameters");
+    let params = scrypt::Params::new(SCRYPT_LOG_N, SCRYPT_R, SCRYPT_P, KEY_LEN).expect("valid scrypt parameters");
     let mut key = [0u8; KEY_LEN];
     // The salt is the hex *text*, not the bytes it encodes: that is what Better Auth does.
-    scrypt::scrypt(
-        normalized.as_bytes(),
-        salt_hex.as_bytes(),
-        &params,
-        &mut key,
-    )
-    .expect("output length is valid");
+    scrypt::scrypt(normalized.as_bytes(), salt_hex.as_bytes(), &params, &mut key).expect("output length is valid");
     hex(&key)
 }
 
@@ -63,18 +56,13 @@ pub fn verify_blocking(stored: &str, password: &str) -> bool {
     if salt.is_empty() || key.is_empty() {
         return false;
     }
-    constant_time_eq(
-        scrypt_key(password, salt).as_bytes(),
-        key.to_ascii_lowercase().as_bytes(),
-    )
+    constant_time_eq(scrypt_key(password, salt).as_bytes(), key.to_ascii_lowercase().as_bytes())
 }
 
 fn verify_argon2(stored: &str, password: &str) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
     match PasswordHash::new(stored) {
-        Ok(parsed) => argon2::Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => argon2::Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     }
 }
@@ -91,23 +79,12 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub fn new(concurrency: usize) -> Self {
-        PasswordHasher {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-        }
+        PasswordHasher { permits: Arc::new(Semaphore::new(concurrency.max(1))) }
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, AuthError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| AuthError::internal("hash pool closed"))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| AuthError::internal(format!("hash task failed: {e}")))
+    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, AuthError> {
+        let _permit = self.permits.acquire().await.map_err(|_| AuthError::internal("hash pool closed"))?;
+        tokio::task::spawn_blocking(work).await.map_err(|e| AuthError::internal(format!("hash task failed: {e}")))
     }
 
     pub async fn hash(&self, password: String) -> Result<String, AuthError> {
@@ -135,10 +112,7 @@ mod tests {
     #[test]
     fn matches_the_better_auth_test_vector() {
         let salt = "0123456789abcdef0123456789abcdef";
-        assert_eq!(
-            format!("{salt}:{}", scrypt_key("password123", salt)),
-            DUMMY_HASH
-        );
+        assert_eq!(format!("{salt}:{}", scrypt_key("password123", salt)), DUMMY_HASH);
         assert!(verify_blocking(DUMMY_HASH, "password123"));
         assert!(!verify_blocking(DUMMY_HASH, "password124"));
     }
@@ -163,10 +137,7 @@ mod tests {
     fn verifies_argon2id_phc_strings() {
         use argon2::password_hash::{PasswordHasher as _, SaltString};
         let salt = SaltString::encode_b64(b"kernia-salt-1234").unwrap();
-        let phc = argon2::Argon2::default()
-            .hash_password(b"hunter22", &salt)
-            .unwrap()
-            .to_string();
+        let phc = argon2::Argon2::default().hash_password(b"hunter22", &salt).unwrap().to_string();
         assert!(phc.starts_with("$argon2id$"));
         assert!(verify_blocking(&phc, "hunter22"));
         assert!(!verify_blocking(&phc, "hunter23"));

@@ -38,27 +38,16 @@ fn matches(pattern: &str, path: &str) -> bool {
 
 impl RateLimiter {
     pub fn new(opts: RateLimitOptions) -> Self {
-        RateLimiter {
-            opts,
-            state: Mutex::new(State::default()),
-        }
+        RateLimiter { opts, state: Mutex::new(State::default()) }
     }
 
     /// The rule for `path`, or `None` when it is not limited.
     fn rule(&self, path: &str) -> Option<RateLimitRule> {
-        let mut rule = Some(RateLimitRule {
-            window: self.opts.window,
-            max: self.opts.max,
-        });
+        let mut rule = Some(RateLimitRule { window: self.opts.window, max: self.opts.max });
         if let Some((_, special)) = SPECIAL.iter().find(|(prefix, _)| path.starts_with(prefix)) {
             rule = Some(*special);
         }
-        if let Some((_, custom)) = self
-            .opts
-            .custom_rules
-            .iter()
-            .find(|(p, _)| matches(p, path))
-        {
+        if let Some((_, custom)) = self.opts.custom_rules.iter().find(|(p, _)| matches(p, path)) {
             rule = *custom;
         }
         rule
@@ -88,22 +77,14 @@ impl RateLimiter {
         }
         if entry.0 >= rule.max {
             let retry_ms = entry.1 + window_ms - now_ms;
-            return Err(AuthError::TooManyRequests {
-                retry_after: ((retry_ms + 999) / 1000).max(1) as u64,
-            });
+            return Err(AuthError::TooManyRequests { retry_after: ((retry_ms + 999) / 1000).max(1) as u64 });
         }
         *entry = (entry.0 + 1, now_ms);
         Ok(())
     }
 
     fn longest_window_ms(&self) -> i64 {
-        let custom = self
-            .opts
-            .custom_rules
-            .iter()
-            .filter_map(|(_, r)| r.map(|r| r.window))
-            .max()
-            .unwrap_or(0);
+        let custom = self.opts.custom_rules.iter().filter_map(|(_, r)| r.map(|r| r.window)).max().unwrap_or(0);
         self.opts.window.max(10).max(custom) as i64 * 1000
     }
 }
@@ -140,10 +121,7 @@ mod tests {
     fn global_and_custom_rules() {
         let l = limiter(vec![
             ("/get-session".into(), None),
-            (
-                "/custom/*".into(),
-                Some(RateLimitRule { window: 1, max: 1 }),
-            ),
+            ("/custom/*".into(), Some(RateLimitRule { window: 1, max: 1 })),
         ]);
         for _ in 0..50 {
             l.check("/get-session", Some("ip"), 0).unwrap();

@@ -24,9 +24,7 @@ impl Clock {
 
 /// `2026-08-23T10:11:12.345Z`, the format Better Auth sends and stores in SQLite.
 pub fn iso(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 pub fn parse_iso(s: &str) -> Option<i64> {
@@ -34,9 +32,7 @@ pub fn parse_iso(s: &str) -> Option<i64> {
         return Some(dt.timestamp_millis());
     }
     // Tolerate `YYYY-MM-DD HH:MM:SS[.fff]` as written by SQLite's own date functions.
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
-        .ok()
-        .map(|n| n.and_utc().timestamp_millis())
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f").ok().map(|n| n.and_utc().timestamp_millis())
 }
 
 #[cfg(test)]
@@ -46,14 +42,8 @@ mod tests {
     #[test]
     fn iso_round_trip() {
         assert_eq!(iso(1_787_479_872_345), "2026-08-23T10:11:12.345Z");
-        assert_eq!(
-            parse_iso("2026-08-23T10:11:12.345Z"),
-            Some(1_787_479_872_345)
-        );
-        assert_eq!(
-            parse_iso("2026-08-23 10:11:12.345"),
-            Some(1_787_479_872_345)
-        );
+        assert_eq!(parse_iso("2026-08-23T10:11:12.345Z"), Some(1_787_479_872_345));
+        assert_eq!(parse_iso("2026-08-23 10:11:12.345"), Some(1_787_479_872_345));
         assert_eq!(parse_iso("yesterday"), None);
     }
 

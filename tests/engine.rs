@@ -26,28 +26,21 @@ fn unique(tag: &str) -> String {
 /// Every backend this machine offers, each with a fresh engine.
 async fn engines() -> Vec<(String, Arc<Auth>)> {
     let file = std::env::temp_dir().join(format!("{}.db", unique("kernia-engine")));
-    let mut urls = vec![
-        "sqlite::memory:".to_owned(),
-        format!("sqlite:///{}", file.display()),
-    ];
+    let mut urls = vec!["sqlite::memory:".to_owned(), format!("sqlite:///{}", file.display())];
     match std::env::var("KERNIA_TEST_POSTGRES_URL") {
         Ok(url) => urls.push(url),
         Err(_) => eprintln!("KERNIA_TEST_POSTGRES_URL is not set: PostgreSQL cases skipped"),
     }
     let mut out = Vec::new();
     for url in urls {
-        let auth = Auth::new(config(&url))
-            .await
-            .unwrap_or_else(|e| panic!("open {url}: {e}"));
+        let auth = Auth::new(config(&url)).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
         out.push((url, Arc::new(auth)));
     }
     out
 }
 
 fn post(path: &str, body: Value, cookie: Option<&str>) -> Request {
-    let mut r = Request::new("POST", path)
-        .with_json(&body)
-        .with_header("origin", ORIGIN);
+    let mut r = Request::new("POST", path).with_json(&body).with_header("origin", ORIGIN);
     r.peer_ip = Some("127.0.0.1".into());
     if let Some(c) = cookie {
         r = r.with_header("cookie", c);
@@ -87,24 +80,15 @@ async fn sign_up_session_sign_out_sign_in() {
         let s = auth.handle(get("/get-session", Some(&cookie))).await;
         assert_eq!(json_of(&s)["user"]["id"], user_id.as_str(), "{url}");
 
-        let out = auth
-            .handle(post("/sign-out", json!({}), Some(&cookie)))
-            .await;
+        let out = auth.handle(post("/sign-out", json!({}), Some(&cookie))).await;
         assert_eq!(json_of(&out), json!({ "success": true }), "{url}");
-        assert_eq!(
-            auth.handle(get("/get-session", Some(&cookie))).await.body,
-            b"null",
-            "{url}"
-        );
+        assert_eq!(auth.handle(get("/get-session", Some(&cookie))).await.body, b"null", "{url}");
 
         let login = json!({ "email": email, "password": "correct-horse" });
         let r = auth.handle(post("/sign-in/email", login, None)).await;
         assert_eq!(r.status, 200, "{url}");
         let cookie = session_cookie(&r).unwrap();
-        assert_eq!(
-            json_of(&auth.handle(get("/get-session", Some(&cookie))).await)["user"]["id"],
-            user_id.as_str()
-        );
+        assert_eq!(json_of(&auth.handle(get("/get-session", Some(&cookie))).await)["user"]["id"], user_id.as_str());
         auth.close().await;
     }
 }
@@ -118,11 +102,7 @@ async fn concurrent_sign_ups_with_duplicates_lose_nothing() {
         let shared = format!("{tag}-shared@example.com");
         let mut tasks = Vec::new();
         for i in 0..24 {
-            let email = if i % 3 == 0 {
-                shared.clone()
-            } else {
-                format!("{tag}-{i}@example.com")
-            };
+            let email = if i % 3 == 0 { shared.clone() } else { format!("{tag}-{i}@example.com") };
             let auth = auth.clone();
             tasks.push(tokio::spawn(async move {
                 let body = json!({ "name": "N", "email": email, "password": "password123" });
@@ -138,10 +118,7 @@ async fn concurrent_sign_ups_with_duplicates_lose_nothing() {
         assert_eq!((ok, dup), (17, 7), "{url}: {statuses:?}");
         for i in (0..24).filter(|i| i % 3 != 0) {
             let email = format!("{tag}-{i}@example.com");
-            assert!(
-                auth.store.user_by_email(&email).await.unwrap().is_some(),
-                "{url}: {email} lost"
-            );
+            assert!(auth.store.user_by_email(&email).await.unwrap().is_some(), "{url}: {email} lost");
         }
         assert!(auth.store.user_by_email(&shared).await.unwrap().is_some());
         auth.close().await;
@@ -166,46 +143,23 @@ async fn a_failed_write_set_changes_nothing() {
             display_username: None,
         };
         let first = unique("u");
-        auth.store
-            .apply(vec![WriteOp::InsertUser(user(&first))])
-            .await
-            .unwrap();
+        auth.store.apply(vec![WriteOp::InsertUser(user(&first))]).await.unwrap();
         // A new session for the first user, then a user that conflicts: both must roll back.
         let session = auth.new_session(&first, true, &Request::new("GET", "/"), None);
         let token = session.token.clone();
-        let err = auth
-            .store
-            .apply(vec![
-                WriteOp::InsertSession(session),
-                WriteOp::InsertUser(user(&unique("u"))),
-            ])
-            .await;
-        assert_eq!(
-            err,
-            Err(storage::StoreError::Conflict(
-                storage::Constraint::UserEmail
-            )),
-            "{url}"
-        );
-        assert!(
-            auth.store
-                .session_with_user(&token)
-                .await
-                .unwrap()
-                .is_none(),
-            "{url}: half a write-set committed"
-        );
+        let err =
+            auth.store.apply(vec![WriteOp::InsertSession(session), WriteOp::InsertUser(user(&unique("u")))]).await;
+        assert_eq!(err, Err(storage::StoreError::Conflict(storage::Constraint::UserEmail)), "{url}");
+        assert!(auth.store.session_with_user(&token).await.unwrap().is_none(), "{url}: half a write-set committed");
         auth.close().await;
     }
 }
 
 #[tokio::test]
 async fn closed_stores_fail_cleanly() {
-    let auth = Auth::new(config("sqlite::memory:")).await.unwrap();
+    let auth = Arc::new(Auth::new(config("sqlite::memory:")).await.unwrap());
     auth.close().await;
-    let r = auth
-        .handle(get("/get-session", Some("better-auth.session_token=x.y")))
-        .await;
+    let r = auth.handle(get("/get-session", Some("better-auth.session_token=x.y"))).await;
     assert_eq!(r.status, 200); // an unsigned cookie never reaches the store
     let body = json!({ "name": "A", "email": "closed@example.com", "password": "password123" });
     let r = auth.handle(post("/sign-up/email", body, None)).await;

@@ -17,18 +17,8 @@ use crate::core::request::Request;
 use crate::model::{SessionJson, UserJson};
 use crate::Auth;
 
-create_exception!(
-    kernia._native,
-    KerniaError,
-    PyException,
-    "Base class of every error kernia raises."
-);
-create_exception!(
-    kernia._native,
-    ConfigurationError,
-    KerniaError,
-    "Options that cannot work: raised by init()."
-);
+create_exception!(kernia._native, KerniaError, PyException, "Base class of every error kernia raises.");
+create_exception!(kernia._native, ConfigurationError, KerniaError, "Options that cannot work: raised by init().");
 
 fn config_error(e: ConfigError) -> PyErr {
     ConfigurationError::new_err(e.to_string())
@@ -69,12 +59,7 @@ impl NativeResponse {
     /// ASGI-style `[(name, value), ...]` as bytes.
     #[getter]
     fn headers<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let pairs = self.headers.iter().map(|(k, v)| {
-            (
-                PyBytes::new(py, k.as_bytes()),
-                PyBytes::new(py, v.as_bytes()),
-            )
-        });
+        let pairs = self.headers.iter().map(|(k, v)| (PyBytes::new(py, k.as_bytes()), PyBytes::new(py, v.as_bytes())));
         PyList::new(py, pairs)
     }
 
@@ -96,12 +81,8 @@ impl NativeAuth {
     #[new]
     fn new(py: Python<'_>, options_json: &str) -> PyResult<Self> {
         let cfg = Config::from_json(options_json).map_err(config_error)?;
-        let auth = py
-            .detach(|| runtime().block_on(Auth::new(cfg)))
-            .map_err(config_error)?;
-        Ok(NativeAuth {
-            auth: Arc::new(auth),
-        })
+        let auth = py.detach(|| runtime().block_on(Auth::new(cfg))).map_err(config_error)?;
+        Ok(NativeAuth { auth: Arc::new(auth) })
     }
 
     /// Serves one request; returns an awaitable of `NativeResponse`, or `None`
@@ -119,11 +100,7 @@ impl NativeAuth {
         body: &[u8],
         client_host: Option<String>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let relative = self
-            .auth
-            .relative_path(path, root_path)
-            .unwrap_or("")
-            .to_owned();
+        let relative = self.auth.relative_path(path, root_path).unwrap_or("").to_owned();
         let req = Request {
             method: method.to_ascii_uppercase(),
             path: relative,
@@ -135,20 +112,12 @@ impl NativeAuth {
         let auth = self.auth.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let resp = auth.handle(req).await;
-            Ok(NativeResponse {
-                status: resp.status,
-                headers: resp.headers,
-                body: resp.body,
-            })
+            Ok(NativeResponse { status: resp.status, headers: resp.headers, body: resp.body })
         })
     }
 
     /// Awaitable of the `{"session", "user"}` JSON text of the live session, or `None`.
-    fn get_session<'py>(
-        &self,
-        py: Python<'py>,
-        headers: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn get_session<'py>(&self, py: Python<'py>, headers: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let headers = headers_from(headers)?;
         let auth = self.auth.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
@@ -158,11 +127,7 @@ impl NativeAuth {
                     let json = serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
                     Ok(Some(json.to_string()))
                 }
-                Err(e) => Err(KerniaError::new_err(format!(
-                    "{}: {}",
-                    e.code().unwrap_or("ERROR"),
-                    e.message()
-                ))),
+                Err(e) => Err(KerniaError::new_err(format!("{}: {}", e.code().unwrap_or("ERROR"), e.message()))),
             }
         })
     }
@@ -199,10 +164,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeAuth>()?;
     m.add_class::<NativeResponse>()?;
     m.add("KerniaError", m.py().get_type::<KerniaError>())?;
-    m.add(
-        "ConfigurationError",
-        m.py().get_type::<ConfigurationError>(),
-    )?;
+    m.add("ConfigurationError", m.py().get_type::<ConfigurationError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

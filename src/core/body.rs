@@ -13,35 +13,20 @@ pub struct Body {
 }
 
 fn media_type(req: &Request) -> Option<String> {
-    req.header("content-type").map(|ct| {
-        ct.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    })
+    req.header("content-type").map(|ct| ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
 impl Body {
     /// Parses a JSON object (or, where `allow_form`, a urlencoded form). An empty body is `{}`.
     pub fn parse(req: &Request, allow_form: bool) -> Result<Body, AuthError> {
         if req.body.is_empty() {
-            return Ok(Body {
-                fields: Map::new(),
-                form: false,
-            });
+            return Ok(Body { fields: Map::new(), form: false });
         }
-        let allowed = if allow_form {
-            "application/json, application/x-www-form-urlencoded"
-        } else {
-            "application/json"
-        };
+        let allowed =
+            if allow_form { "application/json, application/x-www-form-urlencoded" } else { "application/json" };
         match media_type(req).as_deref() {
             Some("application/json") => match serde_json::from_slice::<Value>(&req.body) {
-                Ok(Value::Object(fields)) => Ok(Body {
-                    fields,
-                    form: false,
-                }),
+                Ok(Value::Object(fields)) => Ok(Body { fields, form: false }),
                 Ok(other) => Err(AuthError::Validation(format!(
                     "[body] Invalid input: expected object, received {}",
                     type_name(Some(&other))
@@ -54,9 +39,9 @@ impl Body {
                     .collect();
                 Ok(Body { fields, form: true })
             }
-            None | Some("") => Err(AuthError::UnsupportedMediaType(format!(
-                "Content-Type is required. Allowed types: {allowed}"
-            ))),
+            None | Some("") => {
+                Err(AuthError::UnsupportedMediaType(format!("Content-Type is required. Allowed types: {allowed}")))
+            }
             Some(other) => Err(AuthError::UnsupportedMediaType(format!(
                 "Content-Type \"{other}\" is not allowed. Allowed types: {allowed}"
             ))),
@@ -68,10 +53,7 @@ impl Body {
     }
 
     pub fn validator(&self) -> Validator<'_> {
-        Validator {
-            body: self,
-            issues: Vec::new(),
-        }
+        Validator { body: self, issues: Vec::new() }
     }
 }
 
@@ -100,10 +82,7 @@ impl Validator<'_> {
 
     fn expected(&mut self, key: &str, want: &str) {
         let got = type_name(self.body.get(key));
-        self.issue(
-            key,
-            format!("Invalid input: expected {want}, received {got}"),
-        );
+        self.issue(key, format!("Invalid input: expected {want}, received {got}"));
     }
 
     pub fn string(&mut self, key: &str) -> Option<String> {
@@ -141,9 +120,7 @@ impl Validator<'_> {
         match self.body.get(key) {
             None => None,
             Some(Value::Bool(b)) => Some(*b),
-            Some(Value::String(s)) if self.body.form && (s == "true" || s == "false") => {
-                Some(s == "true")
-            }
+            Some(Value::String(s)) if self.body.form && (s == "true" || s == "false") => Some(s == "true"),
             Some(_) => {
                 self.expected(key, "boolean");
                 None
@@ -170,22 +147,15 @@ pub fn is_valid_email(email: &str) -> bool {
     let local_ok = !local.is_empty()
         && !local.starts_with('.')
         && !local.contains("..")
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_'+-.".contains(&b))
-        && local
-            .bytes()
-            .last()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b));
+        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"_'+-.".contains(&b))
+        && local.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b));
     let labels: Vec<&str> = domain.split('.').collect();
     let domain_ok = labels.len() >= 2
         && labels[..labels.len() - 1].iter().all(|l| {
             l.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         })
-        && labels
-            .last()
-            .is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
+        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
     local_ok && domain_ok
 }
 
@@ -195,27 +165,12 @@ mod tests {
 
     #[test]
     fn emails() {
-        for ok in [
-            "a@b.co",
-            "first.last+tag@sub.example.com",
-            "o'neil@x.io",
-            "x_y-z@a-b.org",
-        ] {
+        for ok in ["a@b.co", "first.last+tag@sub.example.com", "o'neil@x.io", "x_y-z@a-b.org"] {
             assert!(is_valid_email(ok), "{ok}");
         }
-        for bad in [
-            "",
-            "a",
-            "a@b",
-            "a@b.c",
-            ".a@b.co",
-            "a..b@c.co",
-            "a.@b.co",
-            "a@-b.co",
-            "a b@c.co",
-            "a@b.c0m",
-            "a@@b.co",
-        ] {
+        for bad in
+            ["", "a", "a@b", "a@b.c", ".a@b.co", "a..b@c.co", "a.@b.co", "a@-b.co", "a b@c.co", "a@b.c0m", "a@@b.co"]
+        {
             assert!(!is_valid_email(bad), "{bad}");
         }
     }
@@ -231,49 +186,23 @@ mod tests {
 
     #[test]
     fn content_types() {
-        assert_eq!(
-            Body::parse(&req(Some("application/json"), "{oops"), false).err(),
-            Some(AuthError::InvalidJson)
-        );
-        assert_eq!(
-            Body::parse(&req(Some("text/plain"), "{}"), false)
-                .err()
-                .map(|e| e.status()),
-            Some(415)
-        );
-        assert_eq!(
-            Body::parse(&req(None, "{}"), false)
-                .err()
-                .map(|e| e.status()),
-            Some(415)
-        );
+        assert_eq!(Body::parse(&req(Some("application/json"), "{oops"), false).err(), Some(AuthError::InvalidJson));
+        assert_eq!(Body::parse(&req(Some("text/plain"), "{}"), false).err().map(|e| e.status()), Some(415));
+        assert_eq!(Body::parse(&req(None, "{}"), false).err().map(|e| e.status()), Some(415));
         assert!(Body::parse(&req(None, ""), false).is_ok());
         assert!(Body::parse(&req(Some("application/json; charset=utf-8"), "{}"), false).is_ok());
-        let form = Body::parse(
-            &req(
-                Some("application/x-www-form-urlencoded"),
-                "email=a%40b.co&rememberMe=false",
-            ),
-            true,
-        )
-        .unwrap();
+        let form =
+            Body::parse(&req(Some("application/x-www-form-urlencoded"), "email=a%40b.co&rememberMe=false"), true)
+                .unwrap();
         let mut v = form.validator();
         assert_eq!(v.string("email").as_deref(), Some("a@b.co"));
         assert_eq!(v.optional_bool("rememberMe"), Some(false));
-        assert!(Body::parse(
-            &req(Some("application/x-www-form-urlencoded"), "a=b"),
-            false
-        )
-        .is_err());
+        assert!(Body::parse(&req(Some("application/x-www-form-urlencoded"), "a=b"), false).is_err());
     }
 
     #[test]
     fn validation_messages_follow_zod() {
-        let body = Body::parse(
-            &req(Some("application/json"), r#"{"name":5,"email":"nope"}"#),
-            false,
-        )
-        .unwrap();
+        let body = Body::parse(&req(Some("application/json"), r#"{"name":5,"email":"nope"}"#), false).unwrap();
         let mut v = body.validator();
         v.string("name");
         v.email("email");

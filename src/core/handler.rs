@@ -1,15 +1,21 @@
 //! The request pipeline (spec §1.3): rate limit → route → origin check →
 //! endpoint → commit of the endpoint's staged writes in one transaction → response.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::auth::Auth;
+use crate::core::hooks::CallbackRequest;
 use crate::core::request::Request;
 use crate::core::response::Response;
+use crate::core::router::Route;
 use crate::core::{origin, router};
 use crate::error::AuthError;
-use crate::model::Session;
-use crate::storage::WriteOp;
+use crate::link::{self, Conversion, StoreErrorOr};
+use crate::model::{Session, User};
+use crate::session::Current;
+use crate::storage::{StoreError, WriteOp};
 
 /// What an endpoint decided: the response it wants and the writes that must
 /// commit, all together, before that response may be sent.
@@ -17,8 +23,11 @@ use crate::storage::WriteOp;
 pub struct Outcome {
     pub response: Response,
     pub writes: Vec<WriteOp>,
-    /// The session this request minted, if any (what the guest-conversion hook keys on).
+    /// The session this request minted and its user (what the guest-conversion hook keys on).
     pub new_session: Option<Session>,
+    pub new_user: Option<User>,
+    /// The error to answer with if the writes hit a unique constraint.
+    pub on_conflict: Option<AuthError>,
 }
 
 impl Outcome {
@@ -27,13 +36,13 @@ impl Outcome {
             response: Response::json(200, value),
             writes: Vec::new(),
             new_session: None,
+            new_user: None,
+            on_conflict: None,
         }
     }
 
     pub fn cookies(mut self, cookies: impl IntoIterator<Item = String>) -> Self {
-        self.response
-            .headers
-            .extend(cookies.into_iter().map(|c| ("set-cookie".to_owned(), c)));
+        self.response.headers.extend(cookies.into_iter().map(|c| ("set-cookie".to_owned(), c)));
         self
     }
 
@@ -47,8 +56,14 @@ impl Outcome {
         self
     }
 
-    pub fn minted(mut self, session: Session) -> Self {
+    pub fn minted(mut self, session: Session, user: User) -> Self {
         self.new_session = Some(session);
+        self.new_user = Some(user);
+        self
+    }
+
+    pub fn on_conflict(mut self, err: AuthError) -> Self {
+        self.on_conflict = Some(err);
         self
     }
 }
@@ -62,37 +77,67 @@ pub struct Ctx<'a> {
 
 impl Auth {
     pub fn client_ip(&self, req: &Request) -> Option<String> {
-        crate::net::client_ip(
-            req.peer_ip.as_deref(),
-            req.header("x-forwarded-for"),
-            &self.cfg.trusted_proxies,
-        )
+        crate::net::client_ip(req.peer_ip.as_deref(), req.header("x-forwarded-for"), &self.cfg.trusted_proxies)
     }
 
     /// Serves one request. Never panics and never fails: every error becomes its response.
-    pub async fn handle(&self, req: Request) -> Response {
+    pub async fn handle(self: &Arc<Self>, req: Request) -> Response {
         match self.process(&req).await {
             Ok(resp) => resp,
             Err(e) => e.to_response(),
         }
     }
 
-    async fn process(&self, req: &Request) -> Result<Response, AuthError> {
+    async fn process(self: &Arc<Self>, req: &Request) -> Result<Response, AuthError> {
         let client_ip = self.client_ip(req);
-        self.limiter
-            .check(&req.path, client_ip.as_deref(), self.clock.now_ms())?;
-        let route = router::route(&req.method, &req.path).ok_or(AuthError::NotFound)?;
+        self.limiter.check(&req.path, client_ip.as_deref(), self.clock.now_ms())?;
+        let route =
+            router::route(&req.method, &req.path, self.anonymous_callbacks.is_some()).ok_or(AuthError::NotFound)?;
         if req.body.len() > self.cfg.advanced.max_body_size {
             return Err(AuthError::PayloadTooLarge(self.cfg.advanced.max_body_size));
         }
         origin::check_cookie_origin(&self.cfg, req)?;
-        let ctx = Ctx {
-            auth: self,
-            req,
-            client_ip,
+        let ctx = Ctx { auth: self, req, client_ip: client_ip.clone() };
+        let mut outcome = route.run(&ctx).await?;
+        let on_conflict = outcome.on_conflict.take();
+        let store_error = |e: StoreError| match (e, &on_conflict) {
+            (StoreError::Conflict(_), Some(err)) => err.clone(),
+            (e, _) => AuthError::from(e),
         };
-        let outcome = route.run(&ctx).await?;
-        self.store.apply(outcome.writes).await?;
+        match self.conversion(req, route, &mut outcome, client_ip).await? {
+            None => self.store.apply(std::mem::take(&mut outcome.writes)).await.map_err(store_error)?,
+            Some(conversion) => match tokio::spawn(self.clone().convert(conversion)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(StoreErrorOr::Store(e))) => return Err(store_error(e)),
+                Ok(Err(StoreErrorOr::Auth(e))) => return Err(e),
+                Err(e) => return Err(AuthError::internal(format!("conversion task failed: {e}"))),
+            },
+        }
         Ok(outcome.response)
+    }
+
+    /// A conversion when the endpoint minted a session while the request carried a guest's.
+    async fn conversion(
+        &self,
+        req: &Request,
+        route: Route,
+        outcome: &mut Outcome,
+        client_ip: Option<String>,
+    ) -> Result<Option<Conversion>, AuthError> {
+        if self.anonymous_callbacks.is_none() || !link::converts(route.path()) || outcome.new_session.is_none() {
+            return Ok(None);
+        }
+        let Some(new_user) = outcome.new_user.clone() else { return Ok(None) };
+        let Current::Valid { session, user, .. } = self.current_session(req).await? else { return Ok(None) };
+        if !user.is_anonymous {
+            return Ok(None);
+        }
+        Ok(Some(Conversion {
+            guest_session: session,
+            guest_user: user,
+            new_user,
+            writes: std::mem::take(&mut outcome.writes),
+            request: CallbackRequest::of(req, client_ip),
+        }))
     }
 }

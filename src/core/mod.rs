@@ -3,6 +3,7 @@
 
 pub mod body;
 pub mod handler;
+pub mod hooks;
 pub mod origin;
 pub mod request;
 pub mod response;

@@ -7,11 +7,7 @@ use crate::error::AuthError;
 /// `scheme://host[:port]`, lower-cased, of an absolute URL; `None` if it is not one.
 pub fn origin_of(url: &str) -> Option<String> {
     let (scheme, rest) = url.split_once("://")?;
-    if scheme.is_empty()
-        || !scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-    {
+    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
         return None;
     }
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
@@ -33,9 +29,7 @@ pub fn origin_of(url: &str) -> Option<String> {
 fn glob(pattern: &[u8], text: &[u8]) -> bool {
     match (pattern.first(), text.first()) {
         (None, None) => true,
-        (Some(b'*'), _) => {
-            glob(&pattern[1..], text) || (!text.is_empty() && glob(pattern, &text[1..]))
-        }
+        (Some(b'*'), _) => glob(&pattern[1..], text) || (!text.is_empty() && glob(pattern, &text[1..])),
         (Some(b'?'), Some(_)) => glob(&pattern[1..], &text[1..]),
         (Some(p), Some(t)) if p.eq_ignore_ascii_case(t) => glob(&pattern[1..], &text[1..]),
         _ => false,
@@ -59,8 +53,7 @@ fn matches_pattern(pattern: &str, url: &str) -> bool {
         return origin_of(pattern).as_deref() == Some(origin.as_str());
     }
     // Custom schemes (`myapp://`): scheme, then authority and path prefix when given.
-    url.to_ascii_lowercase()
-        .starts_with(&pattern.to_ascii_lowercase())
+    url.to_ascii_lowercase().starts_with(&pattern.to_ascii_lowercase())
 }
 
 /// A same-site relative URL: one leading `/`, simple characters, an optional simple query.
@@ -78,12 +71,8 @@ fn is_safe_relative(url: &str) -> bool {
         return false;
     }
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let path_ok = path
-        .chars()
-        .all(|c| c.is_alphanumeric() || "_-.+/@".contains(c));
-    let query_ok = query
-        .chars()
-        .all(|c| c.is_alphanumeric() || "_-.+/@=&%".contains(c));
+    let path_ok = path.chars().all(|c| c.is_alphanumeric() || "_-.+/@".contains(c));
+    let query_ok = query.chars().all(|c| c.is_alphanumeric() || "_-.+/@=&%".contains(c));
     path_ok && query_ok
 }
 
@@ -98,9 +87,7 @@ pub fn is_trusted(cfg: &Config, url: &str, allow_relative: bool) -> bool {
 }
 
 fn request_origin(req: &Request) -> Option<&str> {
-    req.header("origin")
-        .or_else(|| req.header("referer"))
-        .filter(|o| !o.is_empty() && *o != "null")
+    req.header("origin").or_else(|| req.header("referer")).filter(|o| !o.is_empty() && *o != "null")
 }
 
 fn check_origin_header(cfg: &Config, req: &Request) -> Result<(), AuthError> {
@@ -118,10 +105,7 @@ fn csrf_enabled(cfg: &Config) -> bool {
 
 /// §13.2 step 1: a state-changing request that carries cookies must come from a trusted origin.
 pub fn check_cookie_origin(cfg: &Config, req: &Request) -> Result<(), AuthError> {
-    if !csrf_enabled(cfg)
-        || matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS")
-        || !req.has_cookies()
-    {
+    if !csrf_enabled(cfg) || matches!(req.method.as_str(), "GET" | "HEAD" | "OPTIONS") || !req.has_cookies() {
         return Ok(());
     }
     check_origin_header(cfg, req)
@@ -136,9 +120,8 @@ pub fn check_form_csrf(cfg: &Config, req: &Request) -> Result<(), AuthError> {
         return check_origin_header(cfg, req);
     }
     let site = req.header("sec-fetch-site");
-    let has_fetch_metadata = site.is_some()
-        || req.header("sec-fetch-mode").is_some()
-        || req.header("sec-fetch-dest").is_some();
+    let has_fetch_metadata =
+        site.is_some() || req.header("sec-fetch-mode").is_some() || req.header("sec-fetch-dest").is_some();
     if has_fetch_metadata {
         if site == Some("cross-site") && req.header("sec-fetch-mode") == Some("navigate") {
             return Err(AuthError::CrossSiteNavigationLoginBlocked);
@@ -182,14 +165,8 @@ mod tests {
 
     #[test]
     fn origins_are_extracted() {
-        assert_eq!(
-            origin_of("HTTPS://Example.com:443/a?b").as_deref(),
-            Some("https://example.com")
-        );
-        assert_eq!(
-            origin_of("http://localhost:3000/x").as_deref(),
-            Some("http://localhost:3000")
-        );
+        assert_eq!(origin_of("HTTPS://Example.com:443/a?b").as_deref(), Some("https://example.com"));
+        assert_eq!(origin_of("http://localhost:3000/x").as_deref(), Some("http://localhost:3000"));
         assert_eq!(origin_of("/relative"), None);
     }
 
@@ -211,21 +188,12 @@ mod tests {
     fn cookie_bearing_posts_need_a_trusted_origin() {
         let c = cfg();
         let base = Request::new("POST", "/sign-out").with_header("cookie", "a=b");
-        assert_eq!(
-            check_cookie_origin(&c, &base),
-            Err(AuthError::MissingOrNullOrigin)
-        );
+        assert_eq!(check_cookie_origin(&c, &base), Err(AuthError::MissingOrNullOrigin));
         let evil = base.clone().with_header("origin", "https://evil.com");
-        assert_eq!(
-            check_cookie_origin(&c, &evil),
-            Err(AuthError::InvalidOrigin)
-        );
+        assert_eq!(check_cookie_origin(&c, &evil), Err(AuthError::InvalidOrigin));
         let ok = base.clone().with_header("origin", "http://localhost:3000");
         assert_eq!(check_cookie_origin(&c, &ok), Ok(()));
-        assert_eq!(
-            check_cookie_origin(&c, &Request::new("POST", "/sign-out")),
-            Ok(())
-        );
+        assert_eq!(check_cookie_origin(&c, &Request::new("POST", "/sign-out")), Ok(()));
     }
 
     #[test]
@@ -234,19 +202,9 @@ mod tests {
         let r = Request::new("POST", "/sign-in/email")
             .with_header("sec-fetch-site", "cross-site")
             .with_header("sec-fetch-mode", "navigate");
-        assert_eq!(
-            check_form_csrf(&c, &r),
-            Err(AuthError::CrossSiteNavigationLoginBlocked)
-        );
-        let no_origin =
-            Request::new("POST", "/sign-in/email").with_header("sec-fetch-site", "same-origin");
-        assert_eq!(
-            check_form_csrf(&c, &no_origin),
-            Err(AuthError::MissingOrNullOrigin)
-        );
-        assert_eq!(
-            check_form_csrf(&c, &Request::new("POST", "/sign-in/email")),
-            Ok(())
-        );
+        assert_eq!(check_form_csrf(&c, &r), Err(AuthError::CrossSiteNavigationLoginBlocked));
+        let no_origin = Request::new("POST", "/sign-in/email").with_header("sec-fetch-site", "same-origin");
+        assert_eq!(check_form_csrf(&c, &no_origin), Err(AuthError::MissingOrNullOrigin));
+        assert_eq!(check_form_csrf(&c, &Request::new("POST", "/sign-in/email")), Ok(()));
     }
 }

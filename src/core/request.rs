@@ -11,6 +11,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Address of the TCP peer, when the transport knows it.
     pub peer_ip: Option<String>,
+    /// The transport's own data for callbacks (see [`crate::core::hooks::Extension`]).
+    pub extension: crate::core::hooks::Extension,
 }
 
 impl std::fmt::Debug for Request {
@@ -26,16 +28,11 @@ impl std::fmt::Debug for Request {
 
 impl Request {
     pub fn new(method: &str, path: &str) -> Self {
-        Request {
-            method: method.to_ascii_uppercase(),
-            path: path.to_owned(),
-            ..Default::default()
-        }
+        Request { method: method.to_ascii_uppercase(), path: path.to_owned(), ..Default::default() }
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
-        self.headers
-            .push((name.to_ascii_lowercase(), value.to_owned()));
+        self.headers.push((name.to_ascii_lowercase(), value.to_owned()));
         self
     }
 
@@ -45,10 +42,7 @@ impl Request {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 
     /// The value of cookie `name`, looking through every `Cookie` header.
@@ -63,15 +57,11 @@ impl Request {
     }
 
     pub fn has_cookies(&self) -> bool {
-        self.headers
-            .iter()
-            .any(|(k, v)| k == "cookie" && !v.trim().is_empty())
+        self.headers.iter().any(|(k, v)| k == "cookie" && !v.trim().is_empty())
     }
 
     /// First value of a query parameter, decoded.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        form_urlencoded::parse(self.query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
+        form_urlencoded::parse(self.query.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
     }
 }

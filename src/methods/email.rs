@@ -65,9 +65,7 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         // Without sign-in the answer must not reveal that the email is taken:
         // spend the same hashing time and answer as for a new account.
         auth.hasher.hash(password).await?;
-        return Ok(Outcome::json(
-            &json!({ "token": null, "user": UserJson(&user, auth.user_fields) }),
-        ));
+        return Ok(Outcome::json(&json!({ "token": null, "user": UserJson(&user, auth.user_fields) })));
     }
 
     let hash = auth.hasher.hash(password).await?;
@@ -80,12 +78,9 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         created_at: now,
         updated_at: now,
     };
-    let user_json = serde_json::to_value(UserJson(&user, auth.user_fields))
-        .map_err(|e| AuthError::internal(e.to_string()))?;
-    let mut writes = vec![
-        WriteOp::InsertUser(user.clone()),
-        WriteOp::InsertAccount(account),
-    ];
+    let user_json =
+        serde_json::to_value(UserJson(&user, auth.user_fields)).map_err(|e| AuthError::internal(e.to_string()))?;
+    let mut writes = vec![WriteOp::InsertUser(user.clone()), WriteOp::InsertAccount(account)];
     if !signs_in {
         return Ok(Outcome::json(&json!({ "token": null, "user": user_json })).writes(writes));
     }
@@ -93,10 +88,7 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let cookies = auth.session_cookies(&session, remember);
     let body = json!({ "token": session.token, "user": user_json });
     writes.push(WriteOp::InsertSession(session.clone()));
-    Ok(Outcome::json(&body)
-        .cookies(cookies)
-        .writes(writes)
-        .minted(session))
+    Ok(Outcome::json(&body).cookies(cookies).writes(writes).minted(session, user))
 }
 
 pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
@@ -143,12 +135,10 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     if let Some(url) = &callback {
         body["url"] = json!(url);
     }
-    body["user"] = serde_json::to_value(UserJson(&user, auth.user_fields))
-        .map_err(|e| AuthError::internal(e.to_string()))?;
-    let mut out = Outcome::json(&body)
-        .cookies(cookies)
-        .writes([WriteOp::InsertSession(session.clone())])
-        .minted(session);
+    body["user"] =
+        serde_json::to_value(UserJson(&user, auth.user_fields)).map_err(|e| AuthError::internal(e.to_string()))?;
+    let mut out =
+        Outcome::json(&body).cookies(cookies).writes([WriteOp::InsertSession(session.clone())]).minted(session, user);
     if let Some(url) = callback {
         out = out.header("location", url);
     }

@@ -1,4 +1,5 @@
 //! Sign-in methods, one file each, same shape: parse and validate the body,
 //! check credentials, stage the writes, mint the session.
 
+pub mod anonymous;
 pub mod email;

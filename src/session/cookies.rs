@@ -50,11 +50,7 @@ impl CookieNames {
 
     /// Expires every session cookie (spec §2.4 `deleteSessionCookie`).
     pub fn expire_session(&self) -> Vec<String> {
-        vec![
-            self.expire(&self.session_token),
-            self.expire(&self.session_data),
-            self.expire(&self.dont_remember),
-        ]
+        vec![self.expire(&self.session_token), self.expire(&self.session_data), self.expire(&self.dont_remember)]
     }
 }
 
@@ -63,10 +59,9 @@ mod tests {
     use super::*;
 
     fn names(base_url: &str) -> CookieNames {
-        let cfg = Config::from_json(&format!(
-            r#"{{"database":"sqlite::memory:","secret":"x","base_url":"{base_url}"}}"#
-        ))
-        .unwrap();
+        let cfg =
+            Config::from_json(&format!(r#"{{"database":"sqlite::memory:","secret":"x","base_url":"{base_url}"}}"#))
+                .unwrap();
         CookieNames::new(&cfg)
     }
 
@@ -78,18 +73,13 @@ mod tests {
             n.set(&n.session_token, "v", Some(604800)),
             "better-auth.session_token=v; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax"
         );
-        assert_eq!(
-            n.expire(&n.session_token),
-            "better-auth.session_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax"
-        );
+        assert_eq!(n.expire(&n.session_token), "better-auth.session_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax");
     }
 
     #[test]
     fn https_cookies_are_secure_prefixed() {
         let n = names("https://example.com");
         assert_eq!(n.session_token, "__Secure-better-auth.session_token");
-        assert!(n
-            .set(&n.session_token, "v", None)
-            .ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"));
+        assert!(n.set(&n.session_token, "v", None).ends_with("; Path=/; HttpOnly; Secure; SameSite=Lax"));
     }
 }

@@ -20,7 +20,10 @@ pub enum Current {
     /// No cookie, or one whose signature does not verify.
     None,
     /// A signed cookie whose session is gone or expired.
-    Stale { token: String, expired_row: bool },
+    Stale {
+        token: String,
+        expired_row: bool,
+    },
     Valid {
         session: Session,
         user: User,
@@ -35,7 +38,7 @@ impl Auth {
         self.cfg.signer.verify_cookie_value(raw)
     }
 
-    fn has_dont_remember(&self, req: &Request) -> bool {
+    pub fn has_dont_remember(&self, req: &Request) -> bool {
         req.cookie(&self.cookies.dont_remember)
             .and_then(|v| self.cfg.signer.verify_cookie_value(v))
             .is_some_and(|v| v == "true")
@@ -47,36 +50,18 @@ impl Auth {
             return Ok(Current::None);
         };
         match self.store.session_with_user(&token).await? {
-            None => Ok(Current::Stale {
-                token,
-                expired_row: false,
-            }),
-            Some((session, _)) if session.expires_at <= self.clock.now_ms() => Ok(Current::Stale {
-                token,
-                expired_row: true,
-            }),
-            Some((session, user)) => Ok(Current::Valid {
-                session,
-                user,
-                dont_remember: self.has_dont_remember(req),
-            }),
+            None => Ok(Current::Stale { token, expired_row: false }),
+            Some((session, _)) if session.expires_at <= self.clock.now_ms() => {
+                Ok(Current::Stale { token, expired_row: true })
+            }
+            Some((session, user)) => Ok(Current::Valid { session, user, dont_remember: self.has_dont_remember(req) }),
         }
     }
 
     /// A new session row for `user_id`; `remember: false` makes it a one-day session.
-    pub fn new_session(
-        &self,
-        user_id: &str,
-        remember: bool,
-        req: &Request,
-        client_ip: Option<&str>,
-    ) -> Session {
+    pub fn new_session(&self, user_id: &str, remember: bool, req: &Request, client_ip: Option<&str>) -> Session {
         let now = self.clock.now_ms();
-        let lifetime = if remember {
-            self.cfg.session.expires_in
-        } else {
-            DONT_REMEMBER_LIFETIME_S
-        };
+        let lifetime = if remember { self.cfg.session.expires_in } else { DONT_REMEMBER_LIFETIME_S };
         Session {
             id: new_id(),
             token: new_id(),
@@ -94,11 +79,7 @@ impl Auth {
     pub fn session_cookies(&self, session: &Session, remember: bool) -> Vec<String> {
         let value = self.cfg.signer.sign_cookie_value(&session.token);
         if remember {
-            vec![self.cookies.set(
-                &self.cookies.session_token,
-                &value,
-                Some(self.cfg.session.expires_in),
-            )]
+            vec![self.cookies.set(&self.cookies.session_token, &value, Some(self.cfg.session.expires_in))]
         } else {
             let flag = self.cfg.signer.sign_cookie_value("true");
             vec![

@@ -9,8 +9,7 @@ use crate::session::Current;
 use crate::storage::WriteOp;
 
 fn no_store(o: Outcome) -> Outcome {
-    o.header("cache-control", "no-store")
-        .header("pragma", "no-cache")
+    o.header("cache-control", "no-store").header("pragma", "no-cache")
 }
 
 /// Any non-empty value counts as set, as with Better Auth's boolean coercion.
@@ -24,47 +23,26 @@ pub async fn get_session(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         Current::None => Ok(no_store(Outcome::json(&Value::Null))),
         Current::Stale { token, expired_row } => {
             let out = no_store(Outcome::json(&Value::Null)).cookies(auth.cookies.expire_session());
-            Ok(if expired_row {
-                out.writes([WriteOp::DeleteSessionByToken(token)])
-            } else {
-                out
-            })
+            Ok(if expired_row { out.writes([WriteOp::DeleteSessionByToken(token)]) } else { out })
         }
-        Current::Valid {
-            mut session,
-            user,
-            dont_remember,
-        } => {
-            let refresh = if dont_remember || flag(ctx, "disableRefresh") {
-                None
-            } else {
-                auth.needs_refresh(&session)
-            };
+        Current::Valid { mut session, user, dont_remember } => {
+            let refresh =
+                if dont_remember || flag(ctx, "disableRefresh") { None } else { auth.needs_refresh(&session) };
             let mut cookies = Vec::new();
-            if let Some(WriteOp::RefreshSession {
-                expires_at,
-                updated_at,
-                ..
-            }) = &refresh
-            {
+            if let Some(WriteOp::RefreshSession { expires_at, updated_at, .. }) = &refresh {
                 session.expires_at = *expires_at;
                 session.updated_at = *updated_at;
                 cookies = auth.session_cookies(&session, true);
             }
-            let body = serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
-            Ok(no_store(Outcome::json(&body))
-                .cookies(cookies)
-                .writes(refresh))
+            let body =
+                serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
+            Ok(no_store(Outcome::json(&body)).cookies(cookies).writes(refresh))
         }
     }
 }
 
 pub async fn sign_out(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
-    let revoke = auth
-        .session_token(ctx.req)
-        .map(WriteOp::DeleteSessionByToken);
-    Ok(Outcome::json(&serde_json::json!({ "success": true }))
-        .cookies(auth.cookies.expire_session())
-        .writes(revoke))
+    let revoke = auth.session_token(ctx.req).map(WriteOp::DeleteSessionByToken);
+    Ok(Outcome::json(&serde_json::json!({ "success": true })).cookies(auth.cookies.expire_session()).writes(revoke))
 }

@@ -30,6 +30,35 @@ pub enum WriteOp {
         expires_at: i64,
         updated_at: i64,
     },
+    /// The user with all its sessions and accounts.
+    DeleteUser(String),
+}
+
+/// A value passed to or read from app SQL run through `ctx.db`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+    Bytes(Vec<u8>),
+}
+
+/// A row from app SQL: column name and value, in select order.
+pub type SqlRow = Vec<(String, SqlValue)>;
+
+/// An open transaction. Dropping it without [`Tx::commit`] rolls it back.
+#[async_trait]
+pub trait Tx: Send {
+    async fn apply(&mut self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+    /// The user of the session with this token if it is anonymous, locked until
+    /// the transaction ends so that concurrent conversions of one guest serialize.
+    async fn lock_guest(&mut self, token: &str) -> Result<Option<User>, StoreError>;
+    /// Runs app SQL; returns the number of rows changed.
+    async fn execute(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError>;
+    async fn fetch_all(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError>;
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// Unique constraints the endpoints turn into client errors.
@@ -46,6 +75,9 @@ pub enum StoreError {
     Conflict(Constraint),
     #[error("database error: {0}")]
     Backend(String),
+    /// App SQL run through `ctx.db` failed; the message is the database's.
+    #[error("{0}")]
+    Sql(String),
 }
 
 impl From<StoreError> for AuthError {
@@ -74,13 +106,15 @@ pub trait Store: Send + Sync {
     /// The session with this token and its user, expired or not.
     async fn session_with_user(&self, token: &str) -> Result<Option<(Session, User)>, StoreError>;
     /// The user with this (lower-cased) email and the hash of its credential account, if any.
-    async fn user_with_password(
-        &self,
-        email: &str,
-    ) -> Result<Option<(User, Option<String>)>, StoreError>;
+    async fn user_with_password(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError>;
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
     /// All ops in one transaction: all of them happen or none does.
     async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+    /// Opens a transaction for work that must await other things between statements.
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+    /// SQLite: one writer for the whole database, so an open transaction blocks
+    /// every other write and should be opened as late as possible.
+    fn single_writer(&self) -> bool;
     /// Finishes queued work and closes connections; later calls fail.
     async fn close(&self);
     /// `"sqlite"` or `"postgres"`.
@@ -115,9 +149,7 @@ pub fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
         r => r,
     };
     if path.is_empty() {
-        return Err(bad(
-            "no file path; use sqlite:///app.db (relative) or sqlite:////abs/app.db",
-        ));
+        return Err(bad("no file path; use sqlite:///app.db (relative) or sqlite:////abs/app.db"));
     }
     if path.contains('?') {
         return Err(bad("query parameters are not supported in SQLite URLs"));
@@ -128,12 +160,8 @@ pub fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
 /// Opens the database, creating or migrating the schema.
 pub async fn open(url: &str, pool_size: usize) -> Result<Arc<dyn Store>, ConfigError> {
     match parse_database_url(url)? {
-        DatabaseUrl::SqliteMemory => {
-            Ok(Arc::new(sqlite::SqliteStore::open(None, pool_size).await?))
-        }
-        DatabaseUrl::SqliteFile(path) => Ok(Arc::new(
-            sqlite::SqliteStore::open(Some(path), pool_size).await?,
-        )),
+        DatabaseUrl::SqliteMemory => Ok(Arc::new(sqlite::SqliteStore::open(None, pool_size).await?)),
+        DatabaseUrl::SqliteFile(path) => Ok(Arc::new(sqlite::SqliteStore::open(Some(path), pool_size).await?)),
         DatabaseUrl::Postgres(u) => Ok(Arc::new(postgres::PgStore::open(&u, pool_size).await?)),
     }
 }
@@ -144,39 +172,18 @@ mod tests {
 
     #[test]
     fn sqlite_urls_read_like_sqlalchemy() {
-        assert_eq!(
-            parse_database_url("sqlite:///app.db").unwrap(),
-            DatabaseUrl::SqliteFile("app.db".into())
-        );
-        assert_eq!(
-            parse_database_url("sqlite:////var/app.db").unwrap(),
-            DatabaseUrl::SqliteFile("/var/app.db".into())
-        );
-        assert_eq!(
-            parse_database_url("sqlite::memory:").unwrap(),
-            DatabaseUrl::SqliteMemory
-        );
-        assert!(matches!(
-            parse_database_url("postgresql://u@h/db").unwrap(),
-            DatabaseUrl::Postgres(_)
-        ));
-        assert!(parse_database_url("mysql://x")
-            .unwrap_err()
-            .to_string()
-            .contains("unknown scheme"));
+        assert_eq!(parse_database_url("sqlite:///app.db").unwrap(), DatabaseUrl::SqliteFile("app.db".into()));
+        assert_eq!(parse_database_url("sqlite:////var/app.db").unwrap(), DatabaseUrl::SqliteFile("/var/app.db".into()));
+        assert_eq!(parse_database_url("sqlite::memory:").unwrap(), DatabaseUrl::SqliteMemory);
+        assert!(matches!(parse_database_url("postgresql://u@h/db").unwrap(), DatabaseUrl::Postgres(_)));
+        assert!(parse_database_url("mysql://x").unwrap_err().to_string().contains("unknown scheme"));
         assert!(parse_database_url("sqlite:///").is_err());
     }
 
     #[test]
     fn constraint_names_are_recognized() {
-        assert_eq!(
-            constraint_from("UNIQUE constraint failed: user.email"),
-            Constraint::UserEmail
-        );
+        assert_eq!(constraint_from("UNIQUE constraint failed: user.email"), Constraint::UserEmail);
         assert_eq!(constraint_from("user_email_key"), Constraint::UserEmail);
-        assert_eq!(
-            constraint_from("user_username_uidx"),
-            Constraint::UserUsername
-        );
+        assert_eq!(constraint_from("user_username_uidx"), Constraint::UserUsername);
     }
 }

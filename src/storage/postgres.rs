@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions, PgRow};
-use sqlx::Row;
+use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow, Postgres};
+use sqlx::query::Query;
+use sqlx::{Column, Row, TypeInfo};
 
 use super::schema::{self, SESSION_COLUMNS, USER_COLUMNS};
-use super::{constraint_from, Store, StoreError, WriteOp};
+use super::{constraint_from, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 use crate::config::ConfigError;
 use crate::model::{Session, User};
 
@@ -59,37 +60,21 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await
-            .map_err(|e| {
-                ConfigError::Database(format!(
-                    "cannot connect to PostgreSQL at {}: {e}",
-                    redact(url)
-                ))
-            })?;
+            .map_err(|e| ConfigError::Database(format!("cannot connect to PostgreSQL at {}: {e}", redact(url))))?;
         let store = PgStore { pool };
-        store
-            .migrate()
-            .await
-            .map_err(|e| ConfigError::Database(format!("cannot create the schema: {e}")))?;
+        store.migrate().await.map_err(|e| ConfigError::Database(format!("cannot create the schema: {e}")))?;
         Ok(store)
     }
 
     async fn migrate(&self) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(MIGRATION_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::raw_sql(schema::POSTGRES_TABLES)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
+        sqlx::raw_sql(schema::POSTGRES_TABLES).execute(&mut *tx).await?;
         for (table, column, _, pg_type) in schema::ADDED_COLUMNS {
-            let sql =
-                format!(r#"ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS "{column}" {pg_type}"#);
+            let sql = format!(r#"ALTER TABLE "{table}" ADD COLUMN IF NOT EXISTS "{column}" {pg_type}"#);
             sqlx::raw_sql(&sql).execute(&mut *tx).await?;
         }
-        sqlx::raw_sql(schema::ADDED_INDEXES)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::raw_sql(schema::ADDED_INDEXES).execute(&mut *tx).await?;
         tx.commit().await
     }
 }
@@ -174,21 +159,22 @@ async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<(), sqlx::Err
             .await?;
         }
         WriteOp::DeleteSessionByToken(token) => {
-            sqlx::query(r#"DELETE FROM "session" WHERE "token" = $1"#)
-                .bind(token)
+            sqlx::query(r#"DELETE FROM "session" WHERE "token" = $1"#).bind(token).execute(conn).await?;
+        }
+        WriteOp::RefreshSession { id, expires_at, updated_at } => {
+            sqlx::query(r#"UPDATE "session" SET "expiresAt" = $1, "updatedAt" = $2 WHERE "id" = $3"#)
+                .bind(ts(*expires_at))
+                .bind(ts(*updated_at))
+                .bind(id)
                 .execute(conn)
                 .await?;
         }
-        WriteOp::RefreshSession {
-            id,
-            expires_at,
-            updated_at,
-        } => {
+        WriteOp::DeleteUser(id) => {
+            // One statement, explicit rather than left to ON DELETE CASCADE.
             sqlx::query(
-                r#"UPDATE "session" SET "expiresAt" = $1, "updatedAt" = $2 WHERE "id" = $3"#,
+                r#"WITH s AS (DELETE FROM "session" WHERE "userId" = $1), a AS (DELETE FROM "account" WHERE "userId" = $1)
+                   DELETE FROM "user" WHERE "id" = $1"#,
             )
-            .bind(ts(*expires_at))
-            .bind(ts(*updated_at))
             .bind(id)
             .execute(conn)
             .await?;
@@ -203,42 +189,23 @@ impl Store for PgStore {
         let sql = format!(
             r#"SELECT {SESSION_COLUMNS}, {USER_COLUMNS} FROM "session" s JOIN "user" u ON u."id" = s."userId" WHERE s."token" = $1"#
         );
-        let row = sqlx::query(&sql)
-            .bind(token)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.map(|r| Ok((session_at(&r)?, user_at(&r, 8)?)))
-            .transpose()
-            .map_err(map_err)
+        let row = sqlx::query(&sql).bind(token).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.map(|r| Ok((session_at(&r)?, user_at(&r, 8)?))).transpose().map_err(map_err)
     }
 
-    async fn user_with_password(
-        &self,
-        email: &str,
-    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+    async fn user_with_password(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
         let sql = format!(
             r#"SELECT {USER_COLUMNS}, a."password" FROM "user" u
                LEFT JOIN "account" a ON a."userId" = u."id" AND a."providerId" = 'credential' AND a."accountId" = u."id"
                WHERE u."email" = $1 ORDER BY a."password" IS NULL LIMIT 1"#
         );
-        let row = sqlx::query(&sql)
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.map(|r| Ok((user_at(&r, 0)?, r.try_get(10)?)))
-            .transpose()
-            .map_err(map_err)
+        let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.map(|r| Ok((user_at(&r, 0)?, r.try_get(10)?))).transpose().map_err(map_err)
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" u WHERE u."email" = $1"#);
-        let row = sqlx::query(&sql)
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await.map_err(map_err)?;
         row.map(|r| user_at(&r, 0)).transpose().map_err(map_err)
     }
 
@@ -260,6 +227,14 @@ impl Store for PgStore {
         }
     }
 
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        Ok(Box::new(PgTx { tx: self.pool.begin().await.map_err(map_err)? }))
+    }
+
+    fn single_writer(&self) -> bool {
+        false
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }
@@ -269,14 +244,100 @@ impl Store for PgStore {
     }
 }
 
+struct PgTx {
+    tx: sqlx::Transaction<'static, Postgres>,
+}
+
+fn sql_err(e: sqlx::Error) -> StoreError {
+    match map_err(e) {
+        StoreError::Backend(msg) => StoreError::Sql(msg),
+        other => other,
+    }
+}
+
+fn bind_all<'q>(mut q: Query<'q, Postgres, PgArguments>, params: &'q [SqlValue]) -> Query<'q, Postgres, PgArguments> {
+    for p in params {
+        q = match p {
+            SqlValue::Null => q.bind(None::<String>),
+            SqlValue::Bool(b) => q.bind(*b),
+            SqlValue::Int(n) => q.bind(*n),
+            SqlValue::Float(f) => q.bind(*f),
+            SqlValue::Text(t) => q.bind(t.as_str()),
+            SqlValue::Bytes(b) => q.bind(b.as_slice()),
+        };
+    }
+    q
+}
+
+/// Decodes a column of any common type; others must be cast to text in the query.
+fn decode(row: &PgRow, idx: usize) -> Result<SqlValue, sqlx::Error> {
+    let kind = row.columns()[idx].type_info().name().to_owned();
+    let v = match kind.as_str() {
+        "BOOL" => row.try_get::<Option<bool>, _>(idx)?.map(SqlValue::Bool),
+        "INT2" => row.try_get::<Option<i16>, _>(idx)?.map(|n| SqlValue::Int(n.into())),
+        "INT4" => row.try_get::<Option<i32>, _>(idx)?.map(|n| SqlValue::Int(n.into())),
+        "INT8" => row.try_get::<Option<i64>, _>(idx)?.map(SqlValue::Int),
+        "FLOAT4" => row.try_get::<Option<f32>, _>(idx)?.map(|f| SqlValue::Float(f.into())),
+        "FLOAT8" => row.try_get::<Option<f64>, _>(idx)?.map(SqlValue::Float),
+        "TIMESTAMPTZ" => row
+            .try_get::<Option<DateTime<Utc>>, _>(idx)?
+            .map(|t| SqlValue::Text(crate::time::iso(t.timestamp_millis()))),
+        "BYTEA" => row.try_get::<Option<Vec<u8>>, _>(idx)?.map(SqlValue::Bytes),
+        "TEXT" | "VARCHAR" | "BPCHAR" | "NAME" | "CHAR" => row.try_get::<Option<String>, _>(idx)?.map(SqlValue::Text),
+        other => {
+            return Err(sqlx::Error::Decode(
+                format!("column {:?} has type {other}; cast it to text in the query", row.columns()[idx].name()).into(),
+            ))
+        }
+    };
+    Ok(v.unwrap_or(SqlValue::Null))
+}
+
+#[async_trait]
+impl Tx for PgTx {
+    async fn apply(&mut self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        for op in &ops {
+            apply_op(&mut self.tx, op).await.map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    async fn lock_guest(&mut self, token: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!(
+            r#"SELECT {USER_COLUMNS} FROM "session" s JOIN "user" u ON u."id" = s."userId"
+               WHERE s."token" = $1 AND u."isAnonymous" = true FOR UPDATE OF s, u"#
+        );
+        let row = sqlx::query(&sql).bind(token).fetch_optional(&mut *self.tx).await.map_err(map_err)?;
+        row.map(|r| user_at(&r, 0)).transpose().map_err(map_err)
+    }
+
+    async fn execute(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        let done = bind_all(sqlx::query(sql), &params).execute(&mut *self.tx).await.map_err(sql_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn fetch_all(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
+        let rows = bind_all(sqlx::query(sql), &params).fetch_all(&mut *self.tx).await.map_err(sql_err)?;
+        rows.iter()
+            .map(|row| {
+                (0..row.columns().len())
+                    .map(|i| Ok((row.columns()[i].name().to_owned(), decode(row, i)?)))
+                    .collect::<Result<SqlRow, sqlx::Error>>()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql_err)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.tx.commit().await.map_err(map_err)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            super::redact("postgres://bob:hunter2@db:5432/app"),
-            "postgres://bob@db:5432/app"
-        );
+        assert_eq!(super::redact("postgres://bob:hunter2@db:5432/app"), "postgres://bob@db:5432/app");
         assert_eq!(super::redact("postgres://db/app"), "postgres://db/app");
     }
 }

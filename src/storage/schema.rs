@@ -3,12 +3,7 @@
 
 /// `(table, column, SQLite type, PostgreSQL type)` for columns added after the table was created.
 pub const ADDED_COLUMNS: &[(&str, &str, &str, &str)] = &[
-    (
-        "user",
-        "isAnonymous",
-        "integer DEFAULT 0",
-        "boolean DEFAULT false",
-    ),
+    ("user", "isAnonymous", "integer DEFAULT 0", "boolean DEFAULT false"),
     ("user", "username", "text", "text"),
     ("user", "displayUsername", "text", "text"),
 ];
@@ -61,9 +56,9 @@ CREATE INDEX IF NOT EXISTS "verification_identifier_idx" ON "verification" ("ide
 "#;
 
 /// Indexes on added columns (SQLite cannot add a UNIQUE column with ALTER TABLE).
-pub const ADDED_INDEXES: &str =
-    r#"CREATE UNIQUE INDEX IF NOT EXISTS "user_username_uidx" ON "user" ("username");"#;
+pub const ADDED_INDEXES: &str = r#"CREATE UNIQUE INDEX IF NOT EXISTS "user_username_uidx" ON "user" ("username");"#;
 
 /// The columns every user query selects, in [`crate::model::User`] order.
 pub const USER_COLUMNS: &str = r#"u."id", u."name", u."email", u."emailVerified", u."image", u."createdAt", u."updatedAt", u."isAnonymous", u."username", u."displayUsername""#;
-pub const SESSION_COLUMNS: &str = r#"s."id", s."token", s."userId", s."expiresAt", s."createdAt", s."updatedAt", s."ipAddress", s."userAgent""#;
+pub const SESSION_COLUMNS: &str =
+    r#"s."id", s."token", s."userId", s."expiresAt", s."createdAt", s."updatedAt", s."ipAddress", s."userAgent""#;

@@ -8,13 +8,13 @@ use std::sync::Mutex;
 use std::thread::JoinHandle;
 
 use async_trait::async_trait;
-use crossbeam_channel::{unbounded, Receiver, Sender};
-use rusqlite::types::ValueRef;
+use crossbeam_channel::{never, select, unbounded, Receiver, Sender};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use super::schema::{self, SESSION_COLUMNS, USER_COLUMNS};
-use super::{constraint_from, Store, StoreError, WriteOp};
+use super::{constraint_from, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 use crate::config::ConfigError;
 use crate::model::{Session, User};
 use crate::time::{iso, parse_iso};
@@ -29,13 +29,28 @@ enum Job {
         ops: Vec<WriteOp>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
-    Read(ReadJob),
+    /// Holds the writer for one transaction driven by [`TxCmd`]s until commit or drop.
+    Interactive {
+        begun: oneshot::Sender<Result<(), StoreError>>,
+        cmds: Receiver<TxCmd>,
+    },
+}
+
+type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+enum TxCmd {
+    Apply(Vec<WriteOp>, Reply<()>),
+    LockGuest(String, Reply<Option<User>>),
+    Execute(String, Vec<SqlValue>, Reply<u64>),
+    FetchAll(String, Vec<SqlValue>, Reply<Vec<SqlRow>>),
+    Commit(Reply<()>),
 }
 
 struct Channels {
     writer: Sender<Job>,
-    /// `None` for in-memory databases, whose one connection serves reads too.
-    readers: Option<Sender<ReadJob>>,
+    /// Served by the reader threads; for in-memory databases, whose one
+    /// connection does everything, by the writer thread.
+    reads: Sender<ReadJob>,
 }
 
 pub struct SqliteStore {
@@ -64,9 +79,7 @@ fn open_connection(path: Option<&str>) -> rusqlite::Result<Connection> {
     let conn = match path {
         Some(p) => Connection::open_with_flags(
             p,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?,
         None => Connection::open_in_memory()?,
     };
@@ -86,14 +99,10 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(schema::SQLITE_TABLES)?;
         for (table, column, sqlite_type, _) in schema::ADDED_COLUMNS {
             let exists: bool = conn
-                .prepare(&format!(
-                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"
-                ))?
+                .prepare(&format!("SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1"))?
                 .exists([column])?;
             if !exists {
-                conn.execute_batch(&format!(
-                    r#"ALTER TABLE "{table}" ADD COLUMN "{column}" {sqlite_type}"#
-                ))?;
+                conn.execute_batch(&format!(r#"ALTER TABLE "{table}" ADD COLUMN "{column}" {sqlite_type}"#))?;
             }
         }
         conn.execute_batch(schema::ADDED_INDEXES)
@@ -123,29 +132,27 @@ impl SqliteStore {
         migrate(&writer_conn).map_err(describe)?;
 
         let mut threads = Vec::new();
-        let readers = match &path {
-            None => None,
+        let (reads, reads_rx) = unbounded::<ReadJob>();
+        let writer_reads = match &path {
+            None => reads_rx,
             Some(p) => {
-                let (tx, rx) = unbounded::<ReadJob>();
                 let count = if pool_size == 0 { 2 } else { pool_size };
                 for i in 0..count {
                     let conn = open_connection(Some(p)).map_err(describe)?;
-                    let rx = rx.clone();
-                    threads.push(spawn(format!("kernia-sqlite-r{i}"), move || {
-                        reader_loop(conn, rx)
-                    }));
+                    let rx = reads_rx.clone();
+                    threads.push(spawn(format!("kernia-sqlite-r{i}"), move || reader_loop(conn, rx)));
                 }
-                Some(tx)
+                never()
             }
         };
         let (writer, writer_rx) = unbounded::<Job>();
-        threads.push(spawn("kernia-sqlite-w".into(), move || {
-            writer_loop(writer_conn, writer_rx)
-        }));
-        Ok(SqliteStore {
-            channels: Mutex::new(Some(Channels { writer, readers })),
-            threads: Mutex::new(threads),
-        })
+        threads.push(spawn("kernia-sqlite-w".into(), move || writer_loop(writer_conn, writer_rx, writer_reads)));
+        Ok(SqliteStore { channels: Mutex::new(Some(Channels { writer, reads })), threads: Mutex::new(threads) })
+    }
+
+    fn send(&self, job: Job) -> Result<(), StoreError> {
+        let guard = self.channels.lock().expect("channel lock");
+        guard.as_ref().ok_or_else(closed)?.writer.send(job).map_err(|_| closed())
     }
 
     async fn read<T: Send + 'static>(
@@ -158,21 +165,14 @@ impl SqliteStore {
         });
         {
             let guard = self.channels.lock().expect("channel lock");
-            let ch = guard.as_ref().ok_or_else(closed)?;
-            match &ch.readers {
-                Some(readers) => readers.send(job).map_err(|_| closed())?,
-                None => ch.writer.send(Job::Read(job)).map_err(|_| closed())?,
-            }
+            guard.as_ref().ok_or_else(closed)?.reads.send(job).map_err(|_| closed())?;
         }
         rx.await.map_err(|_| closed())?
     }
 }
 
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
-    std::thread::Builder::new()
-        .name(name)
-        .spawn(f)
-        .expect("spawn SQLite thread")
+    std::thread::Builder::new().name(name).spawn(f).expect("spawn SQLite thread")
 }
 
 fn reader_loop(conn: Connection, rx: Receiver<ReadJob>) {
@@ -181,18 +181,35 @@ fn reader_loop(conn: Connection, rx: Receiver<ReadJob>) {
     }
 }
 
-fn writer_loop(conn: Connection, rx: Receiver<Job>) {
+fn writer_loop(conn: Connection, rx: Receiver<Job>, mut reads: Receiver<ReadJob>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Ok(first) = rx.recv() {
-        let take = |job: Job, batch: &mut Vec<_>| match job {
-            Job::Read(f) => f(&conn),
-            Job::Write { ops, reply } => batch.push((ops, reply)),
-        };
-        take(first, &mut batch);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => take(job, &mut batch),
+    loop {
+        let first = select! {
+            recv(rx) -> job => match job {
+                Ok(job) => job,
                 Err(_) => break,
+            },
+            recv(reads) -> read => {
+                match read {
+                    Ok(f) => f(&conn),
+                    Err(_) => reads = never(),
+                }
+                continue;
+            }
+        };
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            match job {
+                Job::Write { ops, reply } => batch.push((ops, reply)),
+                Job::Interactive { begun, cmds } => {
+                    if !batch.is_empty() {
+                        commit_batch(&conn, &mut batch);
+                    }
+                    run_interactive(&conn, begun, &cmds, &reads);
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = rx.try_recv().ok();
             }
         }
         if !batch.is_empty() {
@@ -200,6 +217,145 @@ fn writer_loop(conn: Connection, rx: Receiver<Job>) {
         }
     }
     let _ = conn.execute_batch("PRAGMA optimize");
+}
+
+/// Serves one interactive transaction; reads of an in-memory database keep
+/// being answered meanwhile, so its owner can still look things up.
+fn run_interactive(conn: &Connection, begun: Reply<()>, cmds: &Receiver<TxCmd>, reads: &Receiver<ReadJob>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let _ = begun.send(Err(map_err(e)));
+        return;
+    }
+    if begun.send(Ok(())).is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+        return;
+    }
+    loop {
+        select! {
+            recv(cmds) -> cmd => match cmd {
+                Ok(TxCmd::Commit(reply)) => {
+                    let r = conn.execute_batch("COMMIT").map_err(map_err);
+                    if r.is_err() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    let _ = reply.send(r);
+                    return;
+                }
+                Ok(cmd) => run_tx_cmd(conn, cmd),
+                Err(_) => {
+                    // The owner dropped the transaction: roll it back.
+                    let _ = conn.execute_batch("ROLLBACK");
+                    return;
+                }
+            },
+            recv(reads) -> read => if let Ok(f) = read { f(conn) },
+        }
+    }
+}
+
+fn run_tx_cmd(conn: &Connection, cmd: TxCmd) {
+    match cmd {
+        TxCmd::Apply(ops, reply) => {
+            let _ = reply.send(apply_in_savepoint(conn, &ops));
+        }
+        TxCmd::LockGuest(token, reply) => {
+            let sql = format!(
+                r#"SELECT {USER_COLUMNS} FROM "session" s JOIN "user" u ON u."id" = s."userId"
+                   WHERE s."token" = ?1 AND u."isAnonymous" = 1"#
+            );
+            let r = conn.prepare_cached(&sql).and_then(|mut st| st.query_row([&token], |r| user_at(r, 0)).optional());
+            let _ = reply.send(r.map_err(map_err));
+        }
+        TxCmd::Execute(sql, params, reply) => {
+            let r = conn.prepare_cached(&sql).and_then(|mut st| st.execute(rusqlite::params_from_iter(params.iter())));
+            let _ = reply.send(r.map(|n| n as u64).map_err(sql_err));
+        }
+        TxCmd::FetchAll(sql, params, reply) => {
+            let _ = reply.send(fetch_all(conn, &sql, &params).map_err(sql_err));
+        }
+        TxCmd::Commit(_) => unreachable!("handled by run_interactive"),
+    }
+}
+
+fn sql_err(e: rusqlite::Error) -> StoreError {
+    match map_err(e) {
+        StoreError::Backend(msg) => StoreError::Sql(msg),
+        other => other,
+    }
+}
+
+fn fetch_all(conn: &Connection, sql: &str, params: &[SqlValue]) -> rusqlite::Result<Vec<SqlRow>> {
+    let mut st = conn.prepare_cached(sql)?;
+    let names: Vec<String> = st.column_names().into_iter().map(str::to_owned).collect();
+    let mut rows = st.query(rusqlite::params_from_iter(params.iter()))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let mut cols = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            let v = match row.get_ref(i)? {
+                ValueRef::Null => SqlValue::Null,
+                ValueRef::Integer(n) => SqlValue::Int(n),
+                ValueRef::Real(f) => SqlValue::Float(f),
+                ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(b) => SqlValue::Bytes(b.to_vec()),
+            };
+            cols.push((name.clone(), v));
+        }
+        out.push(cols);
+    }
+    Ok(out)
+}
+
+impl rusqlite::ToSql for SqlValue {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            SqlValue::Null => ToSqlOutput::Owned(Value::Null),
+            SqlValue::Bool(b) => ToSqlOutput::Owned(Value::Integer(*b as i64)),
+            SqlValue::Int(n) => ToSqlOutput::Owned(Value::Integer(*n)),
+            SqlValue::Float(f) => ToSqlOutput::Owned(Value::Real(*f)),
+            SqlValue::Text(t) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
+            SqlValue::Bytes(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}
+
+/// The client side of an interactive transaction on the writer thread.
+struct SqliteTx {
+    cmds: Sender<TxCmd>,
+}
+
+impl SqliteTx {
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> TxCmd) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmds.send(make(tx)).map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+}
+
+#[async_trait]
+impl Tx for SqliteTx {
+    async fn apply(&mut self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        self.call(|r| TxCmd::Apply(ops, r)).await
+    }
+
+    async fn lock_guest(&mut self, token: &str) -> Result<Option<User>, StoreError> {
+        let token = token.to_owned();
+        self.call(|r| TxCmd::LockGuest(token, r)).await
+    }
+
+    async fn execute(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        let sql = sql.to_owned();
+        self.call(|r| TxCmd::Execute(sql, params, r)).await
+    }
+
+    async fn fetch_all(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
+        let sql = sql.to_owned();
+        self.call(|r| TxCmd::FetchAll(sql, params, r)).await
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        self.call(TxCmd::Commit).await
+    }
 }
 
 type PendingWrite = (Vec<WriteOp>, oneshot::Sender<Result<(), StoreError>>);
@@ -278,7 +434,15 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
                 r#"INSERT INTO "account" ("id","accountId","providerId","userId","password","createdAt","updatedAt")
                    VALUES (?1,?2,?3,?4,?5,?6,?7)"#,
             )?
-            .execute(params![a.id, a.account_id, a.provider_id, a.user_id, a.password, iso(a.created_at), iso(a.updated_at)])?;
+            .execute(params![
+                a.id,
+                a.account_id,
+                a.provider_id,
+                a.user_id,
+                a.password,
+                iso(a.created_at),
+                iso(a.updated_at)
+            ])?;
         }
         WriteOp::InsertSession(s) => {
             conn.prepare_cached(
@@ -290,18 +454,17 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
             ])?;
         }
         WriteOp::DeleteSessionByToken(token) => {
-            conn.prepare_cached(r#"DELETE FROM "session" WHERE "token" = ?1"#)?
-                .execute([token])?;
+            conn.prepare_cached(r#"DELETE FROM "session" WHERE "token" = ?1"#)?.execute([token])?;
         }
-        WriteOp::RefreshSession {
-            id,
-            expires_at,
-            updated_at,
-        } => {
-            conn.prepare_cached(
-                r#"UPDATE "session" SET "expiresAt" = ?1, "updatedAt" = ?2 WHERE "id" = ?3"#,
-            )?
-            .execute(params![iso(*expires_at), iso(*updated_at), id])?;
+        WriteOp::RefreshSession { id, expires_at, updated_at } => {
+            conn.prepare_cached(r#"UPDATE "session" SET "expiresAt" = ?1, "updatedAt" = ?2 WHERE "id" = ?3"#)?
+                .execute(params![iso(*expires_at), iso(*updated_at), id])?;
+        }
+        WriteOp::DeleteUser(id) => {
+            // Explicit, not left to ON DELETE CASCADE: tables created elsewhere may lack it.
+            conn.prepare_cached(r#"DELETE FROM "session" WHERE "userId" = ?1"#)?.execute([id])?;
+            conn.prepare_cached(r#"DELETE FROM "account" WHERE "userId" = ?1"#)?.execute([id])?;
+            conn.prepare_cached(r#"DELETE FROM "user" WHERE "id" = ?1"#)?.execute([id])?;
         }
     }
     Ok(())
@@ -369,10 +532,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn user_with_password(
-        &self,
-        email: &str,
-    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+    async fn user_with_password(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
         let email = email.to_owned();
         self.read(move |conn| {
             let sql = format!(
@@ -403,14 +563,20 @@ impl Store for SqliteStore {
             return Ok(());
         }
         let (reply, rx) = oneshot::channel();
-        {
-            let guard = self.channels.lock().expect("channel lock");
-            let ch = guard.as_ref().ok_or_else(closed)?;
-            ch.writer
-                .send(Job::Write { ops, reply })
-                .map_err(|_| closed())?;
-        }
+        self.send(Job::Write { ops, reply })?;
         rx.await.map_err(|_| closed())?
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        let (begun, begun_rx) = oneshot::channel();
+        let (cmds, cmds_rx) = unbounded();
+        self.send(Job::Interactive { begun, cmds: cmds_rx })?;
+        begun_rx.await.map_err(|_| closed())??;
+        Ok(Box::new(SqliteTx { cmds }))
+    }
+
+    fn single_writer(&self) -> bool {
+        true
     }
 
     async fn close(&self) {
@@ -458,8 +624,7 @@ mod tests {
     }
 
     fn count(conn: &Connection) -> i64 {
-        conn.query_row(r#"SELECT COUNT(*) FROM "user""#, [], |r| r.get(0))
-            .unwrap()
+        conn.query_row(r#"SELECT COUNT(*) FROM "user""#, [], |r| r.get(0)).unwrap()
     }
 
     #[test]
@@ -471,10 +636,7 @@ mod tests {
         let sets = [
             vec![WriteOp::InsertUser(user("a", "a@x.io"))],
             // Inserts a user, then conflicts on a's email: both statements must go.
-            vec![
-                WriteOp::InsertUser(user("b", "b@x.io")),
-                WriteOp::InsertUser(user("c", "a@x.io")),
-            ],
+            vec![WriteOp::InsertUser(user("b", "b@x.io")), WriteOp::InsertUser(user("c", "a@x.io"))],
             vec![WriteOp::InsertUser(user("d", "d@x.io"))],
         ];
         for ops in sets {
@@ -483,15 +645,9 @@ mod tests {
             replies.push(rx);
         }
         commit_batch(&conn, &mut batch);
-        let results: Vec<_> = replies
-            .into_iter()
-            .map(|mut rx| rx.try_recv().unwrap())
-            .collect();
+        let results: Vec<_> = replies.into_iter().map(|mut rx| rx.try_recv().unwrap()).collect();
         assert_eq!(results[0], Ok(()));
-        assert_eq!(
-            results[1],
-            Err(StoreError::Conflict(super::super::Constraint::UserEmail))
-        );
+        assert_eq!(results[1], Err(StoreError::Conflict(super::super::Constraint::UserEmail)));
         assert_eq!(results[2], Ok(()));
         assert_eq!(count(&conn), 2);
     }
@@ -501,19 +657,13 @@ mod tests {
         let conn = open_connection(None).unwrap();
         migrate(&conn).unwrap();
         let (tx, mut rx) = oneshot::channel();
-        let ops = vec![
-            WriteOp::InsertUser(user("a", "a@x.io")),
-            WriteOp::InsertUser(user("b", "a@x.io")),
-        ];
+        let ops = vec![WriteOp::InsertUser(user("a", "a@x.io")), WriteOp::InsertUser(user("b", "a@x.io"))];
         commit_batch(&conn, &mut vec![(ops, tx)]);
         assert!(rx.try_recv().unwrap().is_err());
         assert_eq!(count(&conn), 0);
         // The connection is usable afterwards.
         let (tx, mut rx) = oneshot::channel();
-        commit_batch(
-            &conn,
-            &mut vec![(vec![WriteOp::InsertUser(user("a", "a@x.io"))], tx)],
-        );
+        commit_batch(&conn, &mut vec![(vec![WriteOp::InsertUser(user("a", "a@x.io"))], tx)]);
         assert_eq!(rx.try_recv().unwrap(), Ok(()));
         assert_eq!(count(&conn), 1);
     }

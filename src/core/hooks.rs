@@ -1,0 +1,76 @@
+//! App callbacks as the engine sees them. The engine knows nothing of Python:
+//! the bindings implement [`AnonymousCallbacks`] by awaiting Python coroutines,
+//! Rust tests implement it with closures.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::core::request::Request;
+use crate::error::AuthError;
+use crate::link::LinkDb;
+use crate::model::User;
+
+/// Data a transport attaches to a request for its own callbacks (the Python
+/// bindings keep the asyncio event loop of the request there).
+pub type Extension = Option<Arc<dyn Any + Send + Sync>>;
+
+/// What callbacks learn about the request that triggered them.
+#[derive(Clone)]
+pub struct CallbackRequest {
+    pub method: String,
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub client_ip: Option<String>,
+    pub extension: Extension,
+}
+
+impl CallbackRequest {
+    pub fn of(req: &Request, client_ip: Option<String>) -> Self {
+        CallbackRequest {
+            method: req.method.clone(),
+            path: req.path.clone(),
+            headers: req.headers.clone(),
+            client_ip,
+            extension: req.extension.clone(),
+        }
+    }
+}
+
+/// What `on_link` gets besides the two users.
+pub struct LinkContext {
+    pub request: CallbackRequest,
+    /// The auth database, inside the conversion's transaction.
+    pub db: LinkDb,
+}
+
+#[async_trait]
+pub trait AnonymousCallbacks: Send + Sync {
+    fn has_on_link(&self) -> bool;
+    /// A display name for a new guest; `None` or empty means "Anonymous".
+    async fn generate_name(&self, req: &CallbackRequest) -> Result<Option<String>, AuthError>;
+    /// A whole email address for a new guest; `None` or empty means the default.
+    async fn generate_random_email(&self, req: &CallbackRequest) -> Result<Option<String>, AuthError>;
+    /// Moves the guest's data to the new user. An error undoes the conversion.
+    async fn on_link(&self, anonymous_user: &User, new_user: &User, ctx: LinkContext) -> Result<(), AuthError>;
+}
+
+/// The plugin with no callbacks: guests get default names and emails, nothing to move.
+pub struct NoCallbacks;
+
+#[async_trait]
+impl AnonymousCallbacks for NoCallbacks {
+    fn has_on_link(&self) -> bool {
+        false
+    }
+    async fn generate_name(&self, _: &CallbackRequest) -> Result<Option<String>, AuthError> {
+        Ok(None)
+    }
+    async fn generate_random_email(&self, _: &CallbackRequest) -> Result<Option<String>, AuthError> {
+        Ok(None)
+    }
+    async fn on_link(&self, _: &User, _: &User, _: LinkContext) -> Result<(), AuthError> {
+        Ok(())
+    }
+}
