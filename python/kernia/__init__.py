@@ -2,7 +2,7 @@
 protocol, and a Rust engine."""
 
 from kernia._native import __version__
-from kernia.errors import APIError, ConfigurationError, KerniaError
+from kernia.errors import APIError, ConfigurationError, DatabaseError, KerniaError
 from kernia.options import (
     EmailPasswordOptions,
     KerniaOptions,
@@ -14,6 +14,7 @@ from kernia.options import (
 __all__ = [
     "APIError",
     "ConfigurationError",
+    "DatabaseError",
     "EmailPasswordOptions",
     "KerniaError",
     "KerniaOptions",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from kernia._native import ConfigurationError, KerniaError
+from kernia._native import ConfigurationError, DatabaseError, KerniaError
 
 
 class APIError(KerniaError):
     """An error with an HTTP status, a stable ``code`` and a readable ``message``.
 
-    Raised by app callbacks to answer the client with that error.
+    Raised by app callbacks to answer the client with that error: raised in ``on_link``,
+    it also undoes the conversion.
     """
 
     def __init__(self, status: int, code: str, message: str | None = None) -> None:
@@ -18,4 +19,4 @@ class APIError(KerniaError):
         super().__init__(f"{self.status} {self.code}: {self.message}")
 
 
-__all__ = ["APIError", "ConfigurationError", "KerniaError"]
+__all__ = ["APIError", "ConfigurationError", "DatabaseError", "KerniaError"]

@@ -5,20 +5,24 @@
 //! waits on the database or on hashing. Responses convert to Python objects
 //! lazily, on the event loop's thread, through [`NativeResponse`].
 
-use std::sync::Arc;
+mod callbacks;
+
+use std::sync::{Arc, OnceLock};
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Options};
+use crate::core::hooks::AnonymousCallbacks;
 use crate::core::request::Request;
 use crate::model::{SessionJson, UserJson};
 use crate::Auth;
 
 create_exception!(kernia._native, KerniaError, PyException, "Base class of every error kernia raises.");
 create_exception!(kernia._native, ConfigurationError, KerniaError, "Options that cannot work: raised by init().");
+create_exception!(kernia._native, DatabaseError, KerniaError, "SQL run through ctx.db failed.");
 
 fn config_error(e: ConfigError) -> PyErr {
     ConfigurationError::new_err(e.to_string())
@@ -72,6 +76,10 @@ impl NativeResponse {
 #[pyclass(module = "kernia._native", frozen)]
 pub struct NativeAuth {
     auth: Arc<Auth>,
+    /// The Python handle `init()` returns, for `ctx.auth` in callbacks.
+    handle: Arc<OnceLock<Py<PyAny>>>,
+    /// Whether any Python callback may run on a request (then its event loop is captured).
+    has_callbacks: bool,
 }
 
 #[pymethods]
@@ -79,10 +87,31 @@ impl NativeAuth {
     /// Validates the options (JSON with Kernia's field names), opens the database
     /// and migrates its schema. Blocks until ready, without the GIL.
     #[new]
-    fn new(py: Python<'_>, options_json: &str) -> PyResult<Self> {
-        let cfg = Config::from_json(options_json).map_err(config_error)?;
-        let auth = py.detach(|| runtime().block_on(Auth::new(cfg))).map_err(config_error)?;
-        Ok(NativeAuth { auth: Arc::new(auth) })
+    #[pyo3(signature = (options_json, anonymous=None))]
+    fn new(
+        py: Python<'_>,
+        options_json: &str,
+        anonymous: Option<PyRef<'_, callbacks::AnonymousPlugin>>,
+    ) -> PyResult<Self> {
+        let mut options: Options = serde_json::from_str(options_json)
+            .map_err(|e| ConfigurationError::new_err(format!("invalid options: {e}")))?;
+        let handle = Arc::new(OnceLock::new());
+        let mut callbacks: Option<Arc<dyn AnonymousCallbacks>> = None;
+        let mut has_callbacks = false;
+        if let Some(plugin) = &anonymous {
+            options.anonymous = Some(plugin.options());
+            let cb = plugin.callbacks(py, handle.clone());
+            has_callbacks = true;
+            callbacks = Some(Arc::new(cb));
+        }
+        let cfg = Config::from_options(options).map_err(config_error)?;
+        let auth = py.detach(|| runtime().block_on(Auth::with_callbacks(cfg, callbacks))).map_err(config_error)?;
+        Ok(NativeAuth { auth: Arc::new(auth), handle, has_callbacks })
+    }
+
+    /// Remembers the Python handle, for `ctx.auth`.
+    fn _attach(&self, handle: Py<PyAny>) {
+        let _ = self.handle.set(handle);
     }
 
     /// Serves one request; returns an awaitable of `NativeResponse`, or `None`
@@ -108,6 +137,11 @@ impl NativeAuth {
             headers: headers_from(headers)?,
             body: body.to_vec(),
             peer_ip: client_host,
+            extension: if self.has_callbacks {
+                Some(Arc::new(pyo3_async_runtimes::tokio::get_current_locals(py)?))
+            } else {
+                None
+            },
         };
         let auth = self.auth.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
@@ -127,7 +161,7 @@ impl NativeAuth {
                     let json = serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
                     Ok(Some(json.to_string()))
                 }
-                Err(e) => Err(KerniaError::new_err(format!("{}: {}", e.code().unwrap_or("ERROR"), e.message()))),
+                Err(e) => Err(callbacks::engine_error(e)),
             }
         })
     }
@@ -165,6 +199,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeResponse>()?;
     m.add("KerniaError", m.py().get_type::<KerniaError>())?;
     m.add("ConfigurationError", m.py().get_type::<ConfigurationError>())?;
+    m.add("DatabaseError", m.py().get_type::<DatabaseError>())?;
+    m.add_class::<callbacks::AnonymousPlugin>()?;
+    m.add_class::<callbacks::CallbackContext>()?;
+    m.add_class::<callbacks::ConversionDatabase>()?;
+    m.add_function(wrap_pyfunction!(callbacks::anonymous, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -3,10 +3,13 @@ KERNIA_TEST_POSTGRES_URL is set, on PostgreSQL; a client that keeps cookies."""
 
 from __future__ import annotations
 
+import json
 import os
-import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +23,40 @@ BASE = "http://localhost:3000"
 POSTGRES_URL = os.environ.get("KERNIA_TEST_POSTGRES_URL")
 
 
+class SqliteReader:
+    """SQL on SQLite files through a helper process (see sqlite_reader.py for why)."""
+
+    def __init__(self) -> None:
+        script = Path(__file__).with_name("sqlite_reader.py")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+
+    def run(self, path: str, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(json.dumps({"path": path, "sql": sql, "params": list(params)}) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+        return [tuple(r) for r in answer["rows"]]
+
+    def close(self) -> None:
+        if self.proc.stdin:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
+_reader: SqliteReader | None = None
+
+
+def sqlite_reader() -> SqliteReader:
+    global _reader
+    if _reader is None:
+        _reader = SqliteReader()
+    return _reader
+
+
 class Database:
     """Reads rows straight from the database, to check what a request left there."""
 
@@ -29,18 +66,16 @@ class Database:
 
     def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
         if self.backend == "sqlite":
-            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as conn:
-                return conn.execute(sql, params).fetchall()
+            return sqlite_reader().run(self.url.removeprefix("sqlite:///"), sql, params)
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
             return conn.execute(sql.replace("?", "%s"), params).fetchall()
 
     def execute(self, sql: str, *params: Any) -> None:
-        if self.backend == "sqlite":
-            with sqlite3.connect(self.url.removeprefix("sqlite:///")) as conn:
-                conn.execute(sql, params)
-            return
+        self.rows(sql, *params) if self.backend == "sqlite" else self._pg_execute(sql, params)
+
+    def _pg_execute(self, sql: str, params: tuple[Any, ...]) -> None:
         import psycopg
 
         with psycopg.connect(self.url, autocommit=True) as conn:
@@ -176,6 +211,11 @@ async def browser_for() -> AsyncIterator[Callable[..., Browser]]:
 def set_cookies(response: httpx.Response) -> dict[str, str]:
     """Cookie name -> the whole Set-Cookie line."""
     return {raw.split("=", 1)[0]: raw for raw in response.headers.get_list("set-cookie")}
+
+
+def pytest_sessionfinish(session: Any, exitstatus: int) -> None:
+    if _reader is not None:
+        _reader.close()
 
 
 def parse_iso(value: str) -> Any:

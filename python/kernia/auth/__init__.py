@@ -12,6 +12,7 @@ from kernia._native import NativeAuth
 from kernia.auth.asgi import ASGIApp
 from kernia.errors import ConfigurationError
 from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitRule
+from kernia.plugins.anonymous import AnonymousPlugin
 from kernia.plugins.email_and_password import EmailAndPasswordPlugin
 
 Headers = Mapping[str, str] | Iterable[tuple[bytes | str, bytes | str]]
@@ -71,6 +72,10 @@ class Auth:
 
 
 def _email_password(options: KerniaOptions) -> EmailPasswordOptions:
+    known = (AnonymousPlugin, EmailAndPasswordPlugin)
+    for plugin in options.plugins:
+        if not isinstance(plugin, known):
+            raise TypeError(f"KerniaOptions.plugins: {plugin!r} is not a kernia plugin")
     for plugin in options.plugins:
         if isinstance(plugin, EmailAndPasswordPlugin):
             return plugin.options
@@ -129,8 +134,13 @@ def init(options: KerniaOptions) -> Auth:
     """
     if not isinstance(options, KerniaOptions):
         raise TypeError(f"init() takes KerniaOptions, got {type(options).__name__}")
-    native = NativeAuth(_to_json(options))
-    return Auth(options, native)
+    guests = [p for p in options.plugins if isinstance(p, AnonymousPlugin)]
+    if len(guests) > 1:
+        raise ConfigurationError("the anonymous plugin is given more than once")
+    native = NativeAuth(_to_json(options), guests[0] if guests else None)
+    auth = Auth(options, native)
+    native._attach(auth)
+    return auth
 
 
 __all__ = ["API", "Auth", "Router", "init"]

@@ -1,0 +1,468 @@
+//! The anonymous plugin as a native Python object, and the app's Python
+//! callbacks as [`AnonymousCallbacks`]. The GIL is held only to call a function
+//! (creating its coroutine) and to convert data; the coroutine itself is awaited
+//! from Rust on the request's event loop without the GIL.
+
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::IntoPyObjectExt;
+use pyo3_async_runtimes::TaskLocals;
+use serde_json::Value;
+
+use super::{DatabaseError, KerniaError};
+use crate::core::hooks::{AnonymousCallbacks, CallbackRequest, LinkContext};
+use crate::error::AuthError;
+use crate::link::LinkDb;
+use crate::model::{User, UserFields, UserJson};
+use crate::storage::{SqlRow, SqlValue, StoreError};
+
+/// What `kernia.plugins.anonymous.anonymous(...)` returns. Arguments are checked here,
+/// when the plugin is built, not at the first request.
+#[pyclass(module = "kernia._native", frozen)]
+pub struct AnonymousPlugin {
+    on_link: Option<Py<PyAny>>,
+    generate_name: Option<Py<PyAny>>,
+    generate_random_email: Option<Py<PyAny>>,
+    #[pyo3(get)]
+    email_domain_name: Option<String>,
+    #[pyo3(get)]
+    disable_delete_anonymous_user: bool,
+}
+
+fn callable(name: &str, value: Option<Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_none() => Ok(None),
+        Some(v) if v.is_callable() => Ok(Some(v.unbind())),
+        Some(v) => Err(PyTypeError::new_err(format!(
+            "anonymous(): {name} must be a function (sync or async), got {}",
+            v.get_type().name()?
+        ))),
+    }
+}
+
+#[pymethods]
+impl AnonymousPlugin {
+    #[getter]
+    fn id(&self) -> &'static str {
+        "anonymous"
+    }
+
+    #[getter]
+    fn on_link(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.on_link.as_ref().map(|f| f.clone_ref(py))
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "anonymous(on_link={}, email_domain_name={:?}, disable_delete_anonymous_user={})",
+            if self.on_link.is_some() { "<function>" } else { "None" },
+            self.email_domain_name,
+            self.disable_delete_anonymous_user
+        )
+    }
+}
+
+/// Guest sessions: `anonymous(on_link=None, *, email_domain_name=None, generate_name=None,
+/// generate_random_email=None, disable_delete_anonymous_user=False)`.
+#[pyfunction]
+#[pyo3(signature = (on_link=None, *, email_domain_name=None, generate_name=None, generate_random_email=None, disable_delete_anonymous_user=None))]
+pub fn anonymous(
+    on_link: Option<Bound<'_, PyAny>>,
+    email_domain_name: Option<Bound<'_, PyAny>>,
+    generate_name: Option<Bound<'_, PyAny>>,
+    generate_random_email: Option<Bound<'_, PyAny>>,
+    disable_delete_anonymous_user: Option<Bound<'_, PyAny>>,
+) -> PyResult<AnonymousPlugin> {
+    let email_domain_name = match email_domain_name {
+        None => None,
+        Some(v) if v.is_none() => None,
+        Some(v) => {
+            let s = v.downcast::<PyString>().map_err(|_| {
+                PyTypeError::new_err("anonymous(): email_domain_name must be a str such as \"guests.example.com\"")
+            })?;
+            let domain = s.to_str()?.to_owned();
+            if !crate::core::body::is_valid_email(&format!("guest@{domain}")) {
+                return Err(PyValueError::new_err(format!(
+                    "anonymous(): email_domain_name {domain:?} is not a domain"
+                )));
+            }
+            Some(domain)
+        }
+    };
+    let disable = match disable_delete_anonymous_user {
+        None => false,
+        Some(v) => v
+            .downcast::<PyBool>()
+            .map_err(|_| PyTypeError::new_err("anonymous(): disable_delete_anonymous_user must be True or False"))?
+            .is_true(),
+    };
+    Ok(AnonymousPlugin {
+        on_link: callable("on_link", on_link)?,
+        generate_name: callable("generate_name", generate_name)?,
+        generate_random_email: callable("generate_random_email", generate_random_email)?,
+        email_domain_name,
+        disable_delete_anonymous_user: disable,
+    })
+}
+
+impl AnonymousPlugin {
+    pub fn options(&self) -> crate::config::AnonymousOptions {
+        crate::config::AnonymousOptions {
+            email_domain_name: self.email_domain_name.clone(),
+            disable_delete_anonymous_user: self.disable_delete_anonymous_user,
+        }
+    }
+
+    pub fn callbacks(&self, py: Python<'_>, handle: Arc<OnceLock<Py<PyAny>>>) -> PyCallbacks {
+        PyCallbacks {
+            on_link: self.on_link.as_ref().map(|f| f.clone_ref(py)),
+            generate_name: self.generate_name.as_ref().map(|f| f.clone_ref(py)),
+            generate_random_email: self.generate_random_email.as_ref().map(|f| f.clone_ref(py)),
+            handle,
+        }
+    }
+}
+
+pub fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match v {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => i.into_bound_py_any(py)?,
+            None => n.as_f64().unwrap_or(f64::NAN).into_bound_py_any(py)?,
+        },
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => {
+            PyList::new(py, items.iter().map(|x| json_to_py(py, x)).collect::<PyResult<Vec<_>>>()?)?.into_any()
+        }
+        Value::Object(map) => {
+            let d = PyDict::new(py);
+            for (k, x) in map {
+                d.set_item(k, json_to_py(py, x)?)?;
+            }
+            d.into_any()
+        }
+    })
+}
+
+fn user_dict<'py>(py: Python<'py>, user: &User) -> PyResult<Bound<'py, PyAny>> {
+    let fields = UserFields { anonymous: true, username: false };
+    let value = serde_json::to_value(UserJson(user, fields)).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    json_to_py(py, &value)
+}
+
+fn sql_value_to_py<'py>(py: Python<'py>, v: &SqlValue) -> PyResult<Bound<'py, PyAny>> {
+    match v {
+        SqlValue::Null => Ok(py.None().into_bound(py)),
+        SqlValue::Bool(b) => Ok(PyBool::new(py, *b).to_owned().into_any()),
+        SqlValue::Int(n) => n.into_bound_py_any(py),
+        SqlValue::Float(f) => f.into_bound_py_any(py),
+        SqlValue::Text(t) => Ok(PyString::new(py, t).into_any()),
+        SqlValue::Bytes(b) => Ok(PyBytes::new(py, b).into_any()),
+    }
+}
+
+fn sql_params(params: Option<Bound<'_, PyAny>>) -> PyResult<Vec<SqlValue>> {
+    let Some(params) = params.filter(|p| !p.is_none()) else { return Ok(Vec::new()) };
+    if params.is_instance_of::<PyString>() || params.is_instance_of::<PyDict>() {
+        return Err(PyTypeError::new_err("ctx.db parameters must be a list or tuple of values"));
+    }
+    let mut out = Vec::new();
+    for item in params.try_iter()? {
+        let v = item?;
+        out.push(if v.is_none() {
+            SqlValue::Null
+        } else if let Ok(b) = v.downcast::<PyBool>() {
+            SqlValue::Bool(b.is_true())
+        } else if v.is_instance_of::<PyInt>() {
+            SqlValue::Int(v.extract()?)
+        } else if v.is_instance_of::<PyFloat>() {
+            SqlValue::Float(v.extract()?)
+        } else if let Ok(s) = v.downcast::<PyString>() {
+            SqlValue::Text(s.to_str()?.to_owned())
+        } else if let Ok(b) = v.downcast::<PyBytes>() {
+            SqlValue::Bytes(b.as_bytes().to_vec())
+        } else {
+            return Err(PyTypeError::new_err(format!(
+                "ctx.db parameters must be None, bool, int, float, str or bytes; got {}",
+                v.get_type().name()?
+            )));
+        });
+    }
+    Ok(out)
+}
+
+/// Rows converted to `list[dict]` on the event loop's thread.
+struct Rows(Vec<SqlRow>);
+
+fn row_dict<'py>(py: Python<'py>, row: &SqlRow) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, value) in row {
+        d.set_item(name, sql_value_to_py(py, value)?)?;
+    }
+    Ok(d)
+}
+
+/// The first row as a dict, or `None`.
+struct FirstRow(Option<SqlRow>);
+
+impl<'py> IntoPyObject<'py> for FirstRow {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        match self.0 {
+            Some(row) => Ok(row_dict(py, &row)?.into_any()),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+}
+
+impl<'py> IntoPyObject<'py> for Rows {
+    type Target = PyList;
+    type Output = Bound<'py, PyList>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let rows = self.0.iter().map(|row| row_dict(py, row)).collect::<PyResult<Vec<_>>>()?;
+        PyList::new(py, rows)
+    }
+}
+
+fn db_error(e: StoreError) -> PyErr {
+    match e {
+        StoreError::Sql(msg) => DatabaseError::new_err(msg),
+        other => DatabaseError::new_err(other.to_string()),
+    }
+}
+
+/// `ctx.db`: SQL on the auth database inside the conversion's transaction.
+#[pyclass(module = "kernia._native", frozen)]
+pub struct ConversionDatabase {
+    db: LinkDb,
+}
+
+#[pymethods]
+impl ConversionDatabase {
+    /// `"sqlite"` (placeholders `?`) or `"postgres"` (placeholders `$1`).
+    #[getter]
+    fn dialect(&self) -> &'static str {
+        self.db.dialect()
+    }
+
+    /// Runs one statement; the awaitable gives the number of rows it changed.
+    #[pyo3(signature = (sql, params=None))]
+    fn execute<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let params = sql_params(params)?;
+        let db = self.db.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { db.execute(&sql, params).await.map_err(db_error) })
+    }
+
+    /// Runs a query; the awaitable gives its rows as dicts.
+    #[pyo3(signature = (sql, params=None))]
+    fn fetch_all<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let params = sql_params(params)?;
+        let db = self.db.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            db.fetch_all(&sql, params).await.map(Rows).map_err(db_error)
+        })
+    }
+
+    /// The first row as a dict, or `None`.
+    #[pyo3(signature = (sql, params=None))]
+    fn fetch_one<'py>(
+        &self,
+        py: Python<'py>,
+        sql: String,
+        params: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let params = sql_params(params)?;
+        let db = self.db.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let rows = db.fetch_all(&sql, params).await.map_err(db_error)?;
+            Ok(FirstRow(rows.into_iter().next()))
+        })
+    }
+}
+
+/// The `ctx` callbacks get: `ctx.request` (method, path, headers, client_ip),
+/// `ctx.auth` (the handle `init()` returned) and, in `on_link`, `ctx.db`.
+#[pyclass(module = "kernia._native", frozen)]
+pub struct CallbackContext {
+    #[pyo3(get)]
+    request: Py<PyDict>,
+    #[pyo3(get)]
+    auth: Option<Py<PyAny>>,
+    db: Option<Py<ConversionDatabase>>,
+}
+
+#[pymethods]
+impl CallbackContext {
+    #[getter]
+    fn db(&self, py: Python<'_>) -> PyResult<Py<ConversionDatabase>> {
+        self.db.as_ref().map(|d| d.clone_ref(py)).ok_or_else(|| {
+            PyRuntimeError::new_err("ctx.db exists only in on_link, inside the conversion's transaction")
+        })
+    }
+}
+
+/// The app's callbacks, awaited from Rust.
+pub struct PyCallbacks {
+    on_link: Option<Py<PyAny>>,
+    generate_name: Option<Py<PyAny>>,
+    generate_random_email: Option<Py<PyAny>>,
+    handle: Arc<OnceLock<Py<PyAny>>>,
+}
+
+fn request_dict<'py>(py: Python<'py>, req: &CallbackRequest) -> PyResult<Bound<'py, PyDict>> {
+    let headers = PyDict::new(py);
+    for (k, v) in &req.headers {
+        let joined = match headers.get_item(k)? {
+            Some(prev) => format!("{}{}{v}", prev.extract::<String>()?, if k == "cookie" { "; " } else { ", " }),
+            None => v.clone(),
+        };
+        headers.set_item(k, joined)?;
+    }
+    let d = PyDict::new(py);
+    d.set_item("method", &req.method)?;
+    d.set_item("path", &req.path)?;
+    d.set_item("headers", headers)?;
+    d.set_item("client_ip", &req.client_ip)?;
+    Ok(d)
+}
+
+impl PyCallbacks {
+    fn context<'py>(
+        &self,
+        py: Python<'py>,
+        req: &CallbackRequest,
+        db: Option<LinkDb>,
+    ) -> PyResult<Bound<'py, CallbackContext>> {
+        let db = db.map(|db| Py::new(py, ConversionDatabase { db })).transpose()?;
+        let auth = self.handle.get().map(|h| h.clone_ref(py));
+        Bound::new(py, CallbackContext { request: request_dict(py, req)?.unbind(), auth, db })
+    }
+}
+
+enum Called {
+    Ready(Py<PyAny>),
+    Pending(std::pin::Pin<Box<dyn std::future::Future<Output = PyResult<Py<PyAny>>> + Send>>),
+}
+
+/// Calls `func` with the GIL; if it returned an awaitable, awaits it on the
+/// request's event loop without the GIL.
+async fn call<F>(func: &Py<PyAny>, req: &CallbackRequest, args: F) -> PyResult<Py<PyAny>>
+where
+    F: for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>>,
+{
+    let locals = req.extension.as_ref().and_then(|e| e.downcast_ref::<TaskLocals>());
+    let called = Python::attach(|py| -> PyResult<Called> {
+        let result = func.bind(py).call1(args(py)?)?;
+        if !result.hasattr("__await__")? {
+            return Ok(Called::Ready(result.unbind()));
+        }
+        let locals = locals.ok_or_else(|| PyRuntimeError::new_err("an async callback needs a running event loop"))?;
+        Ok(Called::Pending(Box::pin(pyo3_async_runtimes::into_future_with_locals(locals, result)?)))
+    })?;
+    match called {
+        Called::Ready(v) => Ok(v),
+        Called::Pending(f) => f.await,
+    }
+}
+
+/// `kernia.APIError` becomes that response; anything else is logged and becomes `otherwise`.
+fn to_auth_error(err: PyErr, what: &str, otherwise: AuthError) -> AuthError {
+    Python::attach(|py| {
+        let api_error = py.import("kernia.errors").and_then(|m| m.getattr("APIError")).ok();
+        if let Some(api_error) = api_error {
+            if err.is_instance(py, &api_error) {
+                let v = err.value(py);
+                let status = v.getattr("status").and_then(|s| s.extract::<u16>()).unwrap_or(500);
+                let code = v.getattr("code").and_then(|s| s.extract::<String>()).unwrap_or_else(|_| "ERROR".into());
+                let message = v.getattr("message").and_then(|s| s.extract::<String>()).unwrap_or_else(|_| code.clone());
+                if (400..=599).contains(&status) {
+                    return AuthError::Custom { status, code, message };
+                }
+            }
+        }
+        let logged = py.import("logging").and_then(|logging| {
+            let logger = logging.call_method1("getLogger", ("kernia",))?;
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("exc_info", err.value(py))?;
+            logger.call_method("error", (format!("{what} raised; the request failed"),), Some(&kwargs))
+        });
+        if logged.is_err() {
+            err.print(py);
+        }
+        otherwise
+    })
+}
+
+fn optional_string(value: Py<PyAny>, what: &'static str) -> Result<Option<String>, AuthError> {
+    Python::attach(|py| {
+        let v = value.bind(py);
+        if v.is_none() {
+            return Ok(None);
+        }
+        v.extract::<String>().map(Some).map_err(|_| {
+            let err = PyTypeError::new_err(format!("{what} must return a str or None, got {}", v.get_type()));
+            to_auth_error(err, what, AuthError::CallbackFailed(what))
+        })
+    })
+}
+
+#[async_trait]
+impl AnonymousCallbacks for PyCallbacks {
+    fn has_on_link(&self) -> bool {
+        self.on_link.is_some()
+    }
+
+    async fn generate_name(&self, req: &CallbackRequest) -> Result<Option<String>, AuthError> {
+        let Some(f) = &self.generate_name else { return Ok(None) };
+        let value = call(f, req, |py| PyTuple::new(py, [self.context(py, req, None)?]))
+            .await
+            .map_err(|e| to_auth_error(e, "generate_name", AuthError::CallbackFailed("generate_name")))?;
+        optional_string(value, "generate_name")
+    }
+
+    async fn generate_random_email(&self, req: &CallbackRequest) -> Result<Option<String>, AuthError> {
+        let Some(f) = &self.generate_random_email else { return Ok(None) };
+        let value = call(f, req, |py| Ok(PyTuple::empty(py))).await.map_err(|e| {
+            to_auth_error(e, "generate_random_email", AuthError::CallbackFailed("generate_random_email"))
+        })?;
+        optional_string(value, "generate_random_email")
+    }
+
+    async fn on_link(&self, anonymous_user: &User, new_user: &User, ctx: LinkContext) -> Result<(), AuthError> {
+        let Some(f) = &self.on_link else { return Ok(()) };
+        let LinkContext { request, db } = ctx;
+        call(f, &request, |py| {
+            let c = self.context(py, &request, Some(db))?;
+            PyTuple::new(py, [user_dict(py, anonymous_user)?, user_dict(py, new_user)?, c.into_any()])
+        })
+        .await
+        .map(drop)
+        .map_err(|e| to_auth_error(e, "on_link", AuthError::OnLinkFailed))
+    }
+}
+
+/// Raised from `api.get_session` and friends when the engine fails.
+pub fn engine_error(e: AuthError) -> PyErr {
+    KerniaError::new_err(format!("{}: {}", e.code().unwrap_or("ERROR"), e.message()))
+}
