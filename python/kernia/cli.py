@@ -15,6 +15,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from kernia.auth import init
+    from kernia.plugins.anonymous import anonymous
 
     secret = args.secret or os.environ.get("KERNIA_SECRET")
     if not secret:
@@ -33,6 +34,7 @@ def _serve(args: argparse.Namespace) -> int:
         trusted_origins=args.trusted_origin,
         email_and_password=EmailPasswordOptions(enabled=not args.no_email_password),
         rate_limit=RateLimitOptions(enabled=not args.no_rate_limit),
+        plugins=[anonymous()] if args.anonymous else [],
     )
     try:
         auth = init(options)
@@ -65,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         "--trusted-origin", action="append", default=[], help="an origin allowed to call (repeat)"
     )
     serve.add_argument("--no-email-password", action="store_true", help="turn the email/password routes off")
+    serve.add_argument(
+        "--anonymous", action="store_true", help="turn guest sessions on (POST /sign-in/anonymous)"
+    )
     serve.add_argument("--no-rate-limit", action="store_true", help="turn rate limiting off")
     serve.add_argument("--log-level", default="warning")
     args = parser.parse_args(argv)

@@ -64,6 +64,8 @@ def live_server(request, tmp_path):
         str(port),
         "--base-url",
         base,
+        "--anonymous",
+        "--no-rate-limit",
     ]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     try:
@@ -82,4 +84,9 @@ def run_node(script: str, base: str, js: Path) -> str:
 
 def test_email_flow_with_the_official_client(node_client, live_server):
     out = run_node("email-flow.mjs", live_server, node_client)
+    assert "all passed" in out
+
+
+def test_guest_conversion_with_the_official_client(node_client, live_server):
+    out = run_node("anonymous-flow.mjs", live_server, node_client)
     assert "all passed" in out

@@ -1,0 +1,143 @@
+//! The conversion engine with Rust callbacks: the cases no HTTP endpoint reaches
+//! yet (the new user is the guest itself, or another guest), on every backend.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use kernia::core::hooks::{AnonymousCallbacks, CallbackRequest, LinkContext};
+use kernia::link::Conversion;
+use kernia::model::User;
+use kernia::storage::{SqlValue, WriteOp};
+use kernia::{Auth, AuthError, Config, Request};
+use serde_json::json;
+
+#[derive(Default)]
+struct Recorder {
+    calls: Mutex<Vec<(String, String)>>,
+}
+
+#[async_trait]
+impl AnonymousCallbacks for Recorder {
+    fn has_on_link(&self) -> bool {
+        true
+    }
+    async fn generate_name(&self, _: &CallbackRequest) -> Result<Option<String>, AuthError> {
+        Ok(Some("Rusty Guest".into()))
+    }
+    async fn generate_random_email(&self, _: &CallbackRequest) -> Result<Option<String>, AuthError> {
+        Ok(None)
+    }
+    async fn on_link(&self, anon: &User, new: &User, ctx: LinkContext) -> Result<(), AuthError> {
+        // ctx.db sees the guest inside the conversion's transaction.
+        let sql = if ctx.db.dialect() == "postgres" {
+            r#"SELECT "id" FROM "user" WHERE "id" = $1"#
+        } else {
+            r#"SELECT "id" FROM "user" WHERE "id" = ?"#
+        };
+        let rows = ctx
+            .db
+            .fetch_all(sql, vec![SqlValue::Text(anon.id.clone())])
+            .await
+            .map_err(|e| AuthError::internal(e.to_string()))?;
+        assert_eq!(rows.len(), 1);
+        self.calls.lock().unwrap().push((anon.id.clone(), new.id.clone()));
+        Ok(())
+    }
+}
+
+fn urls() -> Vec<String> {
+    let file = std::env::temp_dir().join(format!("kernia-guest-{}.db", kernia::crypto::new_id()));
+    let mut urls = vec!["sqlite::memory:".to_owned(), format!("sqlite:///{}", file.display())];
+    urls.extend(std::env::var("KERNIA_TEST_POSTGRES_URL").ok());
+    urls
+}
+
+async fn engine(url: &str, recorder: Arc<Recorder>) -> Arc<Auth> {
+    let opts = json!({
+        "database": url, "secret": "guest-test-secret-0123456789abcdef",
+        "email_and_password": { "enabled": true }, "rate_limit": { "enabled": false }, "anonymous": {},
+    });
+    let cfg = Config::from_json(&opts.to_string()).unwrap();
+    Arc::new(Auth::with_callbacks(cfg, Some(recorder)).await.unwrap())
+}
+
+async fn new_guest(auth: &Arc<Auth>) -> (kernia::model::Session, User) {
+    let mut req = Request::new("POST", "/sign-in/anonymous").with_json(&json!({}));
+    req.peer_ip = Some("127.0.0.1".into());
+    let resp = auth.handle(req).await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(body["user"]["name"], "Rusty Guest");
+    let token = body["token"].as_str().unwrap();
+    auth.store.session_with_user(token).await.unwrap().unwrap()
+}
+
+fn conversion(session: &kernia::model::Session, guest: &User, new_user: User, writes: Vec<WriteOp>) -> Conversion {
+    Conversion {
+        guest_session: session.clone(),
+        guest_user: guest.clone(),
+        new_user,
+        writes,
+        request: CallbackRequest::of(&Request::new("POST", "/sign-in/passkey"), None),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_user_keeps_the_guest_and_still_calls_on_link() {
+    for url in urls() {
+        let rec = Arc::new(Recorder::default());
+        let auth = engine(&url, rec.clone()).await;
+        let (session, guest) = new_guest(&auth).await;
+        let fresh = auth.new_session(&guest.id, true, &Request::new("GET", "/"), None);
+        let c = conversion(&session, &guest, guest.clone(), vec![WriteOp::InsertSession(fresh.clone())]);
+        auth.clone().convert(c).await.unwrap();
+        assert_eq!(*rec.calls.lock().unwrap(), vec![(guest.id.clone(), guest.id.clone())], "{url}");
+        assert!(auth.store.session_with_user(&session.token).await.unwrap().is_some(), "{url}: guest session kept");
+        assert!(auth.store.session_with_user(&fresh.token).await.unwrap().is_some(), "{url}: new session committed");
+        auth.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_new_user_keeps_the_guest() {
+    for url in urls() {
+        let rec = Arc::new(Recorder::default());
+        let auth = engine(&url, rec.clone()).await;
+        let (session, guest) = new_guest(&auth).await;
+        let (_, other_guest) = new_guest(&auth).await;
+        let c = conversion(&session, &guest, other_guest.clone(), vec![]);
+        auth.clone().convert(c).await.unwrap();
+        assert_eq!(rec.calls.lock().unwrap().len(), 1, "{url}");
+        assert!(auth.store.session_with_user(&session.token).await.unwrap().is_some(), "{url}");
+        auth.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_new_user_deletes_the_guest_and_leaves_no_locks() {
+    for url in urls() {
+        let rec = Arc::new(Recorder::default());
+        let auth = engine(&url, rec.clone()).await;
+        let (session, guest) = new_guest(&auth).await;
+        let now = auth.clock.now_ms();
+        let real = User {
+            id: kernia::crypto::new_id(),
+            name: "Real".into(),
+            email: format!("{}@example.com", kernia::crypto::new_id().to_lowercase()),
+            email_verified: false,
+            image: None,
+            created_at: now,
+            updated_at: now,
+            is_anonymous: false,
+            username: None,
+            display_username: None,
+        };
+        let c = conversion(&session, &guest, real.clone(), vec![WriteOp::InsertUser(real.clone())]);
+        auth.clone().convert(c).await.unwrap();
+        assert!(auth.store.session_with_user(&session.token).await.unwrap().is_none(), "{url}");
+        assert!(auth.store.user_by_email(&guest.email).await.unwrap().is_none(), "{url}: guest deleted");
+        assert!(auth.store.user_by_email(&real.email).await.unwrap().is_some(), "{url}");
+        assert!(auth.guest_locks.is_empty(), "{url}: lock entries must not pile up");
+        auth.close().await;
+    }
+}
