@@ -12,6 +12,7 @@ pub mod model;
 pub mod net;
 pub mod password;
 pub mod ratelimit;
+pub mod server;
 pub mod session;
 pub mod storage;
 pub mod time;

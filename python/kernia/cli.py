@@ -12,8 +12,6 @@ from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitOptions
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from kernia.auth import init
     from kernia.plugins.anonymous import anonymous
 
@@ -41,11 +39,17 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigurationError as e:
         print(f"kernia: {e}", file=sys.stderr)
         return 2
-    print(f"kernia: serving {base_url}{auth.base_path} on {args.database}", file=sys.stderr)
-    try:
-        uvicorn.run(auth.router.mount(), host=args.host, port=args.port, log_level=args.log_level)
-    finally:
-        auth.close()
+    transport = "ASGI under uvicorn" if args.asgi else "the native server"
+    print(f"kernia: serving {base_url}{auth.base_path} on {args.database} ({transport})", file=sys.stderr)
+    if args.asgi:
+        import uvicorn
+
+        try:
+            uvicorn.run(auth.router.mount(), host=args.host, port=args.port, log_level=args.log_level)
+        finally:
+            auth.close()
+    else:
+        auth.serve(host=args.host, port=args.port)
     return 0
 
 
@@ -71,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         "--anonymous", action="store_true", help="turn guest sessions on (POST /sign-in/anonymous)"
     )
     serve.add_argument("--no-rate-limit", action="store_true", help="turn rate limiting off")
-    serve.add_argument("--log-level", default="warning")
+    serve.add_argument("--asgi", action="store_true", help="serve the ASGI app under uvicorn instead")
+    serve.add_argument("--log-level", default="warning", help="uvicorn's log level, with --asgi")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)

@@ -7,7 +7,8 @@
 
 mod callbacks;
 
-use std::sync::{Arc, OnceLock};
+use std::net::ToSocketAddrs;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -18,6 +19,7 @@ use crate::config::{Config, ConfigError, Options};
 use crate::core::hooks::AnonymousCallbacks;
 use crate::core::request::Request;
 use crate::model::{SessionJson, UserJson};
+use crate::server::Server;
 use crate::Auth;
 
 create_exception!(kernia._native, KerniaError, PyException, "Base class of every error kernia raises.");
@@ -70,6 +72,27 @@ impl NativeResponse {
     #[getter]
     fn body<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.body)
+    }
+}
+
+/// A native server started by `NativeAuth.start_server`.
+#[pyclass(module = "kernia._native", frozen)]
+pub struct ServerHandle {
+    #[pyo3(get)]
+    host: String,
+    #[pyo3(get)]
+    port: u16,
+    server: Mutex<Option<Server>>,
+}
+
+#[pymethods]
+impl ServerHandle {
+    /// Stops accepting connections, lets in-flight requests finish, and returns.
+    fn stop(&self, py: Python<'_>) {
+        let server = self.server.lock().expect("server lock").take();
+        if let Some(server) = server {
+            py.detach(|| runtime().block_on(server.stop()));
+        }
     }
 }
 
@@ -181,6 +204,40 @@ impl NativeAuth {
         self.auth.store.dialect()
     }
 
+    /// Whether Python callbacks are configured (then the server needs an event loop for them).
+    #[getter]
+    fn has_callbacks(&self) -> bool {
+        self.has_callbacks
+    }
+
+    /// Starts the native HTTP server in the background. `event_loop` is the running
+    /// asyncio loop (in a thread of its own) that Python callbacks are awaited on.
+    #[pyo3(signature = (host, port, event_loop=None))]
+    fn start_server(&self, py: Python<'_>, host: &str, port: u16, event_loop: Option<Bound<'_, PyAny>>) -> PyResult<ServerHandle> {
+        let addr = (host, port)
+            .to_socket_addrs()
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot resolve {host}:{port}: {e}")))?
+            .next()
+            .ok_or_else(|| pyo3::exceptions::PyOSError::new_err(format!("no address for {host}")))?;
+        let extension: crate::core::hooks::Extension = match event_loop {
+            Some(event_loop) => Some(Arc::new(pyo3_async_runtimes::TaskLocals::new(event_loop).copy_context(py)?)),
+            None if self.has_callbacks => {
+                return Err(pyo3::exceptions::PyValueError::new_err("callbacks are configured: pass the event loop they run on"))
+            }
+            None => None,
+        };
+        let auth = self.auth.clone();
+        let server = py
+            .detach(|| runtime().block_on(Server::start(auth, addr, extension)))
+            .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot listen on {addr}: {e}")))?;
+        Ok(ServerHandle { host: host.to_owned(), port: server.local_addr.port(), server: Mutex::new(Some(server)) })
+    }
+
+    /// Blocks, without the GIL, until the process gets SIGINT or SIGTERM.
+    fn wait_for_shutdown_signal(&self, py: Python<'_>) {
+        py.detach(|| runtime().block_on(crate::server::shutdown_signal()));
+    }
+
     /// Moves the engine's clock forward, for tests of expiry.
     fn _advance_clock(&self, seconds: i64) {
         self.auth.clock.advance(seconds);
@@ -197,6 +254,7 @@ impl NativeAuth {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeAuth>()?;
     m.add_class::<NativeResponse>()?;
+    m.add_class::<ServerHandle>()?;
     m.add("KerniaError", m.py().get_type::<KerniaError>())?;
     m.add("ConfigurationError", m.py().get_type::<ConfigurationError>())?;
     m.add("DatabaseError", m.py().get_type::<DatabaseError>())?;

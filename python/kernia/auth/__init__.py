@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -53,6 +55,48 @@ class API:
         return None if text is None else json.loads(text)
 
 
+class Server:
+    """A native server running in the background (see :meth:`Auth.start_server`)."""
+
+    def __init__(self, native: NativeAuth, host: str, port: int) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        if native.has_callbacks:
+            # Python callbacks are awaited on an event loop of the server's own.
+            self._loop = asyncio.new_event_loop()
+            self._thread = threading.Thread(target=self._loop.run_forever, name="kernia-callbacks", daemon=True)
+            self._thread.start()
+        try:
+            self._handle = native.start_server(host, port, self._loop)
+        except BaseException:
+            self._stop_loop()
+            raise
+        self.host = host
+        self.port = self._handle.port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        """Stops accepting, lets in-flight requests finish, then returns."""
+        self._handle.stop()
+        self._stop_loop()
+
+    def _stop_loop(self) -> None:
+        if self._loop is not None and self._thread is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            self._loop.close()
+            self._loop = None
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 class Auth:
     """The handle :func:`init` returns."""
 
@@ -65,6 +109,20 @@ class Auth:
     @property
     def base_path(self) -> str:
         return self._native.base_path
+
+    def start_server(self, host: str = "127.0.0.1", port: int = 8000) -> Server:
+        """Starts the native HTTP server in the background (port 0 picks a free one)."""
+        return Server(self._native, host, port)
+
+    def serve(self, host: str = "127.0.0.1", port: int = 8000) -> None:
+        """Serves the auth routes on the native HTTP server until SIGINT or SIGTERM, then
+        finishes in-flight requests and closes the database."""
+        server = self.start_server(host, port)
+        try:
+            self._native.wait_for_shutdown_signal()
+        finally:
+            server.stop()
+            self.close()
 
     def close(self) -> None:
         """Commits queued writes and closes the database."""
@@ -143,4 +201,4 @@ def init(options: KerniaOptions) -> Auth:
     return auth
 
 
-__all__ = ["API", "Auth", "Router", "init"]
+__all__ = ["API", "Auth", "Router", "Server", "init"]
