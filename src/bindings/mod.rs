@@ -213,7 +213,13 @@ impl NativeAuth {
     /// Starts the native HTTP server in the background. `event_loop` is the running
     /// asyncio loop (in a thread of its own) that Python callbacks are awaited on.
     #[pyo3(signature = (host, port, event_loop=None))]
-    fn start_server(&self, py: Python<'_>, host: &str, port: u16, event_loop: Option<Bound<'_, PyAny>>) -> PyResult<ServerHandle> {
+    fn start_server(
+        &self,
+        py: Python<'_>,
+        host: &str,
+        port: u16,
+        event_loop: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<ServerHandle> {
         let addr = (host, port)
             .to_socket_addrs()
             .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot resolve {host}:{port}: {e}")))?
@@ -222,7 +228,9 @@ impl NativeAuth {
         let extension: crate::core::hooks::Extension = match event_loop {
             Some(event_loop) => Some(Arc::new(pyo3_async_runtimes::TaskLocals::new(event_loop).copy_context(py)?)),
             None if self.has_callbacks => {
-                return Err(pyo3::exceptions::PyValueError::new_err("callbacks are configured: pass the event loop they run on"))
+                return Err(pyo3::exceptions::PyValueError::new_err(
+                    "callbacks are configured: pass the event loop they run on",
+                ))
             }
             None => None,
         };

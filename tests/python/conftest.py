@@ -138,10 +138,15 @@ def env(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
 
 
 class Browser:
-    """An HTTP client that keeps cookies like a browser and sends an Origin header."""
+    """An HTTP client that keeps cookies like a browser and sends an Origin header.
+
+    ``app`` is an ASGI app, or the URL of a running server."""
 
     def __init__(self, app: Any, origin: str | None = BASE, base_path: str = "/api/auth") -> None:
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
+        if isinstance(app, str):
+            self.client = httpx.AsyncClient(base_url=app)
+        else:
+            self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
         self.cookies: dict[str, str] = {}
         self.origin = origin
         self.base_path = base_path
@@ -193,12 +198,26 @@ class Browser:
         await self.client.aclose()
 
 
+@pytest.fixture(params=["asgi", "native"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every test that talks HTTP runs through the ASGI app and through the native server."""
+    return request.param
+
+
 @pytest.fixture
-async def browser_for() -> AsyncIterator[Callable[..., Browser]]:
+async def browser_for(transport: str) -> AsyncIterator[Callable[..., Browser]]:
     made: list[Browser] = []
+    servers: dict[int, Any] = {}
 
     def factory(auth_or_app: Any, **kw: Any) -> Browser:
-        app = auth_or_app.router.mount() if isinstance(auth_or_app, Auth) else auth_or_app
+        if not isinstance(auth_or_app, Auth):
+            app = auth_or_app
+        elif transport == "asgi":
+            app = auth_or_app.router.mount()
+        else:
+            if id(auth_or_app) not in servers:
+                servers[id(auth_or_app)] = auth_or_app.start_server(port=0)
+            app = servers[id(auth_or_app)].url
         b = Browser(app, **kw)
         made.append(b)
         return b
@@ -206,6 +225,8 @@ async def browser_for() -> AsyncIterator[Callable[..., Browser]]:
     yield factory
     for b in made:
         await b.aclose()
+    for server in servers.values():
+        server.stop()
 
 
 def set_cookies(response: httpx.Response) -> dict[str, str]:

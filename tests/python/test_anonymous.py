@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 
 import pytest
 
@@ -29,20 +30,23 @@ def move_cart_sql(ctx) -> str:
 
 
 class Recorder:
-    """An on_link that records its calls and moves the guest's cart through ctx.db."""
+    """An on_link that records its calls and moves the guest's cart through ctx.db.
+
+    Its signals are threading events: on the native server, callbacks run on the
+    server's own event loop, not the test's."""
 
     def __init__(self, fail: BaseException | None = None, delay: float = 0.0) -> None:
         self.calls: list[tuple[str, str]] = []
         self.fail = fail
         self.delay = delay
-        self.started = asyncio.Event()
-        self.release: asyncio.Event | None = None
+        self.started = threading.Event()
+        self.release: threading.Event | None = None
 
     async def __call__(self, anonymous_user, new_user, ctx) -> None:
         self.calls.append((anonymous_user["id"], new_user["id"]))
         self.started.set()
         if self.release is not None:
-            await self.release.wait()
+            await asyncio.to_thread(self.release.wait, 10)
         if self.delay:
             await asyncio.sleep(self.delay)
         await ctx.db.execute(move_cart_sql(ctx), [new_user["id"], anonymous_user["id"]])
@@ -438,12 +442,12 @@ async def test_a_failed_conversion_leaves_nothing_behind_for_the_next(env, brows
 async def test_a_client_that_disconnects_mid_conversion(env, browser_for):
     cart_table(env)
     on_link = Recorder()
-    on_link.release = asyncio.Event()
+    on_link.release = threading.Event()
     auth = env.make(plugins=[anonymous(on_link=on_link)])
     b = browser_for(auth)
     guest_id = (await guest(b))["user"]["id"]
     request = asyncio.create_task(b.sign_up(email="gone@example.com"))
-    await asyncio.wait_for(on_link.started.wait(), 5)
+    assert await asyncio.to_thread(on_link.started.wait, 5)
     request.cancel()  # the client goes away while on_link runs
     with pytest.raises(asyncio.CancelledError):
         await request
@@ -469,12 +473,12 @@ async def test_a_slow_on_link_blocks_nobody(env, browser_for):
         slow.started.set()
         await asyncio.sleep(1.0)  # e.g. the app's own database or an HTTP call
 
-    slow.started = asyncio.Event()
+    slow.started = threading.Event()
     auth = env.make(plugins=[anonymous(on_link=slow)])
     b = browser_for(auth)
     await guest(b)
     conversion = asyncio.create_task(b.sign_up(email="slow@example.com"))
-    await asyncio.wait_for(slow.started.wait(), 5)
+    assert await asyncio.to_thread(slow.started.wait, 5)
 
     others = [browser_for(auth) for _ in range(10)]
     loop = asyncio.get_running_loop()

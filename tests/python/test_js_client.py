@@ -46,10 +46,16 @@ def _wait_for(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def live_server(request, tmp_path):
+def backend(request) -> str:
     if request.param == "postgres" and not POSTGRES_URL:
         pytest.skip("KERNIA_TEST_POSTGRES_URL is not set")
-    database = POSTGRES_URL if request.param == "postgres" else f"sqlite:///{tmp_path / 'live.db'}"
+    return request.param
+
+
+@pytest.fixture(params=["native", "asgi"])
+def live_server(request, backend, tmp_path):
+    """`kernia serve` on the native server, or on uvicorn serving the ASGI app."""
+    database = POSTGRES_URL if backend == "postgres" else f"sqlite:///{tmp_path / 'live.db'}"
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "KERNIA_SECRET": "js-client-secret-0123456789abcdef"}
@@ -66,6 +72,7 @@ def live_server(request, tmp_path):
         base,
         "--anonymous",
         "--no-rate-limit",
+        *(["--asgi"] if request.param == "asgi" else []),
     ]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     try:

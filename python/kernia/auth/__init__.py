@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import signal
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -64,7 +65,9 @@ class Server:
         if native.has_callbacks:
             # Python callbacks are awaited on an event loop of the server's own.
             self._loop = asyncio.new_event_loop()
-            self._thread = threading.Thread(target=self._loop.run_forever, name="kernia-callbacks", daemon=True)
+            self._thread = threading.Thread(
+                target=self._loop.run_forever, name="kernia-callbacks", daemon=True
+            )
             self._thread.start()
         try:
             self._handle = native.start_server(host, port, self._loop)
@@ -117,12 +120,23 @@ class Auth:
     def serve(self, host: str = "127.0.0.1", port: int = 8000) -> None:
         """Serves the auth routes on the native HTTP server until SIGINT or SIGTERM, then
         finishes in-flight requests and closes the database."""
-        server = self.start_server(host, port)
+        # The engine catches SIGINT/SIGTERM itself and stops gracefully; Python's own
+        # handlers would raise KeyboardInterrupt in the middle of that, so they stand
+        # down while serving (installed before the engine's, which chain to them).
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, lambda *_: None)
         try:
-            self._native.wait_for_shutdown_signal()
+            server = self.start_server(host, port)
+            try:
+                self._native.wait_for_shutdown_signal()
+            finally:
+                server.stop()
+                self.close()
         finally:
-            server.stop()
-            self.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def close(self) -> None:
         """Commits queued writes and closes the database."""

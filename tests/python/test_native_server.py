@@ -1,0 +1,105 @@
+"""The native server as a process: graceful shutdown, keep-alive, request limits."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from test_js_client import _free_port, _wait_for
+
+
+def _start(tmp_path, *extra: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    env = {**os.environ, "KERNIA_SECRET": "native-secret-0123456789abcdef0123"}
+    cmd = [sys.executable, "-m", "kernia.cli", "serve", "--database", f"sqlite:///{tmp_path / 'n.db'}"]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port), "--no-rate-limit", *extra], env=env, stderr=subprocess.PIPE, text=True
+    )
+    _wait_for(port, proc)
+    return proc, f"http://127.0.0.1:{port}/api/auth"
+
+
+def _raw_sign_up(port: int, i: int) -> socket.socket:
+    body = json.dumps({"name": "N", "email": f"n{i}@example.com", "password": "password123"}).encode()
+    head = (
+        f"POST /api/auth/sign-up/email HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(head + body)
+    return s
+
+
+def _read_all(s: socket.socket) -> bytes:
+    chunks = []
+    while chunk := s.recv(65536):
+        chunks.append(chunk)
+    s.close()
+    return b"".join(chunks)
+
+
+def test_sigterm_lets_in_flight_requests_finish_and_closes_cleanly(tmp_path):
+    proc, base = _start(tmp_path)
+    port = int(base.split(":")[2].split("/")[0])
+    sockets = [_raw_sign_up(port, i) for i in range(4)]  # each hashes a password for ~70 ms
+    time.sleep(0.02)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    answers = [_read_all(s) for s in sockets]
+    assert proc.wait(timeout=30) == 0
+    assert time.monotonic() - t0 < 10
+    assert all(a.startswith(b"HTTP/1.1 200") for a in answers), [a[:40] for a in answers]
+    # Everything answered 200 is in the database.
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sqlite3; print(sqlite3.connect({str(tmp_path / 'n.db')!r}).execute('select count(*) from user').fetchone()[0])",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "4"
+    # New connections are refused once it is gone.
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{base}/ok")
+
+
+def test_sigint_stops_the_server(tmp_path):
+    proc, base = _start(tmp_path)
+    assert httpx.get(f"{base}/ok").json() == {"ok": True}
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0
+
+
+def test_keep_alive_and_the_body_limit(tmp_path):
+    proc, base = _start(tmp_path)
+    try:
+        with httpx.Client() as client:
+            for _ in range(5):
+                assert client.get(f"{base}/get-session").text == "null"
+            # One connection served all five.
+            r = client.post(
+                f"{base}/sign-up/email",
+                content=b"x" * (1024 * 1024 + 1),
+                headers={"content-type": "application/json"},
+            )
+            assert r.status_code == 413 and r.json()["code"] == "PAYLOAD_TOO_LARGE"
+        with socket.create_connection(("127.0.0.1", int(base.split(":")[2].split("/")[0]))) as s:
+            s.sendall(
+                b"GET /api/auth/ok HTTP/1.1\r\nHost: x\r\n\r\nGET /api/auth/ok HTTP/1.1\r\nHost: x\r\n\r\n"
+            )
+            time.sleep(0.3)
+            data = s.recv(65536)
+            assert data.count(b"HTTP/1.1 200") == 2  # pipelined on one connection
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
