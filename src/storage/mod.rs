@@ -8,7 +8,7 @@
 //! one transaction per request.
 
 mod postgres;
-pub(crate) mod schema;
+pub mod schema;
 mod sqlite;
 
 use std::sync::Arc;

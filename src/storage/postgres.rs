@@ -107,13 +107,33 @@ fn session_at(row: &PgRow) -> Result<Session, sqlx::Error> {
     })
 }
 
-async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<(), sqlx::Error> {
+/// The column list of an insert, and how many values it takes.
+fn insert_head(op: &WriteOp) -> Option<(&'static str, usize)> {
+    Some(match op {
+        WriteOp::InsertUser(_) => (
+            r#"INSERT INTO "user" ("id","name","email","emailVerified","image","createdAt","updatedAt","isAnonymous","username","displayUsername")"#,
+            10,
+        ),
+        WriteOp::InsertAccount(_) => {
+            (r#"INSERT INTO "account" ("id","accountId","providerId","userId","password","createdAt","updatedAt")"#, 7)
+        }
+        WriteOp::InsertSession(_) => (
+            r#"INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent")"#,
+            8,
+        ),
+        _ => return None,
+    })
+}
+
+fn values(first: usize, count: usize) -> String {
+    let params: Vec<String> = (first..first + count).map(|i| format!("${i}")).collect();
+    format!("VALUES ({})", params.join(","))
+}
+
+/// Binds an insert's values, in [`insert_head`]'s column order.
+fn bind_insert<'q>(q: Query<'q, Postgres, PgArguments>, op: &'q WriteOp) -> Query<'q, Postgres, PgArguments> {
     match op {
-        WriteOp::InsertUser(u) => {
-            sqlx::query(
-                r#"INSERT INTO "user" ("id","name","email","emailVerified","image","createdAt","updatedAt","isAnonymous","username","displayUsername")
-                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"#,
-            )
+        WriteOp::InsertUser(u) => q
             .bind(&u.id)
             .bind(&u.name)
             .bind(&u.email)
@@ -123,30 +143,16 @@ async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<(), sqlx::Err
             .bind(ts(u.updated_at))
             .bind(u.is_anonymous)
             .bind(&u.username)
-            .bind(&u.display_username)
-            .execute(conn)
-            .await?;
-        }
-        WriteOp::InsertAccount(a) => {
-            sqlx::query(
-                r#"INSERT INTO "account" ("id","accountId","providerId","userId","password","createdAt","updatedAt")
-                   VALUES ($1,$2,$3,$4,$5,$6,$7)"#,
-            )
+            .bind(&u.display_username),
+        WriteOp::InsertAccount(a) => q
             .bind(&a.id)
             .bind(&a.account_id)
             .bind(&a.provider_id)
             .bind(&a.user_id)
             .bind(&a.password)
             .bind(ts(a.created_at))
-            .bind(ts(a.updated_at))
-            .execute(conn)
-            .await?;
-        }
-        WriteOp::InsertSession(s) => {
-            sqlx::query(
-                r#"INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent")
-                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"#,
-            )
+            .bind(ts(a.updated_at)),
+        WriteOp::InsertSession(s) => q
             .bind(&s.id)
             .bind(&s.token)
             .bind(&s.user_id)
@@ -154,10 +160,37 @@ async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<(), sqlx::Err
             .bind(ts(s.created_at))
             .bind(ts(s.updated_at))
             .bind(&s.ip_address)
-            .bind(&s.user_agent)
-            .execute(conn)
-            .await?;
-        }
+            .bind(&s.user_agent),
+        _ => q,
+    }
+}
+
+/// Several inserts as one statement (data-modifying CTEs): atomic on its own and
+/// one round trip instead of BEGIN, one per insert, and COMMIT. Foreign keys are
+/// checked at the end of the statement, so a session may reference a user
+/// inserted beside it.
+fn combined_inserts(ops: &[WriteOp]) -> Option<String> {
+    let heads: Vec<(&str, usize)> = ops.iter().map(insert_head).collect::<Option<_>>()?;
+    let (last, rest) = heads.split_last()?;
+    let mut sql = String::new();
+    let mut next = 1;
+    for (i, (head, count)) in rest.iter().enumerate() {
+        sql.push_str(if i == 0 { "WITH " } else { ", " });
+        sql.push_str(&format!("w{i} AS ({head} {})", values(next, *count)));
+        next += count;
+    }
+    sql.push_str(&format!(" {} {}", last.0, values(next, last.1)));
+    Some(sql)
+}
+
+async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<(), sqlx::Error> {
+    if let Some((head, count)) = insert_head(op) {
+        let sql = format!("{head} {}", values(1, count));
+        bind_insert(sqlx::query(&sql), op).execute(conn).await?;
+        return Ok(());
+    }
+    match op {
+        WriteOp::InsertUser(_) | WriteOp::InsertAccount(_) | WriteOp::InsertSession(_) => unreachable!("handled above"),
         WriteOp::DeleteSessionByToken(token) => {
             sqlx::query(r#"DELETE FROM "session" WHERE "token" = $1"#).bind(token).execute(conn).await?;
         }
@@ -218,6 +251,10 @@ impl Store for PgStore {
                 apply_op(&mut conn, op).await.map_err(map_err)
             }
             ops => {
+                if let Some(sql) = combined_inserts(ops) {
+                    let q = ops.iter().fold(sqlx::query(&sql), bind_insert);
+                    return q.execute(&self.pool).await.map(drop).map_err(map_err);
+                }
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 for op in ops {
                     apply_op(&mut tx, op).await.map_err(map_err)?;
@@ -335,6 +372,39 @@ impl Tx for PgTx {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn inserts_combine_into_one_statement() {
+        use crate::model::{Session, User};
+        use crate::storage::WriteOp;
+        let user = User {
+            id: "u".into(),
+            name: "n".into(),
+            email: "e@x.io".into(),
+            email_verified: false,
+            image: None,
+            created_at: 0,
+            updated_at: 0,
+            is_anonymous: true,
+            username: None,
+            display_username: None,
+        };
+        let session = Session {
+            id: "s".into(),
+            token: "t".into(),
+            user_id: "u".into(),
+            expires_at: 0,
+            created_at: 0,
+            updated_at: 0,
+            ip_address: None,
+            user_agent: None,
+        };
+        let sql = super::combined_inserts(&[WriteOp::InsertUser(user), WriteOp::InsertSession(session)]).unwrap();
+        assert!(sql.starts_with(r#"WITH w0 AS (INSERT INTO "user""#), "{sql}");
+        assert!(sql.contains("VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10))"), "{sql}");
+        assert!(sql.ends_with("VALUES ($11,$12,$13,$14,$15,$16,$17,$18)"), "{sql}");
+        assert!(super::combined_inserts(&[WriteOp::DeleteUser("u".into())]).is_none());
+    }
+
     #[test]
     fn passwords_are_redacted() {
         assert_eq!(super::redact("postgres://bob:hunter2@db:5432/app"), "postgres://bob@db:5432/app");

@@ -1,0 +1,34 @@
+"""kernia-rs for the benchmark: python ours_server.py native|asgi DATABASE_URL PORT [--rate-limit]."""
+
+import sys
+
+from kernia import EmailPasswordOptions, KerniaOptions, RateLimitOptions, RateLimitRule
+from kernia.auth import init
+from kernia.plugins.anonymous import anonymous
+
+mode, database, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+# With --rate-limit the limiter runs on every request but never refuses one: its cost alone.
+limits = RateLimitOptions(
+    enabled="--rate-limit" in sys.argv,
+    max=10**9,
+    custom_rules={
+        "/sign-in/*": RateLimitRule(window=60, max=10**9),
+        "/sign-up/*": RateLimitRule(window=60, max=10**9),
+    },
+)
+auth = init(
+    KerniaOptions(
+        database=database,
+        secret="bench-secret-0123456789abcdef0123456789",
+        base_url=f"http://127.0.0.1:{port}",
+        email_and_password=EmailPasswordOptions(enabled=True),
+        rate_limit=limits,
+        plugins=[anonymous()],
+    )
+)
+if mode == "native":
+    auth.serve(host="127.0.0.1", port=port)
+else:
+    import uvicorn
+
+    uvicorn.run(auth.router.mount(), host="127.0.0.1", port=port, log_level="warning", access_log=False)
