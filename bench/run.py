@@ -148,8 +148,11 @@ class Server:
 
 
 def _ms(value: str) -> float:
-    num, unit = re.match(r"([\d.]+)(\w+)", value).groups()
-    return float(num) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    m = re.match(r"([\d.]+)(us|ms|s|m)\b", value)
+    if not m:
+        return float("nan")
+    num, unit = m.groups()
+    return float(num) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
 def wrk(
@@ -174,9 +177,13 @@ def wrk(
         text=True,
         env={**os.environ, "BENCH_ORIGIN": server.origin},
     ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+    try:
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        # The latency distribution's own lines: "50%" also ends numbers like "77.50%" elsewhere.
+        p50 = _ms(re.search(r"^\s+50%\s+(\S+)$", out, re.M).group(1))
+        p99 = _ms(re.search(r"^\s+99%\s+(\S+)$", out, re.M).group(1))
+    except AttributeError:
+        raise RuntimeError(f"unexpected wrk output for {server.name} {what}:\n{out}") from None
     errors = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)) else 0
     return Figure(server.name, what, conns, rps, p50, p99, errors)
 

@@ -56,7 +56,10 @@ CREATE INDEX IF NOT EXISTS "verification_identifier_idx" ON "verification" ("ide
 "#;
 
 /// Indexes on added columns (SQLite cannot add a UNIQUE column with ALTER TABLE).
-pub const ADDED_INDEXES: &str = r#"CREATE UNIQUE INDEX IF NOT EXISTS "user_username_uidx" ON "user" ("username");"#;
+/// Partial: guests and email users have no username, and an index entry for each
+/// of them would cost every sign-up a random page write for nothing.
+pub const ADDED_INDEXES: &str =
+    r#"CREATE UNIQUE INDEX IF NOT EXISTS "user_username_uidx" ON "user" ("username") WHERE "username" IS NOT NULL;"#;
 
 /// The columns every user query selects, in [`crate::model::User`] order.
 pub const USER_COLUMNS: &str = r#"u."id", u."name", u."email", u."emailVerified", u."image", u."createdAt", u."updatedAt", u."isAnonymous", u."username", u."displayUsername""#;
