@@ -1,13 +1,15 @@
 -- Guest -> sign-up/email conversions. Run with one connection per thread (-t N -c N):
 -- each thread alternates a guest sign-in and a sign-up that carries the guest's cookie.
-local threads = 0
+local threads = {}
 function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
 end
 
 local origin = os.getenv("BENCH_ORIGIN")
 local phase, cookie, n = "guest", nil, 0
+-- Acknowledged (200) guest sign-ins and conversions, to check against the database.
+guests, converted = 0, 0
 
 function request()
   local headers = { ["Content-Type"] = "application/json", ["Origin"] = origin }
@@ -25,10 +27,23 @@ function response(status, headers, body)
   if phase == "guest" then
     local set = headers["Set-Cookie"] or headers["set-cookie"]
     if status == 200 and set then
+      guests = guests + 1
       cookie = set:match("^([^;]+)")
       phase = "convert"
     end
   else
+    if status == 200 then
+      converted = converted + 1
+    end
     phase, cookie = "guest", nil
   end
+end
+
+function done(summary, latency, requests)
+  local g, c = 0, 0
+  for _, thread in ipairs(threads) do
+    g = g + thread:get("guests")
+    c = c + thread:get("converted")
+  end
+  io.write(string.format("acknowledged guests=%d converted=%d\n", g, c))
 end

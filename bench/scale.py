@@ -1,0 +1,169 @@
+"""Scale: kernia-rs on a big database, and two processes on one PostgreSQL.
+
+    python bench/scale.py            # from the repository root, after bench/run.py's setup
+
+1. Guest sign-in and get-session latency on an empty database, then after filling it
+   with 1,000,000 users and 1,000,000 sessions (random ids and tokens, like real ones),
+   on SQLite and on PostgreSQL; prints the figures and the change.
+2. Two native server processes sharing one PostgreSQL database, both serving guest
+   sign-ins and guest -> sign-up conversions at once; afterwards the rows are counted
+   against what the servers acknowledged: nothing acknowledged may be missing, and
+   nothing may be there twice. SCALE_ROWS sets the row count (default 1,000,000).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import Server, fresh_pg_database, log, ours, show, wrk  # noqa: E402
+
+ROWS = int(os.environ.get("SCALE_ROWS", "1000000"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
+
+# Rows shaped like real ones: random 32-character ids and tokens, ISO dates (SQLite).
+SQLITE_FILL = f"""
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
+INSERT INTO "user" ("id","name","email","emailVerified","createdAt","updatedAt","isAnonymous")
+SELECT lower(hex(randomblob(16))), 'Anonymous', lower(hex(randomblob(16))) || '@anonymous.placeholder.invalid',
+       0, '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', 1 FROM n;
+INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent")
+SELECT lower(hex(randomblob(16))), lower(hex(randomblob(16))), "id", '2099-01-01T00:00:00.000Z',
+       '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', '127.0.0.1', 'fill' FROM "user";
+"""
+
+PG_FILL = f"""
+INSERT INTO "user" ("id","name","email","emailVerified","createdAt","updatedAt","isAnonymous")
+SELECT md5(random()::text), 'Anonymous', md5(random()::text) || '@anonymous.placeholder.invalid',
+       false, now(), now(), true FROM generate_series(1, {ROWS});
+INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent")
+SELECT md5(random()::text), md5(random()::text), "id", now() + interval '30 days', now(), now(), '127.0.0.1', 'fill'
+FROM "user";
+ANALYZE;
+"""
+
+
+def fill_sqlite(path: str) -> None:
+    # A separate process: the server's SQLite and Python's must not share one (see README).
+    code = f"import sqlite3; c = sqlite3.connect({path!r}); c.executescript({SQLITE_FILL!r}); c.close()"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def fill_postgres(url: str) -> None:
+    subprocess.run(["psql", url, "-q", "-c", PG_FILL], check=True, stdout=subprocess.DEVNULL)
+
+
+def latency(server: Server) -> dict[str, tuple[float, float]]:
+    server.start()
+    try:
+        cookie = server.guest_cookie()
+        wrk(server, "warm-up", 16, "/api/auth/get-session", headers={"Cookie": cookie}, seconds=1)
+        out = {}
+        for what, path, kw in (
+            ("guest sign-in", "/api/auth/sign-in/anonymous", {"script": "sign_in_anonymous.lua"}),
+            ("get-session", "/api/auth/get-session", {"headers": {"Cookie": cookie}}),
+        ):
+            f = wrk(server, what, 16, path, **kw)
+            show(f)
+            out[what] = (f.p50_ms, f.p99_ms)
+        return out
+    finally:
+        server.stop()
+
+
+def big_database(backend: str, tmp: Path) -> None:
+    if backend == "sqlite":
+        path = f"{tmp}/scale.db"
+        url = f"sqlite:///{path}"
+    else:
+        url = fresh_pg_database("kernia_bench_scale")
+    empty = latency(ours(f"{backend} empty", "native", url))
+    log(f"filling {backend} with {ROWS:,} users and sessions")
+    fill_sqlite(path) if backend == "sqlite" else fill_postgres(url)
+    full = latency(ours(f"{backend} {ROWS // 1000}k rows", "native", url))
+    for what in empty:
+        (p50a, p99a), (p50b, p99b) = empty[what], full[what]
+        print(
+            f"{backend:<8} {what:<14} p50 {p50a:.2f} -> {p50b:.2f} ms ({p50b / p50a - 1:+.0%})   p99 {p99a:.2f} -> {p99b:.2f} ms ({p99b / p99a - 1:+.0%})",
+            flush=True,
+        )
+
+
+def count(url: str, sql: str) -> int:
+    out = subprocess.run(["psql", url, "-tAq", "-c", sql], check=True, capture_output=True, text=True).stdout
+    return int(out.strip())
+
+
+def two_processes() -> None:
+    url = fresh_pg_database("kernia_bench_two")
+    a, b = ours("process A", "native", url), ours("process B", "native", url)
+    a.start()
+    b.start()
+    results: dict[str, str] = {}
+
+    def load(server: Server) -> None:
+        cmd = [
+            "wrk",
+            "-t8",
+            "-c8",
+            f"-d{SECONDS * 2}s",
+            "-s",
+            str(Path(__file__).parent / "lua" / "convert.lua"),
+            server.origin + "/",
+        ]
+        results[server.name] = subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, "BENCH_ORIGIN": server.origin}
+        ).stdout
+
+    try:
+        threads = [threading.Thread(target=load, args=(s,)) for s in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        a.stop()
+        b.stop()
+    guests = converted = 0
+    for out in results.values():
+        m = re.search(r"acknowledged guests=(\d+) converted=(\d+)", out)
+        guests += int(m.group(1))
+        converted += int(m.group(2))
+    in_flight = 16  # at most one unacknowledged request per connection when wrk stops
+    accounts = count(url, 'SELECT count(*) FROM "account"')
+    real = count(url, 'SELECT count(*) FROM "user" WHERE NOT "isAnonymous"')
+    users = count(url, 'SELECT count(*) FROM "user"')
+    dup = count(url, 'SELECT count(*) - count(DISTINCT "email") FROM "user"')
+    orphans = count(
+        url, 'SELECT count(*) FROM "session" s LEFT JOIN "user" u ON u."id" = s."userId" WHERE u."id" IS NULL'
+    )
+    print(f"two processes: acknowledged {guests} guest sign-ins and {converted} conversions", flush=True)
+    print(
+        f"two processes: rows: {users} users ({real} converted, {accounts} credential accounts), duplicates {dup}, orphan sessions {orphans}"
+    )
+    ok = (
+        converted <= real <= converted + in_flight
+        and accounts == real
+        and guests <= users <= guests + in_flight
+        and dup == 0
+        and orphans == 0
+    )
+    print(f"two processes: nothing lost, nothing doubled: {'PASS' if ok else 'MISS'}", flush=True)
+
+
+def main() -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="kernia-scale-"))
+    for backend in ("sqlite", "postgres"):
+        big_database(backend, tmp)
+    two_processes()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
