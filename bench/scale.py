@@ -22,7 +22,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import Server, fresh_pg_database, log, ours, show, wrk  # noqa: E402
+from run import Server, fresh_pg_database, log, ours, show, wrk
 
 ROWS = int(os.environ.get("SCALE_ROWS", "1000000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
@@ -51,12 +51,17 @@ ANALYZE;
 
 def fill_sqlite(path: str) -> None:
     # A separate process: the server's SQLite and Python's must not share one (see README).
-    code = f"import sqlite3; c = sqlite3.connect({path!r}); c.executescript({SQLITE_FILL!r}); c.close()"
+    # Then the WAL is folded into the database, so the measurement sees steady state, not the fill.
+    script = SQLITE_FILL + "PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;"
+    code = f"import sqlite3; c = sqlite3.connect({path!r}); c.executescript({script!r}); c.close()"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def fill_postgres(url: str) -> None:
     subprocess.run(["psql", url, "-q", "-c", PG_FILL], check=True, stdout=subprocess.DEVNULL)
+    # Steady state, not the fill's aftermath: vacuum (outside a transaction) and checkpoint.
+    for sql in ("VACUUM ANALYZE", "CHECKPOINT"):
+        subprocess.run(["psql", url, "-q", "-c", sql], check=True, stdout=subprocess.DEVNULL)
 
 
 def latency(server: Server) -> dict[str, tuple[float, float]]:
