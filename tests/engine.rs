@@ -196,3 +196,41 @@ async fn opening_is_idempotent_and_migrates_an_existing_better_auth_schema() {
         assert!(cols.iter().any(|x| x == c), "missing {c}: {cols:?}");
     }
 }
+
+/// A process starting up (and checking the schema) beside a busy one must not
+/// deadlock with its requests: DDL runs only when something is missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starting_beside_a_busy_engine_fails_no_request() {
+    let Ok(url) = std::env::var("KERNIA_TEST_POSTGRES_URL") else {
+        eprintln!("KERNIA_TEST_POSTGRES_URL is not set: skipped");
+        return;
+    };
+    let opts = json!({
+        "database": url, "secret": "engine-test-secret-0123456789abcdef",
+        "email_and_password": { "enabled": true }, "rate_limit": { "enabled": false }, "anonymous": {},
+    });
+    let busy = Arc::new(Auth::new(Config::from_json(&opts.to_string()).unwrap()).await.unwrap());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (busy, stop) = (busy.clone(), stop.clone());
+        workers.push(tokio::spawn(async move {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                statuses.push(busy.handle(post("/sign-in/anonymous", json!({}), None)).await.status);
+            }
+            statuses
+        }));
+    }
+    for _ in 0..10 {
+        let starting = Auth::new(Config::from_json(&opts.to_string()).unwrap()).await.expect("starts");
+        starting.close().await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in workers {
+        let statuses = w.await.unwrap();
+        assert!(!statuses.is_empty());
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
+    busy.close().await;
+}

@@ -67,7 +67,14 @@ impl PgStore {
     }
 
     async fn migrate(&self) -> Result<(), sqlx::Error> {
+        // DDL takes strong table locks even when it changes nothing, and a process
+        // starting up beside a busy one would deadlock with its requests (caught by
+        // the tests). So: only when something is missing.
+        if self.schema_complete().await? {
+            return Ok(());
+        }
         let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK).execute(&mut *tx).await?;
         sqlx::raw_sql(schema::POSTGRES_TABLES).execute(&mut *tx).await?;
         for (table, column, _, pg_type) in schema::ADDED_COLUMNS {
@@ -76,6 +83,34 @@ impl PgStore {
         }
         sqlx::raw_sql(schema::ADDED_INDEXES).execute(&mut *tx).await?;
         tx.commit().await
+    }
+
+    /// Whether every table, added column and index is there already (a catalog read, no locks).
+    async fn schema_complete(&self) -> Result<bool, sqlx::Error> {
+        let relations = ["user", "session", "account", "verification", "session_userId_idx", "user_username_uidx"];
+        for name in relations {
+            let found: Option<String> = sqlx::query_scalar("SELECT to_regclass(quote_ident($1))::text")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await?;
+            if found.is_none() {
+                return Ok(false);
+            }
+        }
+        for (table, column, _, _) in schema::ADDED_COLUMNS {
+            let found: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.columns
+                   WHERE table_schema = current_schema() AND table_name = $1 AND column_name = $2)",
+            )
+            .bind(table)
+            .bind(column)
+            .fetch_one(&self.pool)
+            .await?;
+            if !found {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 }
 
