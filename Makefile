@@ -13,8 +13,16 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -U pip
 
-install: $(BIN)/python
+# The extension is built once and again only when a source changes, so `make lint`
+# and `make test` in one run share one build.
+SOURCES := Cargo.toml Cargo.lock pyproject.toml $(shell find src python -type f -not -path '*/__pycache__/*')
+STAMP := $(VENV)/.kernia-installed
+
+$(STAMP): $(BIN)/python $(SOURCES)
 	$(BIN)/pip install -q ".[test]"
+	touch $@
+
+install: $(STAMP)
 
 js:
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error

@@ -84,14 +84,8 @@ impl Auth {
         let req = Request { headers, ..Request::new("GET", "/get-session") };
         match self.current_session(&req).await? {
             Current::Valid { mut session, user, dont_remember } => {
-                if !dont_remember {
-                    if let Some(op @ storage::WriteOp::RefreshSession { expires_at, updated_at, .. }) =
-                        self.needs_refresh(&session)
-                    {
-                        session.expires_at = expires_at;
-                        session.updated_at = updated_at;
-                        self.store.apply(vec![op]).await?;
-                    }
+                if let Some(op) = if dont_remember { None } else { self.refresh(&mut session) } {
+                    self.store.apply(vec![op]).await?;
                 }
                 Ok(Some((session, user)))
             }

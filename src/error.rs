@@ -29,8 +29,6 @@ pub enum AuthError {
     PasswordTooLong,
     #[error("User already exists. Use another email.")]
     UserAlreadyExists,
-    #[error("Failed to create user")]
-    FailedToCreateUser,
     #[error("Invalid email")]
     InvalidEmail,
     #[error("Invalid email or password")]
@@ -39,10 +37,6 @@ pub enum AuthError {
     EmailNotVerified,
 
     // Sessions (spec §11).
-    #[error("Failed to create session")]
-    FailedToCreateSession,
-    #[error("Failed to get session")]
-    FailedToGetSession,
     #[error("Unauthorized")]
     Unauthorized,
     #[error("POST method requires deferSessionRefresh to be enabled in session config")]
@@ -132,8 +126,8 @@ impl AuthError {
             | UrlNotAString(_) => 400,
             UnsupportedMediaType(_) => 415,
             PayloadTooLarge(_) => 413,
-            UserAlreadyExists | FailedToCreateUser => 422,
-            InvalidEmailOrPassword | FailedToCreateSession | FailedToGetSession | Unauthorized => 401,
+            UserAlreadyExists => 422,
+            InvalidEmailOrPassword | Unauthorized => 401,
             EmailNotVerified
             | MissingOrNullOrigin
             | InvalidOrigin
@@ -160,12 +154,9 @@ impl AuthError {
             PasswordTooShort => "PASSWORD_TOO_SHORT",
             PasswordTooLong => "PASSWORD_TOO_LONG",
             UserAlreadyExists => "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
-            FailedToCreateUser => "FAILED_TO_CREATE_USER",
             InvalidEmail => "INVALID_EMAIL",
             InvalidEmailOrPassword => "INVALID_EMAIL_OR_PASSWORD",
             EmailNotVerified => "EMAIL_NOT_VERIFIED",
-            FailedToCreateSession => "FAILED_TO_CREATE_SESSION",
-            FailedToGetSession => "FAILED_TO_GET_SESSION",
             Unauthorized => "UNAUTHORIZED",
             MethodNotAllowedDeferSessionRequired => "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED",
             MissingOrNullOrigin => "MISSING_OR_NULL_ORIGIN",

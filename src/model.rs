@@ -18,6 +18,24 @@ pub struct User {
     pub display_username: Option<String>,
 }
 
+impl User {
+    /// A user created now: not verified, no image, no username.
+    pub fn new(id: String, name: String, email: String, is_anonymous: bool, now: i64) -> User {
+        User {
+            id,
+            name,
+            email,
+            email_verified: false,
+            image: None,
+            created_at: now,
+            updated_at: now,
+            is_anonymous,
+            username: None,
+            display_username: None,
+        }
+    }
+}
+
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("User").field("id", &self.id).field("is_anonymous", &self.is_anonymous).finish_non_exhaustive()

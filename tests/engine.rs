@@ -130,18 +130,7 @@ async fn a_failed_write_set_changes_nothing() {
     for (url, auth) in engines().await {
         let email = format!("{}@example.com", unique("atomic"));
         let now = auth.clock.now_ms();
-        let user = |id: &str| kernia::model::User {
-            id: id.into(),
-            name: "x".into(),
-            email: email.clone(),
-            email_verified: false,
-            image: None,
-            created_at: now,
-            updated_at: now,
-            is_anonymous: false,
-            username: None,
-            display_username: None,
-        };
+        let user = |id: &str| kernia::model::User::new(id.into(), "x".into(), email.clone(), false, now);
         let first = unique("u");
         auth.store.apply(vec![WriteOp::InsertUser(user(&first))]).await.unwrap();
         // A new session for the first user, then a user that conflicts: both must roll back.

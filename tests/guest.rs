@@ -120,18 +120,8 @@ async fn a_real_new_user_deletes_the_guest_and_leaves_no_locks() {
         let auth = engine(&url, rec.clone()).await;
         let (session, guest) = new_guest(&auth).await;
         let now = auth.clock.now_ms();
-        let real = User {
-            id: kernia::crypto::new_id(),
-            name: "Real".into(),
-            email: format!("{}@example.com", kernia::crypto::new_id().to_lowercase()),
-            email_verified: false,
-            image: None,
-            created_at: now,
-            updated_at: now,
-            is_anonymous: false,
-            username: None,
-            display_username: None,
-        };
+        let email = format!("{}@example.com", kernia::crypto::new_id().to_lowercase());
+        let real = User::new(kernia::crypto::new_id(), "Real".into(), email, false, now);
         let c = conversion(&session, &guest, real.clone(), vec![WriteOp::InsertUser(real.clone())]);
         auth.clone().convert(c).await.unwrap();
         assert!(auth.store.session_with_user(&session.token).await.unwrap().is_none(), "{url}");

@@ -150,6 +150,19 @@ pub fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>
     })
 }
 
+/// JSON converted to Python objects on the event loop's thread, when an awaitable resolves.
+pub struct PyJson(pub Value);
+
+impl<'py> IntoPyObject<'py> for PyJson {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &self.0)
+    }
+}
+
 fn user_dict<'py>(py: Python<'py>, user: &User) -> PyResult<Bound<'py, PyAny>> {
     let fields = UserFields { anonymous: true, username: false };
     let value = serde_json::to_value(UserJson(user, fields)).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;

@@ -173,7 +173,7 @@ impl NativeAuth {
         })
     }
 
-    /// Awaitable of the `{"session", "user"}` JSON text of the live session, or `None`.
+    /// Awaitable of `{"session": ..., "user": ...}` (dicts like the JSON) for the live session, or `None`.
     fn get_session<'py>(&self, py: Python<'py>, headers: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let headers = headers_from(headers)?;
         let auth = self.auth.clone();
@@ -182,7 +182,7 @@ impl NativeAuth {
                 Ok(None) => Ok(None),
                 Ok(Some((session, user))) => {
                     let json = serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
-                    Ok(Some(json.to_string()))
+                    Ok(Some(callbacks::PyJson(json)))
                 }
                 Err(e) => Err(callbacks::engine_error(e)),
             }

@@ -73,6 +73,15 @@ pub struct Ctx<'a> {
     pub auth: &'a Auth,
     pub req: &'a Request,
     pub client_ip: Option<String>,
+    current: tokio::sync::OnceCell<Current>,
+}
+
+impl Ctx<'_> {
+    /// The request's own session, looked up once however many steps ask for it
+    /// (an endpoint and the conversion hook).
+    pub async fn current(&self) -> Result<&Current, AuthError> {
+        self.current.get_or_try_init(|| self.auth.current_session(self.req)).await
+    }
 }
 
 impl Auth {
@@ -97,14 +106,14 @@ impl Auth {
             return Err(AuthError::PayloadTooLarge(self.cfg.advanced.max_body_size));
         }
         origin::check_cookie_origin(&self.cfg, req)?;
-        let ctx = Ctx { auth: self, req, client_ip: client_ip.clone() };
+        let ctx = Ctx { auth: self, req, client_ip, current: tokio::sync::OnceCell::new() };
         let mut outcome = route.run(&ctx).await?;
         let on_conflict = outcome.on_conflict.take();
         let store_error = |e: StoreError| match (e, &on_conflict) {
             (StoreError::Conflict(_), Some(err)) => err.clone(),
             (e, _) => AuthError::from(e),
         };
-        match self.conversion(req, route, &mut outcome, client_ip).await? {
+        match self.conversion(&ctx, route, &mut outcome).await? {
             None => self.store.apply(std::mem::take(&mut outcome.writes)).await.map_err(store_error)?,
             Some(conversion) => match tokio::spawn(self.clone().convert(conversion)).await {
                 Ok(Ok(())) => {}
@@ -119,25 +128,24 @@ impl Auth {
     /// A conversion when the endpoint minted a session while the request carried a guest's.
     async fn conversion(
         &self,
-        req: &Request,
+        ctx: &Ctx<'_>,
         route: Route,
         outcome: &mut Outcome,
-        client_ip: Option<String>,
     ) -> Result<Option<Conversion>, AuthError> {
         if self.anonymous_callbacks.is_none() || !link::converts(route.path()) || outcome.new_session.is_none() {
             return Ok(None);
         }
         let Some(new_user) = outcome.new_user.clone() else { return Ok(None) };
-        let Current::Valid { session, user, .. } = self.current_session(req).await? else { return Ok(None) };
+        let Current::Valid { session, user, .. } = ctx.current().await? else { return Ok(None) };
         if !user.is_anonymous {
             return Ok(None);
         }
         Ok(Some(Conversion {
-            guest_session: session,
-            guest_user: user,
+            guest_session: session.clone(),
+            guest_user: user.clone(),
             new_user,
             writes: std::mem::take(&mut outcome.writes),
-            request: CallbackRequest::of(req, client_ip),
+            request: CallbackRequest::of(ctx.req, ctx.client_ip.clone()),
         }))
     }
 }

@@ -30,7 +30,7 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
     // No fields are read, but a body that is not JSON is still refused.
     Body::parse(ctx.req, false)?;
-    if let Current::Valid { user, .. } = auth.current_session(ctx.req).await? {
+    if let Current::Valid { user, .. } = ctx.current().await? {
         if user.is_anonymous {
             return Err(AuthError::AnonymousCannotSignInAgain);
         }
@@ -49,18 +49,7 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let name = cb.generate_name(&request).await?.filter(|n| !n.is_empty()).unwrap_or_else(|| "Anonymous".into());
 
     let now = auth.clock.now_ms();
-    let user = User {
-        id,
-        name,
-        email: email.to_lowercase(),
-        email_verified: false,
-        image: None,
-        created_at: now,
-        updated_at: now,
-        is_anonymous: true,
-        username: None,
-        display_username: None,
-    };
+    let user = User::new(id, name, email.to_lowercase(), true, now);
     // No rememberMe here: a browser that asked not to be remembered stays so.
     let remember = !auth.has_dont_remember(ctx.req);
     let session = auth.new_session(&user.id, true, ctx.req, ctx.client_ip.as_deref());
@@ -75,7 +64,7 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
 pub async fn delete_user(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
     Body::parse(ctx.req, false)?;
-    let Current::Valid { user, .. } = auth.current_session(ctx.req).await? else {
+    let Current::Valid { user, .. } = ctx.current().await? else {
         return Err(AuthError::Unauthorized);
     };
     if auth.cfg.anonymous.as_ref().is_some_and(|a| a.disable_delete_anonymous_user) {
@@ -86,7 +75,7 @@ pub async fn delete_user(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     }
     Ok(Outcome::json(&json!({ "success": true }))
         .cookies(auth.cookies.expire_session())
-        .writes([WriteOp::DeleteUser(user.id)]))
+        .writes([WriteOp::DeleteUser(user.id.clone())]))
 }
 
 #[cfg(test)]

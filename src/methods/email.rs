@@ -45,18 +45,7 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
 
     let email = email.to_lowercase();
     let now = auth.clock.now_ms();
-    let user = User {
-        id: new_id(),
-        name,
-        email,
-        email_verified: false,
-        image,
-        created_at: now,
-        updated_at: now,
-        is_anonymous: false,
-        username: None,
-        display_username: None,
-    };
+    let user = User { image, ..User::new(new_id(), name, email, false, now) };
     let signs_in = ep.auto_sign_in && !ep.require_email_verification;
     if auth.store.user_by_email(&user.email).await?.is_some() {
         if signs_in {

@@ -89,18 +89,20 @@ impl Auth {
         }
     }
 
-    /// Whether get-session should push the expiry forward (spec §11.1 step 5).
-    pub fn needs_refresh(&self, session: &Session) -> Option<WriteOp> {
+    /// Pushes the expiry forward when the last refresh is `update_age` old (spec
+    /// §11.1 step 5): updates `session` and returns the write that persists it.
+    pub fn refresh(&self, session: &mut Session) -> Option<WriteOp> {
         let s = &self.cfg.session;
         if s.disable_session_refresh {
             return None;
         }
         let now = self.clock.now_ms();
         let last_refresh = session.expires_at - s.expires_in * 1000;
-        (now >= last_refresh + s.update_age * 1000).then(|| WriteOp::RefreshSession {
-            id: session.id.clone(),
-            expires_at: now + s.expires_in * 1000,
-            updated_at: now,
-        })
+        if now < last_refresh + s.update_age * 1000 {
+            return None;
+        }
+        session.expires_at = now + s.expires_in * 1000;
+        session.updated_at = now;
+        Some(WriteOp::RefreshSession { id: session.id.clone(), expires_at: session.expires_at, updated_at: now })
     }
 }

@@ -26,14 +26,8 @@ pub async fn get_session(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
             Ok(if expired_row { out.writes([WriteOp::DeleteSessionByToken(token)]) } else { out })
         }
         Current::Valid { mut session, user, dont_remember } => {
-            let refresh =
-                if dont_remember || flag(ctx, "disableRefresh") { None } else { auth.needs_refresh(&session) };
-            let mut cookies = Vec::new();
-            if let Some(WriteOp::RefreshSession { expires_at, updated_at, .. }) = &refresh {
-                session.expires_at = *expires_at;
-                session.updated_at = *updated_at;
-                cookies = auth.session_cookies(&session, true);
-            }
+            let refresh = if dont_remember || flag(ctx, "disableRefresh") { None } else { auth.refresh(&mut session) };
+            let cookies = if refresh.is_some() { auth.session_cookies(&session, true) } else { Vec::new() };
             let body =
                 serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
             Ok(no_store(Outcome::json(&body)).cookies(cookies).writes(refresh))

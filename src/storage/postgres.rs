@@ -411,18 +411,7 @@ mod tests {
     fn inserts_combine_into_one_statement() {
         use crate::model::{Session, User};
         use crate::storage::WriteOp;
-        let user = User {
-            id: "u".into(),
-            name: "n".into(),
-            email: "e@x.io".into(),
-            email_verified: false,
-            image: None,
-            created_at: 0,
-            updated_at: 0,
-            is_anonymous: true,
-            username: None,
-            display_username: None,
-        };
+        let user = User::new("u".into(), "n".into(), "e@x.io".into(), true, 0);
         let session = Session {
             id: "s".into(),
             token: "t".into(),

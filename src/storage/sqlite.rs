@@ -616,18 +616,7 @@ mod tests {
     use super::*;
 
     fn user(id: &str, email: &str) -> User {
-        User {
-            id: id.into(),
-            name: "n".into(),
-            email: email.into(),
-            email_verified: false,
-            image: None,
-            created_at: 0,
-            updated_at: 0,
-            is_anonymous: false,
-            username: None,
-            display_username: None,
-        }
+        User::new(id.into(), "n".into(), email.into(), false, 0)
     }
 
     fn count(conn: &Connection) -> i64 {

@@ -84,6 +84,23 @@ async def test_guest_session_shows_is_anonymous(env, browser_for):
     assert s["user"]["id"] == r.json()["user"]["id"]
 
 
+async def test_a_guest_sign_in_keeps_a_browser_that_asked_not_to_be_remembered(env, browser_for):
+    # Spec §2.4: routes without rememberMe inherit the dont_remember cookie.
+    auth = env.make(plugins=[anonymous()])
+    b = browser_for(auth)
+    await b.sign_up()
+    b.cookies.clear()
+    await b.sign_in(rememberMe=False)
+    r = await b.post("/sign-in/anonymous", {})
+    cookies = set_cookies(r)
+    assert "Max-Age" not in cookies["better-auth.session_token"]
+    assert cookies["better-auth.dont_remember"].startswith("better-auth.dont_remember=true.")
+    # A browser without the flag gets a remembered guest session.
+    fresh = await browser_for(auth).post("/sign-in/anonymous", {})
+    assert "Max-Age=604800" in set_cookies(fresh)["better-auth.session_token"]
+    assert "better-auth.dont_remember" not in set_cookies(fresh)
+
+
 async def test_a_guest_cannot_sign_in_anonymously_again(env, browser_for):
     b = browser_for(env.make(plugins=[anonymous()]))
     await guest(b)
@@ -436,7 +453,6 @@ async def test_a_failed_conversion_leaves_nothing_behind_for_the_next(env, brows
     r = await second.sign_up(email="second@example.com")
     assert r.status_code == 200
     assert on_link.calls[-1] == (second_id, r.json()["user"]["id"])
-    assert auth._native is not None
 
 
 async def test_a_client_that_disconnects_mid_conversion(env, browser_for):

@@ -90,6 +90,16 @@ async def test_sign_in_with_untrusted_callback_url_is_refused(env, browser_for):
     assert r.status_code == 403 and r.json()["code"] == "INVALID_CALLBACK_URL"
 
 
+@pytest.mark.parametrize("value", [42, ["/a"], {"url": "/a"}])
+async def test_a_callback_url_that_is_not_a_string_is_400(env, browser_for, value):
+    # Spec §13.2: a message only, no code.
+    b = browser_for(env.make())
+    await b.sign_up()
+    r = await b.sign_in(callbackURL=value)
+    assert r.status_code == 400
+    assert r.json() == {"message": "Invalid callbackURL: expected a string"}
+
+
 async def test_wrong_password_and_unknown_email_are_the_same_401(env, browser_for):
     b = browser_for(env.make())
     await b.sign_up()

@@ -52,8 +52,7 @@ class API:
     async def get_session(self, headers: Headers) -> dict[str, Any] | None:
         """``{"session": ..., "user": ...}`` for the request's session cookie, or ``None`` when
         signed out. Accepts Starlette/FastAPI ``request.headers``, a dict, or ASGI header pairs."""
-        text = await self._native.get_session(_header_pairs(headers))
-        return None if text is None else json.loads(text)
+        return await self._native.get_session(_header_pairs(headers))
 
 
 class Server:
