@@ -3,7 +3,8 @@
     python bench/scale.py            # from the repository root, after bench/run.py's setup
 
 1. Guest sign-in and get-session latency on an empty database, then after filling it
-   with 1,000,000 users and 1,000,000 sessions (random ids and tokens, like real ones),
+   with 1,000,000 users and 1,000,000 sessions (time-prefixed ids and random tokens,
+   like the server's own),
    on SQLite and on PostgreSQL; prints the figures and the change.
 2. Two native server processes sharing one PostgreSQL database, both serving guest
    sign-ins and guest -> sign-up conversions at once; afterwards the rows are counted
@@ -27,24 +28,28 @@ from run import Server, fresh_pg_database, log, ours, show, wrk
 ROWS = int(os.environ.get("SCALE_ROWS", "1000000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 
-# Rows shaped like real ones: random 32-character ids and tokens, ISO dates (SQLite).
+# Rows shaped like the server's own, made earlier: ids that start with their creation
+# time (here a counter below any current time prefix) and end random, guest emails
+# that embed the id, random tokens, ISO dates (SQLite).
 SQLITE_FILL = f"""
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS})
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}),
+  ids(id) AS (SELECT printf('%09d', i) || lower(hex(randomblob(12))) FROM n)
 INSERT INTO "user" ("id","name","email","emailVerified","createdAt","updatedAt","isAnonymous")
-SELECT lower(hex(randomblob(16))), 'Anonymous', lower(hex(randomblob(16))) || '@anonymous.placeholder.invalid',
-       0, '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', 1 FROM n;
+SELECT id, 'Anonymous', id || '@anonymous.placeholder.invalid',
+       0, '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', 1 FROM ids;
 INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent")
-SELECT lower(hex(randomblob(16))), lower(hex(randomblob(16))), "id", '2099-01-01T00:00:00.000Z',
-       '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', '127.0.0.1', 'fill' FROM "user";
+SELECT substr("id", 1, 9) || lower(hex(randomblob(12))), lower(hex(randomblob(16))), "id", '2099-01-01T00:00:00.000Z',
+       '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', '127.0.0.1', 'fill' FROM "user" ORDER BY "id";
 """
 
 PG_FILL = f"""
 INSERT INTO "user" ("id","name","email","emailVerified","createdAt","updatedAt","isAnonymous")
-SELECT md5(random()::text), 'Anonymous', md5(random()::text) || '@anonymous.placeholder.invalid',
-       false, now(), now(), true FROM generate_series(1, {ROWS});
+SELECT id, 'Anonymous', id || '@anonymous.placeholder.invalid', false, now(), now(), true
+FROM (SELECT lpad(i::text, 9, '0') || left(md5(random()::text), 24) AS id FROM generate_series(1, {ROWS}) i) ids;
 INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent")
-SELECT md5(random()::text), md5(random()::text), "id", now() + interval '30 days', now(), now(), '127.0.0.1', 'fill'
-FROM "user";
+SELECT left("id", 9) || left(md5(random()::text), 24), md5(random()::text), "id", now() + interval '30 days',
+       now(), now(), '127.0.0.1', 'fill'
+FROM "user" ORDER BY "id";
 ANALYZE;
 """
 

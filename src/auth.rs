@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
-use crate::core::hooks::{AnonymousCallbacks, NoCallbacks};
+use crate::core::hooks::{AnonymousCallbacks, Hooks, MagicLinkSender, NoCallbacks, UsernameHooks};
 use crate::core::request::Request;
 use crate::error::AuthError;
 use crate::link::GuestLocks;
@@ -26,36 +26,51 @@ pub struct Auth {
     pub user_fields: UserFields,
     /// Present exactly when the anonymous plugin is on.
     pub anonymous_callbacks: Option<Arc<dyn AnonymousCallbacks>>,
+    /// Present exactly when the username plugin is on.
+    pub username_hooks: Option<Arc<dyn UsernameHooks>>,
+    /// Present exactly when the magic-link plugin is on.
+    pub magic_link_sender: Option<Arc<dyn MagicLinkSender>>,
     pub guest_locks: GuestLocks,
 }
 
 impl Auth {
     pub async fn new(cfg: Config) -> Result<Auth, ConfigError> {
-        Self::with_callbacks(cfg, None).await
+        Self::with_hooks(cfg, Hooks::default()).await
     }
 
-    /// With the app's callbacks for the anonymous plugin (used only when the plugin is on).
-    pub async fn with_callbacks(
-        cfg: Config,
-        anonymous: Option<Arc<dyn AnonymousCallbacks>>,
-    ) -> Result<Auth, ConfigError> {
+    /// With the app's callbacks (each used only when its plugin is on).
+    pub async fn with_hooks(cfg: Config, hooks: Hooks) -> Result<Auth, ConfigError> {
+        if cfg.magic_link.is_some() && hooks.magic_link.is_none() {
+            return Err(ConfigError::Invalid("magic_link needs send_magic_link(email, url, token, ctx)".into()));
+        }
         let store = storage::open(&cfg.database, cfg.advanced.database_pool_size).await?;
-        Ok(Self::with_store(cfg, store, anonymous))
+        Ok(Self::with_store(cfg, store, hooks))
     }
 
-    pub fn with_store(cfg: Config, store: Arc<dyn Store>, anonymous: Option<Arc<dyn AnonymousCallbacks>>) -> Auth {
+    pub fn with_store(cfg: Config, store: Arc<dyn Store>, hooks: Hooks) -> Auth {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
-        let anonymous_callbacks = cfg
-            .anonymous
-            .as_ref()
-            .map(|_| anonymous.unwrap_or_else(|| Arc::new(NoCallbacks) as Arc<dyn AnonymousCallbacks>));
+        let none = || Arc::new(NoCallbacks);
+        let anonymous_callbacks =
+            cfg.anonymous.as_ref().map(|_| hooks.anonymous.unwrap_or_else(|| none() as Arc<dyn AnonymousCallbacks>));
+        let username_hooks =
+            cfg.username.as_ref().map(|_| hooks.username.unwrap_or_else(|| none() as Arc<dyn UsernameHooks>));
+        let magic_link_sender = cfg.magic_link.as_ref().and(hooks.magic_link);
+        let mut plugin_rules = Vec::new();
+        if cfg.magic_link.is_some() {
+            // The magic-link plugin's own rule (spec §12): 5 per minute, before custom rules.
+            let rule = crate::config::RateLimitRule { window: 60, max: 5 };
+            plugin_rules.push(("/sign-in/magic-link*".to_owned(), rule));
+            plugin_rules.push(("/magic-link/verify*".to_owned(), rule));
+        }
         Auth {
             cookies: CookieNames::new(&cfg),
-            limiter: RateLimiter::new(cfg.rate_limit.clone()),
+            limiter: RateLimiter::new(cfg.rate_limit.clone(), plugin_rules),
             hasher: PasswordHasher::new(cores),
             clock: Clock::default(),
-            user_fields: UserFields { anonymous: anonymous_callbacks.is_some(), username: false },
+            user_fields: UserFields { anonymous: anonymous_callbacks.is_some(), username: username_hooks.is_some() },
             anonymous_callbacks,
+            username_hooks,
+            magic_link_sender,
             guest_locks: GuestLocks::default(),
             store,
             cfg: Arc::new(cfg),

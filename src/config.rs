@@ -41,6 +41,71 @@ pub struct Options {
     /// Present when the anonymous plugin is on.
     #[serde(default)]
     pub anonymous: Option<AnonymousOptions>,
+    /// Present when the username plugin is on.
+    #[serde(default)]
+    pub username: Option<UsernameOptions>,
+    /// Present when the magic-link plugin is on.
+    #[serde(default)]
+    pub magic_link: Option<MagicLinkOptions>,
+}
+
+/// Which value a username rule checks: the one typed, or the one stored.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub enum ValidationOrder {
+    #[default]
+    #[serde(rename = "pre-normalization")]
+    PreNormalization,
+    #[serde(rename = "post-normalization")]
+    PostNormalization,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsernameOptions {
+    pub min_username_length: usize,
+    pub max_username_length: usize,
+    /// `false`: usernames are stored as typed (the default lower-cases them).
+    pub normalize: bool,
+    pub username_validation_order: ValidationOrder,
+    pub display_username_validation_order: ValidationOrder,
+}
+
+impl Default for UsernameOptions {
+    fn default() -> Self {
+        UsernameOptions {
+            min_username_length: 3,
+            max_username_length: 30,
+            normalize: true,
+            username_validation_order: ValidationOrder::PreNormalization,
+            display_username_validation_order: ValidationOrder::PreNormalization,
+        }
+    }
+}
+
+/// How a magic-link token is kept in the `verification` table.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreToken {
+    #[default]
+    Plain,
+    /// Unpadded base64url of the token's SHA-256: a leaked table holds no usable link.
+    Hashed,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MagicLinkOptions {
+    /// Seconds a link stays valid.
+    pub expires_in: i64,
+    /// Links for unknown emails are refused instead of creating the user.
+    pub disable_sign_up: bool,
+    pub store_token: StoreToken,
+}
+
+impl Default for MagicLinkOptions {
+    fn default() -> Self {
+        MagicLinkOptions { expires_in: 300, disable_sign_up: false, store_token: StoreToken::Plain }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -171,6 +236,8 @@ pub struct Config {
     pub secure_cookies: bool,
     pub trusted_proxies: Vec<crate::net::IpNet>,
     pub anonymous: Option<AnonymousOptions>,
+    pub username: Option<UsernameOptions>,
+    pub magic_link: Option<MagicLinkOptions>,
 }
 
 impl Config {
@@ -214,6 +281,16 @@ impl Config {
         if o.advanced.cookie_prefix.is_empty() || o.advanced.cookie_prefix.contains([';', '=', ' ', ',']) {
             return Err(invalid("advanced.cookie_prefix must be a non-empty cookie-name token"));
         }
+        if let Some(u) = &o.username {
+            if u.min_username_length == 0 || u.min_username_length > u.max_username_length {
+                return Err(invalid("username: need 0 < min_username_length <= max_username_length"));
+            }
+        }
+        if let Some(m) = &o.magic_link {
+            if m.expires_in <= 0 {
+                return Err(invalid("magic_link: expires_in must be a positive number of seconds"));
+            }
+        }
         let secure_cookies = o.advanced.use_secure_cookies.unwrap_or_else(|| base_origin.starts_with("https://"));
         Ok(Config {
             database: o.database,
@@ -229,6 +306,8 @@ impl Config {
             secure_cookies,
             trusted_proxies,
             anonymous: o.anonymous,
+            username: o.username,
+            magic_link: o.magic_link,
         })
     }
 }
@@ -281,5 +360,18 @@ mod tests {
         assert!(cfg(r#","unknown":1"#).is_err());
         assert!(cfg(r#","email_and_password":{"min_password_length":10,"max_password_length":5}"#).is_err());
         assert!(cfg(r#","advanced":{"trusted_proxies":["not-an-ip"]}"#).is_err());
+        assert!(cfg(r#","username":{"min_username_length":0}"#).is_err());
+        assert!(cfg(r#","username":{"username_validation_order":"sideways"}"#).is_err());
+        assert!(cfg(r#","magic_link":{"expires_in":0}"#).is_err());
+        assert!(cfg(r#","magic_link":{"store_token":"encrypted"}"#).is_err());
+    }
+
+    #[test]
+    fn plugin_options_have_better_auths_defaults() {
+        let c = cfg(r#","username":{},"magic_link":{"store_token":"hashed"}"#).unwrap();
+        let u = c.username.unwrap();
+        assert_eq!((u.min_username_length, u.max_username_length, u.normalize), (3, 30, true));
+        let m = c.magic_link.unwrap();
+        assert_eq!((m.expires_in, m.store_token), (300, StoreToken::Hashed));
     }
 }

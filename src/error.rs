@@ -76,6 +76,26 @@ pub enum AuthError {
     #[error("The app's {0} callback failed")]
     CallbackFailed(&'static str),
 
+    // Username plugin (spec §8.4): validation answers 400 on sign-up, 422 elsewhere.
+    #[error("Username is too short")]
+    UsernameTooShort(u16),
+    #[error("Username is too long")]
+    UsernameTooLong(u16),
+    #[error("Username is invalid")]
+    InvalidUsername(u16),
+    #[error("Display username is invalid")]
+    InvalidDisplayUsername,
+    #[error("Username is already taken. Please try another.")]
+    UsernameTaken,
+    #[error("Invalid username or password")]
+    InvalidUsernameOrPassword,
+
+    // Magic link (spec §9.2): sent as `?error=` on a redirect.
+    #[error("Invalid or expired token")]
+    InvalidToken,
+    #[error("Sign-up with a magic link is disabled")]
+    NewUserSignupDisabled,
+
     /// An error raised by application code (for example `kernia.APIError`).
     #[error("{message}")]
     Custom { status: u16, code: String, message: String },
@@ -116,6 +136,10 @@ impl AuthError {
             InvalidEmailFormat | AnonymousCannotSignInAgain | DeleteAnonymousUserDisabled => 400,
             UserIsNotAnonymous => 403,
             FailedToCreateGuest | OnLinkFailed | CallbackFailed(_) => 500,
+            UsernameTooShort(status) | UsernameTooLong(status) | InvalidUsername(status) => *status,
+            InvalidDisplayUsername | UsernameTaken | InvalidToken => 400,
+            InvalidUsernameOrPassword => 401,
+            NewUserSignupDisabled => 403,
             InvalidJson
             | Validation(_)
             | EmailPasswordSignUpDisabled
@@ -173,10 +197,26 @@ impl AuthError {
             DeleteAnonymousUserDisabled => "DELETE_ANONYMOUS_USER_DISABLED",
             OnLinkFailed => "ON_LINK_FAILED",
             CallbackFailed(_) => "CALLBACK_FAILED",
+            UsernameTooShort(_) => "USERNAME_TOO_SHORT",
+            UsernameTooLong(_) => "USERNAME_TOO_LONG",
+            InvalidUsername(_) => "INVALID_USERNAME",
+            InvalidDisplayUsername => "INVALID_DISPLAY_USERNAME",
+            UsernameTaken => "USERNAME_IS_ALREADY_TAKEN",
+            InvalidUsernameOrPassword => "INVALID_USERNAME_OR_PASSWORD",
+            InvalidToken => "INVALID_TOKEN",
+            NewUserSignupDisabled => "new_user_signup_disabled",
             UrlNotAString(_) | TooManyRequests { .. } => return None,
             Custom { code, .. } => code,
             Internal(_) => "INTERNAL_SERVER_ERROR",
         })
+    }
+
+    /// The `?error=` value of a redirect that reports this error (spec §9.2).
+    pub fn redirect_code(&self) -> &str {
+        match self {
+            AuthError::FailedToCreateGuest => "failed_to_create_user",
+            other => other.code().unwrap_or("INTERNAL_SERVER_ERROR"),
+        }
     }
 
     pub fn message(&self) -> String {

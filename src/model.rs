@@ -78,6 +78,24 @@ impl std::fmt::Debug for Account {
     }
 }
 
+/// A row of the `verification` table: single-use values such as magic-link tokens.
+#[derive(Clone)]
+pub struct Verification {
+    pub id: String,
+    pub identifier: String,
+    pub value: String,
+    pub expires_at: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for Verification {
+    // The identifier may be a live token: never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verification").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
 /// Which plugin columns appear in user JSON.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UserFields {

@@ -20,6 +20,8 @@ const SWEEP_EVERY: usize = 4096;
 
 pub struct RateLimiter {
     opts: RateLimitOptions,
+    /// Plugins' rules (path, exact or ending in `*`): they replace the special rules.
+    plugin_rules: Vec<(String, RateLimitRule)>,
     state: Mutex<State>,
 }
 
@@ -37,8 +39,8 @@ fn matches(pattern: &str, path: &str) -> bool {
 }
 
 impl RateLimiter {
-    pub fn new(opts: RateLimitOptions) -> Self {
-        RateLimiter { opts, state: Mutex::new(State::default()) }
+    pub fn new(opts: RateLimitOptions, plugin_rules: Vec<(String, RateLimitRule)>) -> Self {
+        RateLimiter { opts, plugin_rules, state: Mutex::new(State::default()) }
     }
 
     /// The rule for `path`, or `None` when it is not limited.
@@ -46,6 +48,9 @@ impl RateLimiter {
         let mut rule = Some(RateLimitRule { window: self.opts.window, max: self.opts.max });
         if let Some((_, special)) = SPECIAL.iter().find(|(prefix, _)| path.starts_with(prefix)) {
             rule = Some(*special);
+        }
+        if let Some((_, plugin)) = self.plugin_rules.iter().find(|(p, _)| matches(p, path)) {
+            rule = Some(*plugin);
         }
         if let Some((_, custom)) = self.opts.custom_rules.iter().find(|(p, _)| matches(p, path)) {
             rule = *custom;
@@ -85,7 +90,8 @@ impl RateLimiter {
 
     fn longest_window_ms(&self) -> i64 {
         let custom = self.opts.custom_rules.iter().filter_map(|(_, r)| r.map(|r| r.window)).max().unwrap_or(0);
-        self.opts.window.max(10).max(custom) as i64 * 1000
+        let plugin = self.plugin_rules.iter().map(|(_, r)| r.window).max().unwrap_or(0);
+        self.opts.window.max(10).max(custom).max(plugin) as i64 * 1000
     }
 }
 
@@ -94,13 +100,25 @@ mod tests {
     use super::*;
 
     fn limiter(custom: Vec<(String, Option<RateLimitRule>)>) -> RateLimiter {
-        RateLimiter::new(RateLimitOptions {
-            enabled: true,
-            window: 60,
-            max: 5,
-            storage: "memory".into(),
-            custom_rules: custom,
-        })
+        RateLimiter::new(
+            RateLimitOptions { enabled: true, window: 60, max: 5, storage: "memory".into(), custom_rules: custom },
+            vec![("/sign-in/magic-link*".into(), RateLimitRule { window: 60, max: 2 })],
+        )
+    }
+
+    #[test]
+    fn plugin_rules_replace_the_special_rules_and_custom_rules_win() {
+        let l = limiter(vec![]);
+        l.check("/sign-in/magic-link", Some("ip"), 0).unwrap();
+        l.check("/sign-in/magic-link", Some("ip"), 0).unwrap();
+        assert_eq!(
+            l.check("/sign-in/magic-link", Some("ip"), 30_000),
+            Err(AuthError::TooManyRequests { retry_after: 30 })
+        );
+        let l = limiter(vec![("/sign-in/magic-link".into(), None)]);
+        for _ in 0..10 {
+            l.check("/sign-in/magic-link", Some("ip"), 0).unwrap();
+        }
     }
 
     #[test]

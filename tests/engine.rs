@@ -223,3 +223,58 @@ async fn starting_beside_a_busy_engine_fails_no_request() {
     }
     busy.close().await;
 }
+
+/// Keeps the links it is asked to send.
+#[derive(Default)]
+struct Outbox(std::sync::Mutex<Vec<kernia::core::hooks::MagicLinkMessage>>);
+
+#[async_trait::async_trait]
+impl kernia::core::hooks::MagicLinkSender for Outbox {
+    async fn send(
+        &self,
+        _: &kernia::core::hooks::CallbackRequest,
+        m: kernia::core::hooks::MagicLinkMessage,
+    ) -> Result<(), kernia::AuthError> {
+        self.0.lock().unwrap().push(m);
+        Ok(())
+    }
+}
+
+/// The username and magic-link plugins need no Python: the engine's defaults
+/// and a Rust sender are enough.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usernames_and_magic_links_in_rust_alone() {
+    let file = std::env::temp_dir().join(format!("{}.db", unique("kernia-plugins")));
+    let mut opts = json!({
+        "database": format!("sqlite:///{}", file.display()),
+        "secret": "engine-test-secret-0123456789abcdef",
+        "email_and_password": { "enabled": true },
+        "rate_limit": { "enabled": false },
+        "username": {},
+        "magic_link": { "store_token": "hashed" },
+    });
+    let outbox = Arc::new(Outbox::default());
+    let without = Config::from_json(&opts.to_string()).unwrap();
+    let refused = Auth::with_hooks(without, Default::default()).await.err().expect("a sender is required");
+    assert!(refused.to_string().contains("send_magic_link"));
+    opts["database"] = json!("sqlite::memory:");
+    let hooks = kernia::core::hooks::Hooks { magic_link: Some(outbox.clone()), ..Default::default() };
+    let auth = Arc::new(Auth::with_hooks(Config::from_json(&opts.to_string()).unwrap(), hooks).await.unwrap());
+
+    let up = json!({ "name": "Ada", "email": "ada@example.com", "password": "correct-horse", "username": "Ada_L" });
+    let r = auth.handle(post("/sign-up/email", up, None)).await;
+    assert_eq!((json_of(&r)["user"]["username"].as_str(), r.status), (Some("ada_l"), 200));
+    let r = auth.handle(post("/sign-in/username", json!({ "username": "ADA_L", "password": "correct-horse" }), None));
+    assert_eq!(r.await.status, 200);
+
+    let r = auth.handle(post("/sign-in/magic-link", json!({ "email": "grace@example.com" }), None)).await;
+    assert_eq!(json_of(&r), json!({ "status": true }));
+    let token = outbox.0.lock().unwrap()[0].token.clone();
+    let verify = || Request { query: format!("token={token}"), ..get("/magic-link/verify", None) };
+    let r = auth.handle(verify()).await;
+    assert_eq!((r.status, json_of(&r)["user"]["emailVerified"].as_bool()), (200, Some(true)));
+    let again = auth.handle(verify()).await;
+    assert_eq!(again.status, 302);
+    assert_eq!(again.header("location"), Some("http://localhost:3000/?error=INVALID_TOKEN"));
+    auth.close().await;
+}

@@ -58,7 +58,8 @@ async fn engine(url: &str, recorder: Arc<Recorder>) -> Arc<Auth> {
         "email_and_password": { "enabled": true }, "rate_limit": { "enabled": false }, "anonymous": {},
     });
     let cfg = Config::from_json(&opts.to_string()).unwrap();
-    Arc::new(Auth::with_callbacks(cfg, Some(recorder)).await.unwrap())
+    let hooks = kernia::core::hooks::Hooks { anonymous: Some(recorder), ..Default::default() };
+    Arc::new(Auth::with_hooks(cfg, hooks).await.unwrap())
 }
 
 async fn new_guest(auth: &Arc<Auth>) -> (kernia::model::Session, User) {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import sys
@@ -11,9 +12,25 @@ from kernia.errors import ConfigurationError
 from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitOptions
 
 
+def _outbox(path: str):
+    """A send_magic_link for development: each link as a JSON line on stderr or in a file."""
+
+    def send(email: str, url: str, token: str, ctx: object) -> None:
+        line = json.dumps({"email": email, "url": url, "token": token})
+        if path == "-":
+            print(f"kernia: magic link {line}", file=sys.stderr, flush=True)
+        else:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(line + "\n")
+
+    return send
+
+
 def _serve(args: argparse.Namespace) -> int:
     from kernia.auth import init
     from kernia.plugins.anonymous import anonymous
+    from kernia.plugins.magic_link import magic_link
+    from kernia.plugins.username import username
 
     secret = args.secret or os.environ.get("KERNIA_SECRET")
     if not secret:
@@ -32,7 +49,11 @@ def _serve(args: argparse.Namespace) -> int:
         trusted_origins=args.trusted_origin,
         email_and_password=EmailPasswordOptions(enabled=not args.no_email_password),
         rate_limit=RateLimitOptions(enabled=not args.no_rate_limit),
-        plugins=[anonymous()] if args.anonymous else [],
+        plugins=[
+            *([anonymous()] if args.anonymous else []),
+            *([username()] if args.username else []),
+            *([magic_link(_outbox(args.magic_link_outbox))] if args.magic_link_outbox else []),
+        ],
     )
     try:
         auth = init(options)
@@ -73,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--no-email-password", action="store_true", help="turn the email/password routes off")
     serve.add_argument(
         "--anonymous", action="store_true", help="turn guest sessions on (POST /sign-in/anonymous)"
+    )
+    serve.add_argument(
+        "--username", action="store_true", help="turn usernames on (POST /sign-in/username, ...)"
+    )
+    serve.add_argument(
+        "--magic-link-outbox",
+        metavar="PATH",
+        help="turn magic links on and, instead of mailing them, append each to PATH as a JSON "
+        "line ('-' prints them); for development",
     )
     serve.add_argument("--no-rate-limit", action="store_true", help="turn rate limiting off")
     serve.add_argument("--asgi", action="store_true", help="serve the ASGI app under uvicorn instead")

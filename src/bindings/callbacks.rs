@@ -14,7 +14,9 @@ use pyo3_async_runtimes::TaskLocals;
 use serde_json::Value;
 
 use super::{DatabaseError, KerniaError};
-use crate::core::hooks::{AnonymousCallbacks, CallbackRequest, LinkContext};
+use crate::core::hooks::{
+    AnonymousCallbacks, CallbackRequest, LinkContext, MagicLinkMessage, MagicLinkSender, UsernameHooks,
+};
 use crate::error::AuthError;
 use crate::link::LinkDb;
 use crate::model::{User, UserFields, UserJson};
@@ -118,12 +120,13 @@ impl AnonymousPlugin {
         }
     }
 
-    pub fn callbacks(&self, py: Python<'_>, handle: Arc<OnceLock<Py<PyAny>>>) -> PyCallbacks {
+    pub fn callbacks(&self, py: Python<'_>, handle: Arc<OnceLock<Py<PyAny>>>, user_fields: UserFields) -> PyCallbacks {
         PyCallbacks {
             on_link: self.on_link.as_ref().map(|f| f.clone_ref(py)),
             generate_name: self.generate_name.as_ref().map(|f| f.clone_ref(py)),
             generate_random_email: self.generate_random_email.as_ref().map(|f| f.clone_ref(py)),
             handle,
+            user_fields,
         }
     }
 }
@@ -163,8 +166,7 @@ impl<'py> IntoPyObject<'py> for PyJson {
     }
 }
 
-fn user_dict<'py>(py: Python<'py>, user: &User) -> PyResult<Bound<'py, PyAny>> {
-    let fields = UserFields { anonymous: true, username: false };
+fn user_dict<'py>(py: Python<'py>, user: &User, fields: UserFields) -> PyResult<Bound<'py, PyAny>> {
     let value = serde_json::to_value(UserJson(user, fields)).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
     json_to_py(py, &value)
 }
@@ -315,7 +317,8 @@ impl ConversionDatabase {
 }
 
 /// The `ctx` callbacks get: `ctx.request` (method, path, headers, client_ip),
-/// `ctx.auth` (the handle `init()` returned) and, in `on_link`, `ctx.db`.
+/// `ctx.auth` (the handle `init()` returned), in `on_link` `ctx.db`, and in
+/// `send_magic_link` `ctx.metadata`.
 #[pyclass(module = "kernia._native", frozen)]
 pub struct CallbackContext {
     #[pyo3(get)]
@@ -323,6 +326,9 @@ pub struct CallbackContext {
     #[pyo3(get)]
     auth: Option<Py<PyAny>>,
     db: Option<Py<ConversionDatabase>>,
+    /// `send_magic_link`: the request's `metadata` object, or `None`.
+    #[pyo3(get)]
+    metadata: Option<Py<PyAny>>,
 }
 
 #[pymethods]
@@ -341,6 +347,21 @@ pub struct PyCallbacks {
     generate_name: Option<Py<PyAny>>,
     generate_random_email: Option<Py<PyAny>>,
     handle: Arc<OnceLock<Py<PyAny>>>,
+    user_fields: UserFields,
+}
+
+/// Builds a callback's `ctx`.
+fn make_context<'py>(
+    py: Python<'py>,
+    handle: &OnceLock<Py<PyAny>>,
+    req: &CallbackRequest,
+    db: Option<LinkDb>,
+    metadata: Option<&Value>,
+) -> PyResult<Bound<'py, CallbackContext>> {
+    let db = db.map(|db| Py::new(py, ConversionDatabase { db })).transpose()?;
+    let auth = handle.get().map(|h| h.clone_ref(py));
+    let metadata = metadata.map(|m| json_to_py(py, m).map(Bound::unbind)).transpose()?;
+    Bound::new(py, CallbackContext { request: request_dict(py, req)?.unbind(), auth, db, metadata })
 }
 
 fn request_dict<'py>(py: Python<'py>, req: &CallbackRequest) -> PyResult<Bound<'py, PyDict>> {
@@ -367,9 +388,7 @@ impl PyCallbacks {
         req: &CallbackRequest,
         db: Option<LinkDb>,
     ) -> PyResult<Bound<'py, CallbackContext>> {
-        let db = db.map(|db| Py::new(py, ConversionDatabase { db })).transpose()?;
-        let auth = self.handle.get().map(|h| h.clone_ref(py));
-        Bound::new(py, CallbackContext { request: request_dict(py, req)?.unbind(), auth, db })
+        make_context(py, &self.handle, req, db, None)
     }
 }
 
@@ -467,11 +486,109 @@ impl AnonymousCallbacks for PyCallbacks {
         let LinkContext { request, db } = ctx;
         call(f, &request, |py| {
             let c = self.context(py, &request, Some(db))?;
-            PyTuple::new(py, [user_dict(py, anonymous_user)?, user_dict(py, new_user)?, c.into_any()])
+            let fields = self.user_fields;
+            PyTuple::new(py, [user_dict(py, anonymous_user, fields)?, user_dict(py, new_user, fields)?, c.into_any()])
         })
         .await
         .map(drop)
         .map_err(|e| to_auth_error(e, "on_link", AuthError::OnLinkFailed))
+    }
+}
+
+/// The username and magic-link plugins' Python callables (each optional).
+pub struct PyHooks {
+    pub username_validator: Option<Py<PyAny>>,
+    pub display_username_validator: Option<Py<PyAny>>,
+    pub username_normalization: Option<Py<PyAny>>,
+    pub display_username_normalization: Option<Py<PyAny>>,
+    pub send_magic_link: Option<Py<PyAny>>,
+    pub handle: Arc<OnceLock<Py<PyAny>>>,
+}
+
+impl PyHooks {
+    /// `Some(result)` of `f(value)` when `f` is configured.
+    async fn call_str(
+        &self,
+        f: &Option<Py<PyAny>>,
+        what: &'static str,
+        req: &CallbackRequest,
+        value: &str,
+    ) -> Result<Option<Py<PyAny>>, AuthError> {
+        let Some(f) = f else { return Ok(None) };
+        let value = value.to_owned();
+        call(f, req, |py| PyTuple::new(py, [value]))
+            .await
+            .map(Some)
+            .map_err(|e| to_auth_error(e, what, AuthError::CallbackFailed(what)))
+    }
+
+    async fn validator(
+        &self,
+        f: &Option<Py<PyAny>>,
+        what: &'static str,
+        req: &CallbackRequest,
+        value: &str,
+    ) -> Result<Option<bool>, AuthError> {
+        let Some(result) = self.call_str(f, what, req, value).await? else { return Ok(None) };
+        Python::attach(|py| result.bind(py).is_truthy())
+            .map(Some)
+            .map_err(|e| to_auth_error(e, what, AuthError::CallbackFailed(what)))
+    }
+
+    async fn normalizer(
+        &self,
+        f: &Option<Py<PyAny>>,
+        what: &'static str,
+        req: &CallbackRequest,
+        value: &str,
+    ) -> Result<Option<String>, AuthError> {
+        let Some(result) = self.call_str(f, what, req, value).await? else { return Ok(None) };
+        match optional_string(result, what)? {
+            Some(s) => Ok(Some(s)),
+            None => {
+                let err = PyTypeError::new_err(format!("{what} must return a str, got None"));
+                Err(Python::attach(|_| to_auth_error(err, what, AuthError::CallbackFailed(what))))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl UsernameHooks for PyHooks {
+    async fn validate(&self, req: &CallbackRequest, username: &str) -> Result<Option<bool>, AuthError> {
+        self.validator(&self.username_validator, "username_validator", req, username).await
+    }
+    async fn validate_display(&self, req: &CallbackRequest, display: &str) -> Result<Option<bool>, AuthError> {
+        self.validator(&self.display_username_validator, "display_username_validator", req, display).await
+    }
+    async fn normalize(&self, req: &CallbackRequest, username: &str) -> Result<Option<String>, AuthError> {
+        self.normalizer(&self.username_normalization, "username_normalization", req, username).await
+    }
+    async fn normalize_display(&self, req: &CallbackRequest, display: &str) -> Result<Option<String>, AuthError> {
+        self.normalizer(&self.display_username_normalization, "display_username_normalization", req, display).await
+    }
+}
+
+#[async_trait]
+impl MagicLinkSender for PyHooks {
+    async fn send(&self, req: &CallbackRequest, m: MagicLinkMessage) -> Result<(), AuthError> {
+        const WHAT: &str = "send_magic_link";
+        let Some(f) = &self.send_magic_link else { return Err(AuthError::CallbackFailed(WHAT)) };
+        call(f, req, |py| {
+            let c = make_context(py, &self.handle, req, None, m.metadata.as_ref())?;
+            PyTuple::new(
+                py,
+                [
+                    PyString::new(py, &m.email).into_any(),
+                    PyString::new(py, &m.url).into_any(),
+                    PyString::new(py, &m.token).into_any(),
+                    c.into_any(),
+                ],
+            )
+        })
+        .await
+        .map(drop)
+        .map_err(|e| to_auth_error(e, WHAT, AuthError::CallbackFailed(WHAT)))
     }
 }
 

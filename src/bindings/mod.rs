@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::config::{Config, ConfigError, Options};
-use crate::core::hooks::AnonymousCallbacks;
+use crate::core::hooks::Hooks;
 use crate::core::request::Request;
 use crate::model::{SessionJson, UserJson};
 use crate::server::Server;
@@ -109,26 +109,51 @@ pub struct NativeAuth {
 impl NativeAuth {
     /// Validates the options (JSON with Kernia's field names), opens the database
     /// and migrates its schema. Blocks until ready, without the GIL.
+    /// `callables` maps the username and magic-link plugins' callback names
+    /// (`username_validator`, `send_magic_link`, ...) to Python functions.
     #[new]
-    #[pyo3(signature = (options_json, anonymous=None))]
+    #[pyo3(signature = (options_json, anonymous=None, callables=None))]
     fn new(
         py: Python<'_>,
         options_json: &str,
         anonymous: Option<PyRef<'_, callbacks::AnonymousPlugin>>,
+        callables: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         let mut options: Options = serde_json::from_str(options_json)
             .map_err(|e| ConfigurationError::new_err(format!("invalid options: {e}")))?;
         let handle = Arc::new(OnceLock::new());
-        let mut callbacks: Option<Arc<dyn AnonymousCallbacks>> = None;
+        let mut hooks = Hooks::default();
         let mut has_callbacks = false;
+        let user_fields =
+            crate::model::UserFields { anonymous: anonymous.is_some(), username: options.username.is_some() };
         if let Some(plugin) = &anonymous {
             options.anonymous = Some(plugin.options());
-            let cb = plugin.callbacks(py, handle.clone());
+            hooks.anonymous = Some(Arc::new(plugin.callbacks(py, handle.clone(), user_fields)));
             has_callbacks = true;
-            callbacks = Some(Arc::new(cb));
+        }
+        let get = |name: &str| -> PyResult<Option<Py<PyAny>>> {
+            let Some(d) = &callables else { return Ok(None) };
+            Ok(d.get_item(name)?.filter(|f| !f.is_none()).map(Bound::unbind))
+        };
+        let py_hooks = Arc::new(callbacks::PyHooks {
+            username_validator: get("username_validator")?,
+            display_username_validator: get("display_username_validator")?,
+            username_normalization: get("username_normalization")?,
+            display_username_normalization: get("display_username_normalization")?,
+            send_magic_link: get("send_magic_link")?,
+            handle: handle.clone(),
+        });
+        if callables.as_ref().is_some_and(|d| !d.is_empty()) {
+            has_callbacks = true;
+        }
+        if options.username.is_some() {
+            hooks.username = Some(py_hooks.clone());
+        }
+        if py_hooks.send_magic_link.is_some() {
+            hooks.magic_link = Some(py_hooks);
         }
         let cfg = Config::from_options(options).map_err(config_error)?;
-        let auth = py.detach(|| runtime().block_on(Auth::with_callbacks(cfg, callbacks))).map_err(config_error)?;
+        let auth = py.detach(|| runtime().block_on(Auth::with_hooks(cfg, hooks))).map_err(config_error)?;
         Ok(NativeAuth { auth: Arc::new(auth), handle, has_callbacks })
     }
 

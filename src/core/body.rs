@@ -116,6 +116,17 @@ impl Validator<'_> {
         }
     }
 
+    pub fn optional_object(&mut self, key: &str) -> Option<Value> {
+        match self.body.get(key) {
+            None | Some(Value::Null) => None,
+            Some(v @ Value::Object(_)) => Some(v.clone()),
+            Some(_) => {
+                self.expected(key, "object");
+                None
+            }
+        }
+    }
+
     pub fn optional_bool(&mut self, key: &str) -> Option<bool> {
         match self.body.get(key) {
             None => None,

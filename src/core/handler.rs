@@ -15,7 +15,7 @@ use crate::error::AuthError;
 use crate::link::{self, Conversion, StoreErrorOr};
 use crate::model::{Session, User};
 use crate::session::Current;
-use crate::storage::{StoreError, WriteOp};
+use crate::storage::{Constraint, StoreError, WriteOp};
 
 /// What an endpoint decided: the response it wants and the writes that must
 /// commit, all together, before that response may be sent.
@@ -26,8 +26,11 @@ pub struct Outcome {
     /// The session this request minted and its user (what the guest-conversion hook keys on).
     pub new_session: Option<Session>,
     pub new_user: Option<User>,
-    /// The error to answer with if the writes hit a unique constraint.
+    /// The error to answer with if the writes hit a unique constraint of the user table.
     pub on_conflict: Option<AuthError>,
+    /// Where a failure after the endpoint (commit, conversion) sends the browser,
+    /// with `?error=<code>`, instead of answering with JSON (navigations, spec §9.2).
+    pub error_redirect: Option<String>,
 }
 
 impl Outcome {
@@ -38,7 +41,17 @@ impl Outcome {
             new_session: None,
             new_user: None,
             on_conflict: None,
+            error_redirect: None,
         }
+    }
+
+    pub fn response(response: Response) -> Self {
+        Outcome { response, ..Outcome::json(&()) }
+    }
+
+    pub fn error_redirect(mut self, url: impl Into<String>) -> Self {
+        self.error_redirect = Some(url.into());
+        self
     }
 
     pub fn cookies(mut self, cookies: impl IntoIterator<Item = String>) -> Self {
@@ -100,20 +113,36 @@ impl Auth {
     async fn process(self: &Arc<Self>, req: &Request) -> Result<Response, AuthError> {
         let client_ip = self.client_ip(req);
         self.limiter.check(&req.path, client_ip.as_deref(), self.clock.now_ms())?;
-        let route =
-            router::route(&req.method, &req.path, self.anonymous_callbacks.is_some()).ok_or(AuthError::NotFound)?;
+        let route = router::route(&req.method, &req.path, self.plugins()).ok_or(AuthError::NotFound)?;
         if req.body.len() > self.cfg.advanced.max_body_size {
             return Err(AuthError::PayloadTooLarge(self.cfg.advanced.max_body_size));
         }
         origin::check_cookie_origin(&self.cfg, req)?;
         let ctx = Ctx { auth: self, req, client_ip, current: tokio::sync::OnceCell::new() };
         let mut outcome = route.run(&ctx).await?;
+        match (self.commit(&ctx, route, &mut outcome).await, outcome.error_redirect.take()) {
+            (Ok(()), _) => Ok(outcome.response),
+            (Err(e), Some(url)) => Ok(Response::redirect_with_error(&url, e.redirect_code())),
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    pub fn plugins(&self) -> router::Plugins {
+        router::Plugins {
+            anonymous: self.anonymous_callbacks.is_some(),
+            username: self.username_hooks.is_some(),
+            magic_link: self.magic_link_sender.is_some(),
+        }
+    }
+
+    /// Commits the endpoint's writes, through a guest conversion when one is due.
+    async fn commit(self: &Arc<Self>, ctx: &Ctx<'_>, route: Route, outcome: &mut Outcome) -> Result<(), AuthError> {
         let on_conflict = outcome.on_conflict.take();
         let store_error = |e: StoreError| match (e, &on_conflict) {
-            (StoreError::Conflict(_), Some(err)) => err.clone(),
+            (StoreError::Conflict(Constraint::UserEmail | Constraint::UserUsername), Some(err)) => err.clone(),
             (e, _) => AuthError::from(e),
         };
-        match self.conversion(&ctx, route, &mut outcome).await? {
+        match self.conversion(ctx, route, outcome).await? {
             None => self.store.apply(std::mem::take(&mut outcome.writes)).await.map_err(store_error)?,
             Some(conversion) => match tokio::spawn(self.clone().convert(conversion)).await {
                 Ok(Ok(())) => {}
@@ -122,7 +151,7 @@ impl Auth {
                 Err(e) => return Err(AuthError::internal(format!("conversion task failed: {e}"))),
             },
         }
-        Ok(outcome.response)
+        Ok(())
     }
 
     /// A conversion when the endpoint minted a session while the request carried a guest's.

@@ -74,3 +74,56 @@ impl AnonymousCallbacks for NoCallbacks {
         Ok(())
     }
 }
+
+/// The username plugin's app rules. `None` means "use the default rule".
+#[async_trait]
+pub trait UsernameHooks: Send + Sync {
+    /// Whether `username` is acceptable (default: only `[a-zA-Z0-9_.]`).
+    async fn validate(&self, req: &CallbackRequest, username: &str) -> Result<Option<bool>, AuthError>;
+    /// Whether `display` is acceptable (default: anything).
+    async fn validate_display(&self, req: &CallbackRequest, display: &str) -> Result<Option<bool>, AuthError>;
+    /// The stored form of `username` (default: lower-cased).
+    async fn normalize(&self, req: &CallbackRequest, username: &str) -> Result<Option<String>, AuthError>;
+    /// The stored form of `display` (default: as typed).
+    async fn normalize_display(&self, req: &CallbackRequest, display: &str) -> Result<Option<String>, AuthError>;
+}
+
+#[async_trait]
+impl UsernameHooks for NoCallbacks {
+    async fn validate(&self, _: &CallbackRequest, _: &str) -> Result<Option<bool>, AuthError> {
+        Ok(None)
+    }
+    async fn validate_display(&self, _: &CallbackRequest, _: &str) -> Result<Option<bool>, AuthError> {
+        Ok(None)
+    }
+    async fn normalize(&self, _: &CallbackRequest, _: &str) -> Result<Option<String>, AuthError> {
+        Ok(None)
+    }
+    async fn normalize_display(&self, _: &CallbackRequest, _: &str) -> Result<Option<String>, AuthError> {
+        Ok(None)
+    }
+}
+
+/// What `send_magic_link` is given.
+pub struct MagicLinkMessage {
+    /// The address as typed.
+    pub email: String,
+    pub url: String,
+    pub token: String,
+    /// The `metadata` object of the request, if any.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// Delivers magic links (the app's `send_magic_link`). An error means nothing was sent.
+#[async_trait]
+pub trait MagicLinkSender: Send + Sync {
+    async fn send(&self, req: &CallbackRequest, message: MagicLinkMessage) -> Result<(), AuthError>;
+}
+
+/// Every app callback the engine may await, by plugin.
+#[derive(Clone, Default)]
+pub struct Hooks {
+    pub anonymous: Option<Arc<dyn AnonymousCallbacks>>,
+    pub username: Option<Arc<dyn UsernameHooks>>,
+    pub magic_link: Option<Arc<dyn MagicLinkSender>>,
+}

@@ -3,7 +3,7 @@
 
 use crate::core::handler::{Ctx, Outcome};
 use crate::error::AuthError;
-use crate::methods::{anonymous, email};
+use crate::methods::{anonymous, email, magic_link, username};
 use crate::session::routes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,13 +16,31 @@ pub enum Route {
     SignOut,
     SignInAnonymous,
     DeleteAnonymousUser,
+    SignInUsername,
+    SignUpUsername,
+    IsUsernameAvailable,
+    SignInMagicLink,
+    VerifyMagicLink,
+}
+
+/// Which plugins are on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Plugins {
+    pub anonymous: bool,
+    pub username: bool,
+    pub magic_link: bool,
 }
 
 /// The route for a method and relative path; plugin routes only when their plugin is on.
-pub fn route(method: &str, path: &str, anonymous: bool) -> Option<Route> {
+pub fn route(method: &str, path: &str, on: Plugins) -> Option<Route> {
     Some(match (method, path) {
-        ("POST", "/sign-in/anonymous") if anonymous => Route::SignInAnonymous,
-        ("POST", "/delete-anonymous-user") if anonymous => Route::DeleteAnonymousUser,
+        ("POST", "/sign-in/anonymous") if on.anonymous => Route::SignInAnonymous,
+        ("POST", "/delete-anonymous-user") if on.anonymous => Route::DeleteAnonymousUser,
+        ("POST", "/sign-in/username") if on.username => Route::SignInUsername,
+        ("POST", "/sign-up/username") if on.username => Route::SignUpUsername,
+        ("POST", "/is-username-available") if on.username => Route::IsUsernameAvailable,
+        ("POST", "/sign-in/magic-link") if on.magic_link => Route::SignInMagicLink,
+        ("GET", "/magic-link/verify") if on.magic_link => Route::VerifyMagicLink,
         ("GET", "/ok") => Route::Ok,
         ("POST", "/sign-up/email") => Route::SignUpEmail,
         ("POST", "/sign-in/email") => Route::SignInEmail,
@@ -44,6 +62,11 @@ impl Route {
             Route::SignOut => "/sign-out",
             Route::SignInAnonymous => "/sign-in/anonymous",
             Route::DeleteAnonymousUser => "/delete-anonymous-user",
+            Route::SignInUsername => "/sign-in/username",
+            Route::SignUpUsername => "/sign-up/username",
+            Route::IsUsernameAvailable => "/is-username-available",
+            Route::SignInMagicLink => "/sign-in/magic-link",
+            Route::VerifyMagicLink => "/magic-link/verify",
         }
     }
 
@@ -57,6 +80,11 @@ impl Route {
             Route::SignOut => routes::sign_out(ctx).await,
             Route::SignInAnonymous => anonymous::sign_in(ctx).await,
             Route::DeleteAnonymousUser => anonymous::delete_user(ctx).await,
+            Route::SignInUsername => username::sign_in(ctx).await,
+            Route::SignUpUsername => username::sign_up(ctx).await,
+            Route::IsUsernameAvailable => username::is_available(ctx).await,
+            Route::SignInMagicLink => magic_link::sign_in(ctx).await,
+            Route::VerifyMagicLink => magic_link::verify(ctx).await,
         }
     }
 }
@@ -67,12 +95,22 @@ mod tests {
 
     #[test]
     fn exact_matches_only() {
-        assert_eq!(route("POST", "/sign-up/email", false), Some(Route::SignUpEmail));
-        assert_eq!(route("GET", "/sign-up/email", false), None);
-        assert_eq!(route("POST", "/sign-up/email/", false), None);
-        assert_eq!(route("POST", "//sign-up/email", false), None);
-        assert_eq!(route("GET", "/nope", false), None);
-        assert_eq!(route("POST", "/sign-in/anonymous", false), None);
-        assert_eq!(route("POST", "/sign-in/anonymous", true), Some(Route::SignInAnonymous));
+        let off = Plugins::default();
+        let on = Plugins { anonymous: true, username: true, magic_link: true };
+        assert_eq!(route("POST", "/sign-up/email", off), Some(Route::SignUpEmail));
+        assert_eq!(route("GET", "/sign-up/email", off), None);
+        assert_eq!(route("POST", "/sign-up/email/", off), None);
+        assert_eq!(route("POST", "//sign-up/email", off), None);
+        assert_eq!(route("GET", "/nope", off), None);
+        for (method, path) in [
+            ("POST", "/sign-in/anonymous"),
+            ("POST", "/sign-in/username"),
+            ("POST", "/is-username-available"),
+            ("POST", "/sign-in/magic-link"),
+            ("GET", "/magic-link/verify"),
+        ] {
+            assert_eq!(route(method, path, off), None, "{path}");
+            assert_eq!(route(method, path, on).map(Route::path), Some(path));
+        }
     }
 }

@@ -3,3 +3,5 @@
 
 pub mod anonymous;
 pub mod email;
+pub mod magic_link;
+pub mod username;

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 use crate::config::ConfigError;
 use crate::error::AuthError;
-use crate::model::{Account, Session, User};
+use crate::model::{Account, Session, User, Verification};
 
 #[derive(Debug, Clone)]
 pub enum WriteOp {
@@ -32,6 +32,19 @@ pub enum WriteOp {
     },
     /// The user with all its sessions and accounts.
     DeleteUser(String),
+    /// Every session and account of the user (a sign-in that proved the email
+    /// revokes whatever was set up before the address was proven).
+    RevokeSessionsAndAccounts(String),
+    MarkEmailVerified {
+        user_id: String,
+        updated_at: i64,
+    },
+    InsertVerification(Verification),
+    /// Deletes every row of this identifier; none left (used or never there) is a
+    /// [`Constraint::Verification`] conflict, so a token is consumed exactly once.
+    ConsumeVerification(String),
+    /// Deletes every row of this identifier, if any.
+    DeleteVerification(String),
 }
 
 /// A value passed to or read from app SQL run through `ctx.db`.
@@ -66,6 +79,8 @@ pub trait Tx: Send {
 pub enum Constraint {
     UserEmail,
     UserUsername,
+    /// A verification row to consume was gone.
+    Verification,
     Other(String),
 }
 
@@ -84,6 +99,8 @@ impl From<StoreError> for AuthError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(Constraint::UserEmail) => AuthError::UserAlreadyExists,
+            StoreError::Conflict(Constraint::UserUsername) => AuthError::UsernameTaken,
+            StoreError::Conflict(Constraint::Verification) => AuthError::InvalidToken,
             other => AuthError::internal(other.to_string()),
         }
     }
@@ -101,12 +118,31 @@ pub(crate) fn constraint_from(text: &str) -> Constraint {
     }
 }
 
+/// The column a password sign-in finds its user by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    Email,
+    Username,
+}
+
+impl Login {
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            Login::Email => "email",
+            Login::Username => "username",
+        }
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync {
     /// The session with this token and its user, expired or not.
     async fn session_with_user(&self, token: &str) -> Result<Option<(Session, User)>, StoreError>;
-    /// The user with this (lower-cased) email and the hash of its credential account, if any.
-    async fn user_with_password(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError>;
+    /// The user with this (lower-cased) email, or (normalized) username, and the
+    /// hash of its credential account, if any.
+    async fn user_with_password(&self, by: Login, key: &str) -> Result<Option<(User, Option<String>)>, StoreError>;
+    /// The newest verification row of this identifier, expired or not.
+    async fn verification(&self, identifier: &str) -> Result<Option<Verification>, StoreError>;
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
     /// All ops in one transaction: all of them happen or none does.
     async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;

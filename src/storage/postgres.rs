@@ -11,9 +11,9 @@ use sqlx::query::Query;
 use sqlx::{Column, Row, TypeInfo};
 
 use super::schema::{self, SESSION_COLUMNS, USER_COLUMNS};
-use super::{constraint_from, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
+use super::{constraint_from, Constraint, Login, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 use crate::config::ConfigError;
-use crate::model::{Session, User};
+use crate::model::{Session, User, Verification};
 
 /// Any constant shared by every kernia process: serializes schema migrations.
 const MIGRATION_LOCK: i64 = 0x6b65_726e_6961;
@@ -218,6 +218,22 @@ fn combined_inserts(ops: &[WriteOp]) -> Option<String> {
     Some(sql)
 }
 
+/// One op; a verification that was already consumed is a conflict.
+async fn apply_one(conn: &mut PgConnection, op: &WriteOp) -> Result<(), StoreError> {
+    if let WriteOp::ConsumeVerification(identifier) = op {
+        let done = sqlx::query(r#"DELETE FROM "verification" WHERE "identifier" = $1"#)
+            .bind(identifier)
+            .execute(conn)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict(Constraint::Verification));
+        }
+        return Ok(());
+    }
+    apply_op(conn, op).await.map_err(map_err)
+}
+
 async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<(), sqlx::Error> {
     if let Some((head, count)) = insert_head(op) {
         let sql = format!("{head} {}", values(1, count));
@@ -247,6 +263,38 @@ async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<(), sqlx::Err
             .execute(conn)
             .await?;
         }
+        WriteOp::RevokeSessionsAndAccounts(id) => {
+            sqlx::query(
+                r#"WITH s AS (DELETE FROM "session" WHERE "userId" = $1) DELETE FROM "account" WHERE "userId" = $1"#,
+            )
+            .bind(id)
+            .execute(conn)
+            .await?;
+        }
+        WriteOp::MarkEmailVerified { user_id, updated_at } => {
+            sqlx::query(r#"UPDATE "user" SET "emailVerified" = true, "updatedAt" = $1 WHERE "id" = $2"#)
+                .bind(ts(*updated_at))
+                .bind(user_id)
+                .execute(conn)
+                .await?;
+        }
+        WriteOp::InsertVerification(v) => {
+            sqlx::query(
+                r#"INSERT INTO "verification" ("id","identifier","value","expiresAt","createdAt","updatedAt")
+                   VALUES ($1,$2,$3,$4,$5,$6)"#,
+            )
+            .bind(&v.id)
+            .bind(&v.identifier)
+            .bind(&v.value)
+            .bind(ts(v.expires_at))
+            .bind(ts(v.created_at))
+            .bind(ts(v.updated_at))
+            .execute(conn)
+            .await?;
+        }
+        WriteOp::DeleteVerification(identifier) | WriteOp::ConsumeVerification(identifier) => {
+            sqlx::query(r#"DELETE FROM "verification" WHERE "identifier" = $1"#).bind(identifier).execute(conn).await?;
+        }
     }
     Ok(())
 }
@@ -261,14 +309,33 @@ impl Store for PgStore {
         row.map(|r| Ok((session_at(&r)?, user_at(&r, 8)?))).transpose().map_err(map_err)
     }
 
-    async fn user_with_password(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
+    async fn user_with_password(&self, by: Login, key: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
         let sql = format!(
             r#"SELECT {USER_COLUMNS}, a."password" FROM "user" u
                LEFT JOIN "account" a ON a."userId" = u."id" AND a."providerId" = 'credential' AND a."accountId" = u."id"
-               WHERE u."email" = $1 ORDER BY a."password" IS NULL LIMIT 1"#
+               WHERE u."{}" = $1 ORDER BY a."password" IS NULL LIMIT 1"#,
+            by.column()
         );
-        let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await.map_err(map_err)?;
+        let row = sqlx::query(&sql).bind(key).fetch_optional(&self.pool).await.map_err(map_err)?;
         row.map(|r| Ok((user_at(&r, 0)?, r.try_get(10)?))).transpose().map_err(map_err)
+    }
+
+    async fn verification(&self, identifier: &str) -> Result<Option<Verification>, StoreError> {
+        let sql = r#"SELECT "id", "identifier", "value", "expiresAt", "createdAt", "updatedAt" FROM "verification"
+                     WHERE "identifier" = $1 ORDER BY "createdAt" DESC LIMIT 1"#;
+        let row = sqlx::query(sql).bind(identifier).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.map(|r| {
+            Ok(Verification {
+                id: r.try_get(0)?,
+                identifier: r.try_get(1)?,
+                value: r.try_get(2)?,
+                expires_at: ms(&r, 3)?,
+                created_at: ms(&r, 4)?,
+                updated_at: ms(&r, 5)?,
+            })
+        })
+        .transpose()
+        .map_err(map_err)
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
@@ -283,7 +350,7 @@ impl Store for PgStore {
             // A single statement is atomic on its own: no BEGIN/COMMIT round trips.
             [op] => {
                 let mut conn = self.pool.acquire().await.map_err(map_err)?;
-                apply_op(&mut conn, op).await.map_err(map_err)
+                apply_one(&mut conn, op).await
             }
             ops => {
                 if let Some(sql) = combined_inserts(ops) {
@@ -292,7 +359,7 @@ impl Store for PgStore {
                 }
                 let mut tx = self.pool.begin().await.map_err(map_err)?;
                 for op in ops {
-                    apply_op(&mut tx, op).await.map_err(map_err)?;
+                    apply_one(&mut tx, op).await?;
                 }
                 tx.commit().await.map_err(map_err)
             }
@@ -369,7 +436,7 @@ fn decode(row: &PgRow, idx: usize) -> Result<SqlValue, sqlx::Error> {
 impl Tx for PgTx {
     async fn apply(&mut self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         for op in &ops {
-            apply_op(&mut self.tx, op).await.map_err(map_err)?;
+            apply_one(&mut self.tx, op).await?;
         }
         Ok(())
     }

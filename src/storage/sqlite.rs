@@ -14,9 +14,9 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use super::schema::{self, SESSION_COLUMNS, USER_COLUMNS};
-use super::{constraint_from, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
+use super::{constraint_from, Constraint, Login, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 use crate::config::ConfigError;
-use crate::model::{Session, User};
+use crate::model::{Session, User, Verification};
 use crate::time::{iso, parse_iso};
 
 /// Write-sets committed in one transaction at most.
@@ -419,6 +419,14 @@ fn apply_in_savepoint(conn: &Connection, ops: &[WriteOp]) -> Result<(), StoreErr
 
 fn apply_ops(conn: &Connection, ops: &[WriteOp]) -> Result<(), StoreError> {
     for op in ops {
+        if let WriteOp::ConsumeVerification(identifier) = op {
+            let sql = r#"DELETE FROM "verification" WHERE "identifier" = ?1"#;
+            let deleted = conn.prepare_cached(sql).and_then(|mut st| st.execute([identifier])).map_err(map_err)?;
+            if deleted == 0 {
+                return Err(StoreError::Conflict(Constraint::Verification));
+            }
+            continue;
+        }
         apply_op(conn, op).map_err(map_err)?;
     }
     Ok(())
@@ -472,6 +480,31 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
             conn.prepare_cached(r#"DELETE FROM "session" WHERE "userId" = ?1"#)?.execute([id])?;
             conn.prepare_cached(r#"DELETE FROM "account" WHERE "userId" = ?1"#)?.execute([id])?;
             conn.prepare_cached(r#"DELETE FROM "user" WHERE "id" = ?1"#)?.execute([id])?;
+        }
+        WriteOp::RevokeSessionsAndAccounts(id) => {
+            conn.prepare_cached(r#"DELETE FROM "session" WHERE "userId" = ?1"#)?.execute([id])?;
+            conn.prepare_cached(r#"DELETE FROM "account" WHERE "userId" = ?1"#)?.execute([id])?;
+        }
+        WriteOp::MarkEmailVerified { user_id, updated_at } => {
+            conn.prepare_cached(r#"UPDATE "user" SET "emailVerified" = 1, "updatedAt" = ?1 WHERE "id" = ?2"#)?
+                .execute(params![iso(*updated_at), user_id])?;
+        }
+        WriteOp::InsertVerification(v) => {
+            conn.prepare_cached(
+                r#"INSERT INTO "verification" ("id","identifier","value","expiresAt","createdAt","updatedAt")
+                   VALUES (?1,?2,?3,?4,?5,?6)"#,
+            )?
+            .execute(params![
+                v.id,
+                v.identifier,
+                v.value,
+                iso(v.expires_at),
+                iso(v.created_at),
+                iso(v.updated_at)
+            ])?;
+        }
+        WriteOp::DeleteVerification(identifier) | WriteOp::ConsumeVerification(identifier) => {
+            conn.prepare_cached(r#"DELETE FROM "verification" WHERE "identifier" = ?1"#)?.execute([identifier])?;
         }
     }
     Ok(())
@@ -539,16 +572,41 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn user_with_password(&self, email: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
-        let email = email.to_owned();
+    async fn user_with_password(&self, by: Login, key: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let key = key.to_owned();
         self.read(move |conn| {
             let sql = format!(
                 r#"SELECT {USER_COLUMNS}, a."password" FROM "user" u
                    LEFT JOIN "account" a ON a."userId" = u."id" AND a."providerId" = 'credential' AND a."accountId" = u."id"
-                   WHERE u."email" = ?1 ORDER BY a."password" IS NULL LIMIT 1"#
+                   WHERE u."{}" = ?1 ORDER BY a."password" IS NULL LIMIT 1"#,
+                by.column()
             );
             conn.prepare_cached(&sql)
-                .and_then(|mut st| st.query_row([&email], |r| Ok((user_at(r, 0)?, r.get(10)?))).optional())
+                .and_then(|mut st| st.query_row([&key], |r| Ok((user_at(r, 0)?, r.get(10)?))).optional())
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn verification(&self, identifier: &str) -> Result<Option<Verification>, StoreError> {
+        let identifier = identifier.to_owned();
+        self.read(move |conn| {
+            let sql = r#"SELECT "id", "identifier", "value", "expiresAt", "createdAt", "updatedAt" FROM "verification"
+                         WHERE "identifier" = ?1 ORDER BY "createdAt" DESC LIMIT 1"#;
+            conn.prepare_cached(sql)
+                .and_then(|mut st| {
+                    st.query_row([&identifier], |r| {
+                        Ok(Verification {
+                            id: r.get(0)?,
+                            identifier: r.get(1)?,
+                            value: r.get(2)?,
+                            expires_at: date_at(r, 3)?,
+                            created_at: date_at(r, 4)?,
+                            updated_at: date_at(r, 5)?,
+                        })
+                    })
+                    .optional()
+                })
                 .map_err(map_err)
         })
         .await

@@ -52,8 +52,13 @@ def backend(request) -> str:
     return request.param
 
 
+@pytest.fixture
+def outbox(tmp_path) -> Path:
+    return tmp_path / "outbox.jsonl"
+
+
 @pytest.fixture(params=["native", "asgi"])
-def live_server(request, backend, tmp_path):
+def live_server(request, backend, tmp_path, outbox):
     """`kernia serve` on the native server, or on uvicorn serving the ASGI app."""
     database = POSTGRES_URL if backend == "postgres" else f"sqlite:///{tmp_path / 'live.db'}"
     port = _free_port()
@@ -71,6 +76,9 @@ def live_server(request, backend, tmp_path):
         "--base-url",
         base,
         "--anonymous",
+        "--username",
+        "--magic-link-outbox",
+        str(outbox),
         "--no-rate-limit",
         *(["--asgi"] if request.param == "asgi" else []),
     ]
@@ -83,8 +91,8 @@ def live_server(request, backend, tmp_path):
         proc.wait(timeout=10)
 
 
-def run_node(script: str, base: str, js: Path) -> str:
-    done = subprocess.run(["node", script, base], cwd=js, capture_output=True, text=True, timeout=120)
+def run_node(script: str, base: str, js: Path, *args: str) -> str:
+    done = subprocess.run(["node", script, base, *args], cwd=js, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -96,4 +104,14 @@ def test_email_flow_with_the_official_client(node_client, live_server):
 
 def test_guest_conversion_with_the_official_client(node_client, live_server):
     out = run_node("anonymous-flow.mjs", live_server, node_client)
+    assert "all passed" in out
+
+
+def test_username_conversion_with_the_official_client(node_client, live_server):
+    out = run_node("username-flow.mjs", live_server, node_client)
+    assert "all passed" in out
+
+
+def test_magic_link_conversion_with_the_official_client(node_client, live_server, outbox):
+    out = run_node("magic-link-flow.mjs", live_server, node_client, str(outbox))
     assert "all passed" in out

@@ -17,6 +17,8 @@ from kernia.errors import ConfigurationError
 from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitRule
 from kernia.plugins.anonymous import AnonymousPlugin
 from kernia.plugins.email_and_password import EmailAndPasswordPlugin
+from kernia.plugins.magic_link import MagicLinkPlugin, sender
+from kernia.plugins.username import UsernamePlugin
 
 Headers = Mapping[str, str] | Iterable[tuple[bytes | str, bytes | str]]
 
@@ -142,10 +144,44 @@ class Auth:
         self._native.close()
 
 
+_PLUGINS = (AnonymousPlugin, EmailAndPasswordPlugin, UsernamePlugin, MagicLinkPlugin)
+
+
+def _one(options: KerniaOptions, kind: type, name: str) -> Any:
+    """The plugin of this kind, if given (at most once)."""
+    found = [p for p in options.plugins if isinstance(p, kind)]
+    if len(found) > 1:
+        raise ConfigurationError(f"the {name} plugin is given more than once")
+    return found[0] if found else None
+
+
+def _magic_link(options: KerniaOptions) -> tuple[MagicLinkPlugin | None, dict[str, Any]]:
+    """The magic-link plugin with its sender, also when configured Kernia's way in
+    ``advanced["magic-link"]``; and ``advanced`` without that entry."""
+    advanced = dict(options.advanced)
+    legacy = advanced.pop("magic-link", None)
+    plugin = _one(options, MagicLinkPlugin, "magic_link")
+    if plugin is None:
+        return None, advanced
+    if legacy is not None:
+        if not isinstance(legacy, Mapping):
+            raise TypeError('KerniaOptions.advanced["magic-link"] must be a dict')
+        plugin = dataclasses.replace(
+            plugin,
+            send_magic_link=plugin.send_magic_link or legacy.get("send_magic_link"),
+            expires_in=legacy.get("expires_in", plugin.expires_in),
+            disable_sign_up=legacy.get("disable_sign_up", plugin.disable_sign_up),
+        )
+    if not callable(plugin.send_magic_link):
+        raise ConfigurationError(
+            "magic_link() needs send_magic_link(email, url, token, ctx): pass it to magic_link()"
+        )
+    return plugin, advanced
+
+
 def _email_password(options: KerniaOptions) -> EmailPasswordOptions:
-    known = (AnonymousPlugin, EmailAndPasswordPlugin)
     for plugin in options.plugins:
-        if not isinstance(plugin, known):
+        if not isinstance(plugin, _PLUGINS):
             raise TypeError(f"KerniaOptions.plugins: {plugin!r} is not a kernia plugin")
     for plugin in options.plugins:
         if isinstance(plugin, EmailAndPasswordPlugin):
@@ -163,11 +199,15 @@ def _check_type(name: str, value: Any, kind: type | tuple[type, ...]) -> None:
         raise TypeError(f"KerniaOptions.{name} must be {expected}, got {type(value).__name__}")
 
 
-def _to_json(options: KerniaOptions) -> str:
+def _to_json(
+    options: KerniaOptions,
+    username: UsernamePlugin | None,
+    magic: MagicLinkPlugin | None,
+    advanced: dict[str, Any],
+) -> str:
     _check_type("database", options.database, str)
     _check_type("base_url", options.base_url, str)
     _check_type("base_path", options.base_path, str)
-    _check_type("advanced", options.advanced, dict)
     secret = options.secret
     if secret is None:
         secret = os.environ.get("KERNIA_SECRET") or os.environ.get("BETTER_AUTH_SECRET")
@@ -188,8 +228,12 @@ def _to_json(options: KerniaOptions) -> str:
         "email_and_password": dataclasses.asdict(_email_password(options)),
         "session": dataclasses.asdict(options.session),
         "rate_limit": rate_limit,
-        "advanced": options.advanced,
+        "advanced": advanced,
     }
+    if username is not None:
+        payload["username"] = username.options()
+    if magic is not None:
+        payload["magic_link"] = magic.options()
     try:
         return json.dumps(payload)
     except TypeError as e:
@@ -205,10 +249,17 @@ def init(options: KerniaOptions) -> Auth:
     """
     if not isinstance(options, KerniaOptions):
         raise TypeError(f"init() takes KerniaOptions, got {type(options).__name__}")
-    guests = [p for p in options.plugins if isinstance(p, AnonymousPlugin)]
-    if len(guests) > 1:
-        raise ConfigurationError("the anonymous plugin is given more than once")
-    native = NativeAuth(_to_json(options), guests[0] if guests else None)
+    _check_type("advanced", options.advanced, dict)
+    _email_password(options)
+    guest = _one(options, AnonymousPlugin, "anonymous")
+    username = _one(options, UsernamePlugin, "username")
+    magic, advanced = _magic_link(options)
+    callables: dict[str, Any] = {}
+    if username is not None:
+        callables.update(username.callables())
+    if magic is not None:
+        callables["send_magic_link"] = sender(magic.send_magic_link)  # type: ignore[arg-type]
+    native = NativeAuth(_to_json(options, username, magic, advanced), guest, callables)
     auth = Auth(options, native)
     native._attach(auth)
     return auth

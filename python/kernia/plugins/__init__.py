@@ -2,5 +2,16 @@
 
 from kernia.plugins.anonymous import AnonymousPlugin, anonymous
 from kernia.plugins.email_and_password import EmailAndPasswordPlugin, email_and_password
+from kernia.plugins.magic_link import MagicLinkPlugin, magic_link
+from kernia.plugins.username import UsernamePlugin, username
 
-__all__ = ["AnonymousPlugin", "EmailAndPasswordPlugin", "anonymous", "email_and_password"]
+__all__ = [
+    "AnonymousPlugin",
+    "EmailAndPasswordPlugin",
+    "MagicLinkPlugin",
+    "UsernamePlugin",
+    "anonymous",
+    "email_and_password",
+    "magic_link",
+    "username",
+]

@@ -1,0 +1,196 @@
+//! The magic-link plugin (spec §9): `POST /sign-in/magic-link` mails a single-use
+//! link through the app's `send_magic_link`; `GET /magic-link/verify` consumes it
+//! and signs the browser in, creating the user for a new email.
+//!
+//! The token is consumed by the same transaction that creates the session (and
+//! converts a guest): two clicks on one link sign in once, and a conversion that
+//! fails leaves the link usable for another try.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::StoreToken;
+use crate::core::body::Body;
+use crate::core::handler::{Ctx, Outcome};
+use crate::core::hooks::{CallbackRequest, MagicLinkMessage};
+use crate::core::origin::{check_callback_url, check_form_csrf, is_trusted};
+use crate::core::response::Response;
+use crate::crypto::{new_id, random_string};
+use crate::error::{AuthError, UrlField};
+use crate::model::{SessionJson, User, UserJson, Verification};
+use crate::storage::WriteOp;
+
+const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+/// The optional URLs of a magic link, in the order they appear in the mailed link.
+const URL_FIELDS: [(&str, UrlField); 3] = [
+    ("callbackURL", UrlField::CallbackUrl),
+    ("newUserCallbackURL", UrlField::NewUserCallbackUrl),
+    ("errorCallbackURL", UrlField::ErrorCallbackUrl),
+];
+
+/// What the `verification` row is keyed by: the token, or its hash.
+fn identifier(token: &str, store: StoreToken) -> String {
+    match store {
+        StoreToken::Plain => token.to_owned(),
+        StoreToken::Hashed => URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())),
+    }
+}
+
+/// `POST /sign-in/magic-link` (spec §9.1): `{status: true}` once the app's sender returned.
+pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
+    let auth = ctx.auth;
+    let (Some(opts), Some(sender)) = (auth.cfg.magic_link.as_ref(), auth.magic_link_sender.as_ref()) else {
+        return Err(AuthError::NotFound);
+    };
+    let body = Body::parse(ctx.req, true)?;
+    for (key, field) in URL_FIELDS {
+        check_callback_url(&auth.cfg, field, body.get(key))?;
+    }
+    let mut v = body.validator();
+    let email = v.email("email");
+    let name = v.optional_string("name");
+    let urls: Vec<Option<String>> = URL_FIELDS.iter().map(|(key, _)| v.optional_string(key)).collect();
+    let metadata = v.optional_object("metadata");
+    v.finish()?;
+    let Some(email) = email else { unreachable!("validation passed, so the email is present") };
+    check_form_csrf(&auth.cfg, ctx.req)?;
+
+    let token = random_string(32, LETTERS);
+    let now = auth.clock.now_ms();
+    let mut value = json!({ "email": email });
+    if let Some(name) = &name {
+        value["name"] = json!(name);
+    }
+    let row = Verification {
+        id: new_id(),
+        identifier: identifier(&token, opts.store_token),
+        value: value.to_string(),
+        expires_at: now + opts.expires_in * 1000,
+        created_at: now,
+        updated_at: now,
+    };
+    let query = {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("token", &token);
+        query.append_pair("callbackURL", urls[0].as_deref().unwrap_or("/"));
+        for ((key, _), url) in URL_FIELDS.iter().zip(&urls).skip(1) {
+            if let Some(url) = url {
+                query.append_pair(key, url);
+            }
+        }
+        query.finish()
+    };
+    let url = format!("{}{}/magic-link/verify?{query}", auth.cfg.base_origin, auth.cfg.base_path);
+
+    let stored_as = row.identifier.clone();
+    auth.store.apply(vec![WriteOp::InsertVerification(row)]).await?;
+    let request = CallbackRequest::of(ctx.req, ctx.client_ip.clone());
+    if let Err(e) = sender.send(&request, MagicLinkMessage { email, url, token, metadata }).await {
+        // Nothing was delivered, or the app cannot tell: no usable link is left behind.
+        auth.store.apply(vec![WriteOp::DeleteVerification(stored_as)]).await?;
+        return Err(e);
+    }
+    Ok(Outcome::json(&json!({ "status": true })))
+}
+
+/// A callback URL of the verify query: trusted (checked before and after the second
+/// decoding Better Auth applies) and resolved against the base URL.
+fn callback_param(ctx: &Ctx<'_>, key: &str) -> Result<Option<String>, AuthError> {
+    let Some(raw) = ctx.req.query_param(key) else { return Ok(None) };
+    let cfg = &ctx.auth.cfg;
+    let decoded = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy().into_owned();
+    let trusted = cfg.advanced.disable_origin_check || (is_trusted(cfg, &raw, true) && is_trusted(cfg, &decoded, true));
+    if !trusted {
+        return Err(AuthError::InvalidUrl(UrlField::CallbackUrl));
+    }
+    Ok(Some(if decoded.starts_with('/') { format!("{}{decoded}", cfg.base_origin) } else { decoded }))
+}
+
+/// `GET /magic-link/verify` (spec §9.2). Failures after the URL checks redirect to
+/// the error callback with `?error=<code>`, even when the answer would be JSON.
+pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
+    let auth = ctx.auth;
+    let Some(opts) = auth.cfg.magic_link.as_ref() else { return Err(AuthError::NotFound) };
+    let token = ctx.req.query_param("token").unwrap_or_default();
+    let callback = callback_param(ctx, "callbackURL")?;
+    let error_url = callback_param(ctx, "errorCallbackURL")?;
+    let new_user_url = callback_param(ctx, "newUserCallbackURL")?;
+    if token.is_empty() {
+        return Err(AuthError::Validation("[query.token] Invalid input: expected string, received undefined".into()));
+    }
+    let root = format!("{}/", auth.cfg.base_origin);
+    let error_url = error_url.or_else(|| callback.clone()).unwrap_or_else(|| root.clone());
+    let fail = |e: AuthError| Ok(Outcome::response(Response::redirect_with_error(&error_url, e.redirect_code())));
+
+    let identifier = identifier(&token, opts.store_token);
+    let now = auth.clock.now_ms();
+    let Some(row) = auth.store.verification(&identifier).await? else { return fail(AuthError::InvalidToken) };
+    let link: Value = serde_json::from_str(&row.value).unwrap_or(Value::Null);
+    let Some(email) = link.get("email").and_then(Value::as_str).map(str::to_lowercase) else {
+        return fail(AuthError::InvalidToken);
+    };
+    if row.expires_at <= now {
+        auth.store.apply(vec![WriteOp::DeleteVerification(identifier)]).await?;
+        return fail(AuthError::InvalidToken);
+    }
+
+    let mut writes = vec![WriteOp::ConsumeVerification(identifier.clone())];
+    let (user, is_new) = match auth.store.user_by_email(&email).await? {
+        None if opts.disable_sign_up => {
+            auth.store.apply(vec![WriteOp::DeleteVerification(identifier)]).await?;
+            return fail(AuthError::NewUserSignupDisabled);
+        }
+        None => {
+            let name = link.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
+            let user = User { email_verified: true, ..User::new(new_id(), name, email, false, now) };
+            writes.push(WriteOp::InsertUser(user.clone()));
+            (user, true)
+        }
+        Some(mut user) => {
+            if !user.email_verified {
+                // Whoever registered this address before it was proven (say, with a
+                // password) loses that access: the link proves who owns the inbox.
+                writes.push(WriteOp::RevokeSessionsAndAccounts(user.id.clone()));
+                writes.push(WriteOp::MarkEmailVerified { user_id: user.id.clone(), updated_at: now });
+                user.email_verified = true;
+                user.updated_at = now;
+            }
+            (user, false)
+        }
+    };
+
+    let session = auth.new_session(&user.id, true, ctx.req, ctx.client_ip.as_deref());
+    writes.push(WriteOp::InsertSession(session.clone()));
+    let out = match &callback {
+        None => Outcome::json(&json!({
+            "token": session.token,
+            "user": UserJson(&user, auth.user_fields),
+            "session": SessionJson(&session),
+        })),
+        Some(callback) => {
+            let to = if is_new { new_user_url.as_deref().unwrap_or(callback) } else { callback };
+            Outcome::response(Response::redirect(to))
+        }
+    };
+    Ok(out
+        .cookies(auth.session_cookies(&session, true))
+        .writes(writes)
+        .minted(session, user)
+        .on_conflict(AuthError::FailedToCreateGuest)
+        .error_redirect(error_url))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashed_tokens_are_unpadded_base64url_sha256() {
+        // SHA-256("abc"), the FIPS 180-2 test vector, in base64url without padding.
+        assert_eq!(identifier("abc", StoreToken::Hashed), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+        assert_eq!(identifier("abc", StoreToken::Plain), "abc");
+    }
+}
