@@ -451,3 +451,19 @@ async def test_a_guest_with_a_password_account_in_the_same_app(env, browser_for)
     await b.get(outbox.link())  # the link now signs in the same (unverified) account
     assert on_link.calls == [(guest_id, new_id)]
     assert (await b.session())["user"]["id"] == new_id
+
+
+async def test_the_guest_is_kept_when_deletion_is_disabled(env, browser_for):
+    on_link, outbox = Recorder(), Outbox()
+    cart_table(env)
+    auth = env.make(
+        plugins=[anonymous(on_link=on_link, disable_delete_anonymous_user=True), magic_link(outbox)]
+    )
+    b = browser_for(auth)
+    guest_id = (await guest(b))["user"]["id"]
+    await request_link(b, "kept@example.com")
+    await b.get(outbox.link())
+    new_id = (await b.session())["user"]["id"]
+    assert on_link.calls == [(guest_id, new_id)]
+    assert {r[0] for r in env.db.rows('SELECT "id" FROM "user"')} == {guest_id, new_id}
+    assert env.db.rows('SELECT COUNT(*) FROM "session" WHERE "userId" = ?', guest_id) == [(0,)]
