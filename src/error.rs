@@ -62,7 +62,7 @@ pub enum AuthError {
     #[error("Email was not generated in a valid format")]
     InvalidEmailFormat,
     #[error("Failed to create user")]
-    FailedToCreateGuest,
+    FailedToCreateUser,
     #[error("Anonymous users cannot sign in again anonymously")]
     AnonymousCannotSignInAgain,
     #[error("User is not anonymous")]
@@ -135,7 +135,7 @@ impl AuthError {
             NotFound => 404,
             InvalidEmailFormat | AnonymousCannotSignInAgain | DeleteAnonymousUserDisabled => 400,
             UserIsNotAnonymous => 403,
-            FailedToCreateGuest | OnLinkFailed | CallbackFailed(_) => 500,
+            FailedToCreateUser | OnLinkFailed | CallbackFailed(_) => 500,
             UsernameTooShort(status) | UsernameTooLong(status) | InvalidUsername(status) => *status,
             InvalidDisplayUsername | UsernameTaken | InvalidToken => 400,
             InvalidUsernameOrPassword => 401,
@@ -191,7 +191,7 @@ impl AuthError {
             InvalidUrl(UrlField::ErrorCallbackUrl) => "INVALID_ERROR_CALLBACK_URL",
             InvalidUrl(UrlField::NewUserCallbackUrl) => "INVALID_NEW_USER_CALLBACK_URL",
             InvalidEmailFormat => "INVALID_EMAIL_FORMAT",
-            FailedToCreateGuest => "FAILED_TO_CREATE_USER",
+            FailedToCreateUser => "FAILED_TO_CREATE_USER",
             AnonymousCannotSignInAgain => "ANONYMOUS_USERS_CANNOT_SIGN_IN_AGAIN_ANONYMOUSLY",
             UserIsNotAnonymous => "USER_IS_NOT_ANONYMOUS",
             DeleteAnonymousUserDisabled => "DELETE_ANONYMOUS_USER_DISABLED",
@@ -214,7 +214,7 @@ impl AuthError {
     /// The `?error=` value of a redirect that reports this error (spec §9.2).
     pub fn redirect_code(&self) -> &str {
         match self {
-            AuthError::FailedToCreateGuest => "failed_to_create_user",
+            AuthError::FailedToCreateUser => "failed_to_create_user",
             other => other.code().unwrap_or("INTERNAL_SERVER_ERROR"),
         }
     }

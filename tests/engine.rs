@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use kernia::storage::{self, WriteOp};
+use kernia::storage::{self, Login, WriteOp};
 use kernia::{Auth, Config, Request, Response};
 use serde_json::{json, Value};
 
@@ -118,9 +118,9 @@ async fn concurrent_sign_ups_with_duplicates_lose_nothing() {
         assert_eq!((ok, dup), (17, 7), "{url}: {statuses:?}");
         for i in (0..24).filter(|i| i % 3 != 0) {
             let email = format!("{tag}-{i}@example.com");
-            assert!(auth.store.user_by_email(&email).await.unwrap().is_some(), "{url}: {email} lost");
+            assert!(auth.store.user(Login::Email, &email).await.unwrap().is_some(), "{url}: {email} lost");
         }
-        assert!(auth.store.user_by_email(&shared).await.unwrap().is_some());
+        assert!(auth.store.user(Login::Email, &shared).await.unwrap().is_some());
         auth.close().await;
     }
 }

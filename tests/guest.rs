@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use kernia::core::hooks::{AnonymousCallbacks, CallbackRequest, LinkContext};
 use kernia::link::Conversion;
 use kernia::model::User;
-use kernia::storage::{SqlValue, WriteOp};
+use kernia::storage::{Login, SqlValue, WriteOp};
 use kernia::{Auth, AuthError, Config, Request};
 use serde_json::json;
 
@@ -126,8 +126,8 @@ async fn a_real_new_user_deletes_the_guest_and_leaves_no_locks() {
         let c = conversion(&session, &guest, real.clone(), vec![WriteOp::InsertUser(real.clone())]);
         auth.clone().convert(c).await.unwrap();
         assert!(auth.store.session_with_user(&session.token).await.unwrap().is_none(), "{url}");
-        assert!(auth.store.user_by_email(&guest.email).await.unwrap().is_none(), "{url}: guest deleted");
-        assert!(auth.store.user_by_email(&real.email).await.unwrap().is_some(), "{url}");
+        assert!(auth.store.user(Login::Email, &guest.email).await.unwrap().is_none(), "{url}: guest deleted");
+        assert!(auth.store.user(Login::Email, &real.email).await.unwrap().is_some(), "{url}");
         assert!(auth.guest_locks.is_empty(), "{url}: lock entries must not pile up");
         auth.close().await;
     }

@@ -120,14 +120,14 @@ impl AnonymousPlugin {
         }
     }
 
-    pub fn callbacks(&self, py: Python<'_>, handle: Arc<OnceLock<Py<PyAny>>>, user_fields: UserFields) -> PyCallbacks {
-        PyCallbacks {
-            on_link: self.on_link.as_ref().map(|f| f.clone_ref(py)),
-            generate_name: self.generate_name.as_ref().map(|f| f.clone_ref(py)),
-            generate_random_email: self.generate_random_email.as_ref().map(|f| f.clone_ref(py)),
-            handle,
-            user_fields,
-        }
+    /// `on_link`, `generate_name` and `generate_random_email`, as configured.
+    pub fn callbacks(&self, py: Python<'_>) -> [Option<Callback>; 3] {
+        let own = |name, f: &Option<Py<PyAny>>| Callback::new(name, f.as_ref().map(|f| f.clone_ref(py)));
+        [
+            own("on_link", &self.on_link),
+            own("generate_name", &self.generate_name),
+            own("generate_random_email", &self.generate_random_email),
+        ]
     }
 }
 
@@ -341,27 +341,78 @@ impl CallbackContext {
     }
 }
 
-/// The app's callbacks, awaited from Rust.
-pub struct PyCallbacks {
-    on_link: Option<Py<PyAny>>,
-    generate_name: Option<Py<PyAny>>,
-    generate_random_email: Option<Py<PyAny>>,
-    handle: Arc<OnceLock<Py<PyAny>>>,
-    user_fields: UserFields,
+/// An app function, and the name its failures are reported by.
+pub struct Callback {
+    name: &'static str,
+    f: Py<PyAny>,
 }
 
-/// Builds a callback's `ctx`.
-fn make_context<'py>(
-    py: Python<'py>,
-    handle: &OnceLock<Py<PyAny>>,
-    req: &CallbackRequest,
-    db: Option<LinkDb>,
-    metadata: Option<&Value>,
-) -> PyResult<Bound<'py, CallbackContext>> {
-    let db = db.map(|db| Py::new(py, ConversionDatabase { db })).transpose()?;
-    let auth = handle.get().map(|h| h.clone_ref(py));
-    let metadata = metadata.map(|m| json_to_py(py, m).map(Bound::unbind)).transpose()?;
-    Bound::new(py, CallbackContext { request: request_dict(py, req)?.unbind(), auth, db, metadata })
+impl Callback {
+    pub fn new(name: &'static str, f: Option<Py<PyAny>>) -> Option<Callback> {
+        f.map(|f| Callback { name, f })
+    }
+
+    /// Calls it, awaiting what it returns if that is awaitable. `kernia.APIError`
+    /// becomes that response; any other exception is logged and becomes `failed`.
+    async fn call<F>(&self, req: &CallbackRequest, args: F, failed: AuthError) -> Result<Py<PyAny>, AuthError>
+    where
+        F: for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>>,
+    {
+        call(&self.f, req, args).await.map_err(|e| to_auth_error(e, self.name, failed))
+    }
+
+    fn failed(&self, err: PyErr) -> AuthError {
+        to_auth_error(err, self.name, AuthError::CallbackFailed(self.name))
+    }
+
+    /// `f(value)` for the username rules: whether `value` passes.
+    async fn test(&self, req: &CallbackRequest, value: &str) -> Result<bool, AuthError> {
+        let value = value.to_owned();
+        let result = self.call(req, |py| PyTuple::new(py, [value]), AuthError::CallbackFailed(self.name)).await?;
+        Python::attach(|py| result.bind(py).is_truthy()).map_err(|e| self.failed(e))
+    }
+
+    /// `f(value)` for the username rules: the value's stored form.
+    async fn map(&self, req: &CallbackRequest, value: &str) -> Result<String, AuthError> {
+        let value = value.to_owned();
+        let result = self.call(req, |py| PyTuple::new(py, [value]), AuthError::CallbackFailed(self.name)).await?;
+        Python::attach(|py| result.bind(py).extract::<String>())
+            .map_err(|_| self.failed(PyTypeError::new_err(format!("{} must return a str", self.name))))
+    }
+}
+
+/// Every plugin's app callbacks, each optional, awaited from Rust.
+pub struct PyCallbacks {
+    pub on_link: Option<Callback>,
+    pub generate_name: Option<Callback>,
+    pub generate_random_email: Option<Callback>,
+    pub username_validator: Option<Callback>,
+    pub display_username_validator: Option<Callback>,
+    pub username_normalization: Option<Callback>,
+    pub display_username_normalization: Option<Callback>,
+    pub send_magic_link: Option<Callback>,
+    /// The handle `init()` returned, for `ctx.auth`.
+    pub handle: Arc<OnceLock<Py<PyAny>>>,
+    /// Which plugin columns the user dicts given to `on_link` carry.
+    pub user_fields: UserFields,
+}
+
+impl PyCallbacks {
+    /// Whether any Python may run on a request (then its event loop is needed).
+    pub fn any(&self) -> bool {
+        [
+            &self.on_link,
+            &self.generate_name,
+            &self.generate_random_email,
+            &self.username_validator,
+            &self.display_username_validator,
+            &self.username_normalization,
+            &self.display_username_normalization,
+            &self.send_magic_link,
+        ]
+        .iter()
+        .any(|c| c.is_some())
+    }
 }
 
 fn request_dict<'py>(py: Python<'py>, req: &CallbackRequest) -> PyResult<Bound<'py, PyDict>> {
@@ -382,13 +433,18 @@ fn request_dict<'py>(py: Python<'py>, req: &CallbackRequest) -> PyResult<Bound<'
 }
 
 impl PyCallbacks {
+    /// A callback's `ctx`.
     fn context<'py>(
         &self,
         py: Python<'py>,
         req: &CallbackRequest,
         db: Option<LinkDb>,
+        metadata: Option<&Value>,
     ) -> PyResult<Bound<'py, CallbackContext>> {
-        make_context(py, &self.handle, req, db, None)
+        let db = db.map(|db| Py::new(py, ConversionDatabase { db })).transpose()?;
+        let auth = self.handle.get().map(|h| h.clone_ref(py));
+        let metadata = metadata.map(|m| json_to_py(py, m).map(Bound::unbind)).transpose()?;
+        Bound::new(py, CallbackContext { request: request_dict(py, req)?.unbind(), auth, db, metadata })
     }
 }
 
@@ -446,15 +502,15 @@ fn to_auth_error(err: PyErr, what: &str, otherwise: AuthError) -> AuthError {
     })
 }
 
-fn optional_string(value: Py<PyAny>, what: &'static str) -> Result<Option<String>, AuthError> {
+/// What a name generator returned: a string, or `None` for the default.
+fn optional_string(value: Py<PyAny>, cb: &Callback) -> Result<Option<String>, AuthError> {
     Python::attach(|py| {
         let v = value.bind(py);
         if v.is_none() {
             return Ok(None);
         }
         v.extract::<String>().map(Some).map_err(|_| {
-            let err = PyTypeError::new_err(format!("{what} must return a str or None, got {}", v.get_type()));
-            to_auth_error(err, what, AuthError::CallbackFailed(what))
+            cb.failed(PyTypeError::new_err(format!("{} must return a str or None, got {}", cb.name, v.get_type())))
         })
     })
 }
@@ -466,129 +522,73 @@ impl AnonymousCallbacks for PyCallbacks {
     }
 
     async fn generate_name(&self, req: &CallbackRequest) -> Result<Option<String>, AuthError> {
-        let Some(f) = &self.generate_name else { return Ok(None) };
-        let value = call(f, req, |py| PyTuple::new(py, [self.context(py, req, None)?]))
-            .await
-            .map_err(|e| to_auth_error(e, "generate_name", AuthError::CallbackFailed("generate_name")))?;
-        optional_string(value, "generate_name")
+        let Some(cb) = &self.generate_name else { return Ok(None) };
+        let failed = AuthError::CallbackFailed(cb.name);
+        let value = cb.call(req, |py| PyTuple::new(py, [self.context(py, req, None, None)?]), failed).await?;
+        optional_string(value, cb)
     }
 
     async fn generate_random_email(&self, req: &CallbackRequest) -> Result<Option<String>, AuthError> {
-        let Some(f) = &self.generate_random_email else { return Ok(None) };
-        let value = call(f, req, |py| Ok(PyTuple::empty(py))).await.map_err(|e| {
-            to_auth_error(e, "generate_random_email", AuthError::CallbackFailed("generate_random_email"))
-        })?;
-        optional_string(value, "generate_random_email")
+        let Some(cb) = &self.generate_random_email else { return Ok(None) };
+        let value = cb.call(req, |py| Ok(PyTuple::empty(py)), AuthError::CallbackFailed(cb.name)).await?;
+        optional_string(value, cb)
     }
 
     async fn on_link(&self, anonymous_user: &User, new_user: &User, ctx: LinkContext) -> Result<(), AuthError> {
-        let Some(f) = &self.on_link else { return Ok(()) };
+        let Some(cb) = &self.on_link else { return Ok(()) };
         let LinkContext { request, db } = ctx;
-        call(f, &request, |py| {
-            let c = self.context(py, &request, Some(db))?;
-            let fields = self.user_fields;
-            PyTuple::new(py, [user_dict(py, anonymous_user, fields)?, user_dict(py, new_user, fields)?, c.into_any()])
-        })
+        let fields = self.user_fields;
+        cb.call(
+            &request,
+            |py| {
+                let c = self.context(py, &request, Some(db), None)?;
+                PyTuple::new(
+                    py,
+                    [user_dict(py, anonymous_user, fields)?, user_dict(py, new_user, fields)?, c.into_any()],
+                )
+            },
+            AuthError::OnLinkFailed,
+        )
         .await
         .map(drop)
-        .map_err(|e| to_auth_error(e, "on_link", AuthError::OnLinkFailed))
-    }
-}
-
-/// The username and magic-link plugins' Python callables (each optional).
-pub struct PyHooks {
-    pub username_validator: Option<Py<PyAny>>,
-    pub display_username_validator: Option<Py<PyAny>>,
-    pub username_normalization: Option<Py<PyAny>>,
-    pub display_username_normalization: Option<Py<PyAny>>,
-    pub send_magic_link: Option<Py<PyAny>>,
-    pub handle: Arc<OnceLock<Py<PyAny>>>,
-}
-
-impl PyHooks {
-    /// `Some(result)` of `f(value)` when `f` is configured.
-    async fn call_str(
-        &self,
-        f: &Option<Py<PyAny>>,
-        what: &'static str,
-        req: &CallbackRequest,
-        value: &str,
-    ) -> Result<Option<Py<PyAny>>, AuthError> {
-        let Some(f) = f else { return Ok(None) };
-        let value = value.to_owned();
-        call(f, req, |py| PyTuple::new(py, [value]))
-            .await
-            .map(Some)
-            .map_err(|e| to_auth_error(e, what, AuthError::CallbackFailed(what)))
-    }
-
-    async fn validator(
-        &self,
-        f: &Option<Py<PyAny>>,
-        what: &'static str,
-        req: &CallbackRequest,
-        value: &str,
-    ) -> Result<Option<bool>, AuthError> {
-        let Some(result) = self.call_str(f, what, req, value).await? else { return Ok(None) };
-        Python::attach(|py| result.bind(py).is_truthy())
-            .map(Some)
-            .map_err(|e| to_auth_error(e, what, AuthError::CallbackFailed(what)))
-    }
-
-    async fn normalizer(
-        &self,
-        f: &Option<Py<PyAny>>,
-        what: &'static str,
-        req: &CallbackRequest,
-        value: &str,
-    ) -> Result<Option<String>, AuthError> {
-        let Some(result) = self.call_str(f, what, req, value).await? else { return Ok(None) };
-        match optional_string(result, what)? {
-            Some(s) => Ok(Some(s)),
-            None => {
-                let err = PyTypeError::new_err(format!("{what} must return a str, got None"));
-                Err(Python::attach(|_| to_auth_error(err, what, AuthError::CallbackFailed(what))))
-            }
-        }
     }
 }
 
 #[async_trait]
-impl UsernameHooks for PyHooks {
+impl UsernameHooks for PyCallbacks {
     async fn validate(&self, req: &CallbackRequest, username: &str) -> Result<Option<bool>, AuthError> {
-        self.validator(&self.username_validator, "username_validator", req, username).await
+        let Some(cb) = &self.username_validator else { return Ok(None) };
+        cb.test(req, username).await.map(Some)
     }
     async fn validate_display(&self, req: &CallbackRequest, display: &str) -> Result<Option<bool>, AuthError> {
-        self.validator(&self.display_username_validator, "display_username_validator", req, display).await
+        let Some(cb) = &self.display_username_validator else { return Ok(None) };
+        cb.test(req, display).await.map(Some)
     }
     async fn normalize(&self, req: &CallbackRequest, username: &str) -> Result<Option<String>, AuthError> {
-        self.normalizer(&self.username_normalization, "username_normalization", req, username).await
+        let Some(cb) = &self.username_normalization else { return Ok(None) };
+        cb.map(req, username).await.map(Some)
     }
     async fn normalize_display(&self, req: &CallbackRequest, display: &str) -> Result<Option<String>, AuthError> {
-        self.normalizer(&self.display_username_normalization, "display_username_normalization", req, display).await
+        let Some(cb) = &self.display_username_normalization else { return Ok(None) };
+        cb.map(req, display).await.map(Some)
     }
 }
 
 #[async_trait]
-impl MagicLinkSender for PyHooks {
+impl MagicLinkSender for PyCallbacks {
     async fn send(&self, req: &CallbackRequest, m: MagicLinkMessage) -> Result<(), AuthError> {
-        const WHAT: &str = "send_magic_link";
-        let Some(f) = &self.send_magic_link else { return Err(AuthError::CallbackFailed(WHAT)) };
-        call(f, req, |py| {
-            let c = make_context(py, &self.handle, req, None, m.metadata.as_ref())?;
-            PyTuple::new(
-                py,
-                [
-                    PyString::new(py, &m.email).into_any(),
-                    PyString::new(py, &m.url).into_any(),
-                    PyString::new(py, &m.token).into_any(),
-                    c.into_any(),
-                ],
-            )
-        })
+        let Some(cb) = &self.send_magic_link else { return Err(AuthError::CallbackFailed("send_magic_link")) };
+        cb.call(
+            req,
+            |py| {
+                let c = self.context(py, req, None, m.metadata.as_ref())?;
+                let text = |s: &str| PyString::new(py, s).into_any();
+                PyTuple::new(py, [text(&m.email), text(&m.url), text(&m.token), c.into_any()])
+            },
+            AuthError::CallbackFailed(cb.name),
+        )
         .await
         .map(drop)
-        .map_err(|e| to_auth_error(e, WHAT, AuthError::CallbackFailed(WHAT)))
     }
 }
 

@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::config::{Config, ConfigError, Options};
-use crate::core::hooks::Hooks;
+use crate::core::hooks::{AnonymousCallbacks, Hooks, MagicLinkSender, UsernameHooks};
 use crate::core::request::Request;
 use crate::model::{SessionJson, UserJson};
 use crate::server::Server;
@@ -122,36 +122,36 @@ impl NativeAuth {
         let mut options: Options = serde_json::from_str(options_json)
             .map_err(|e| ConfigurationError::new_err(format!("invalid options: {e}")))?;
         let handle = Arc::new(OnceLock::new());
-        let mut hooks = Hooks::default();
-        let mut has_callbacks = false;
-        let user_fields =
-            crate::model::UserFields { anonymous: anonymous.is_some(), username: options.username.is_some() };
         if let Some(plugin) = &anonymous {
             options.anonymous = Some(plugin.options());
-            hooks.anonymous = Some(Arc::new(plugin.callbacks(py, handle.clone(), user_fields)));
-            has_callbacks = true;
         }
-        let get = |name: &str| -> PyResult<Option<Py<PyAny>>> {
+        let get = |name: &'static str| -> PyResult<Option<callbacks::Callback>> {
             let Some(d) = &callables else { return Ok(None) };
-            Ok(d.get_item(name)?.filter(|f| !f.is_none()).map(Bound::unbind))
+            Ok(callbacks::Callback::new(name, d.get_item(name)?.filter(|f| !f.is_none()).map(Bound::unbind)))
         };
-        let py_hooks = Arc::new(callbacks::PyHooks {
+        let [on_link, generate_name, generate_random_email] =
+            anonymous.as_ref().map(|p| p.callbacks(py)).unwrap_or_default();
+        let cb = Arc::new(callbacks::PyCallbacks {
+            on_link,
+            generate_name,
+            generate_random_email,
             username_validator: get("username_validator")?,
             display_username_validator: get("display_username_validator")?,
             username_normalization: get("username_normalization")?,
             display_username_normalization: get("display_username_normalization")?,
             send_magic_link: get("send_magic_link")?,
             handle: handle.clone(),
+            user_fields: crate::model::UserFields {
+                anonymous: options.anonymous.is_some(),
+                username: options.username.is_some(),
+            },
         });
-        if callables.as_ref().is_some_and(|d| !d.is_empty()) {
-            has_callbacks = true;
-        }
-        if options.username.is_some() {
-            hooks.username = Some(py_hooks.clone());
-        }
-        if py_hooks.send_magic_link.is_some() {
-            hooks.magic_link = Some(py_hooks);
-        }
+        let has_callbacks = cb.any();
+        let hooks = Hooks {
+            anonymous: options.anonymous.is_some().then(|| cb.clone() as Arc<dyn AnonymousCallbacks>),
+            username: options.username.is_some().then(|| cb.clone() as Arc<dyn UsernameHooks>),
+            magic_link: cb.send_magic_link.is_some().then(|| cb.clone() as Arc<dyn MagicLinkSender>),
+        };
         let cfg = Config::from_options(options).map_err(config_error)?;
         let auth = py.detach(|| runtime().block_on(Auth::with_hooks(cfg, hooks))).map_err(config_error)?;
         Ok(NativeAuth { auth: Arc::new(auth), handle, has_callbacks })

@@ -108,6 +108,15 @@ impl Validator<'_> {
 
     pub fn email(&mut self, key: &str) -> Option<String> {
         let value = self.string(key)?;
+        self.check_email(key, value)
+    }
+
+    pub fn optional_email(&mut self, key: &str) -> Option<String> {
+        let value = self.optional_string(key)?;
+        self.check_email(key, value)
+    }
+
+    fn check_email(&mut self, key: &str, value: String) -> Option<String> {
         if is_valid_email(&value) {
             Some(value)
         } else {

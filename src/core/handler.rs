@@ -34,9 +34,10 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    pub fn json<T: Serialize + ?Sized>(value: &T) -> Self {
+    /// Any response, with nothing staged yet.
+    pub fn response(response: Response) -> Self {
         Outcome {
-            response: Response::json(200, value),
+            response,
             writes: Vec::new(),
             new_session: None,
             new_user: None,
@@ -45,8 +46,8 @@ impl Outcome {
         }
     }
 
-    pub fn response(response: Response) -> Self {
-        Outcome { response, ..Outcome::json(&()) }
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Self {
+        Outcome::response(Response::json(200, value))
     }
 
     pub fn error_redirect(mut self, url: impl Into<String>) -> Self {

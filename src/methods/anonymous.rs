@@ -57,7 +57,7 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     Ok(Outcome::json(&body)
         .cookies(auth.session_cookies(&session, remember))
         .writes([WriteOp::InsertUser(user.clone()), WriteOp::InsertSession(session.clone())])
-        .on_conflict(AuthError::FailedToCreateGuest)
+        .on_conflict(AuthError::FailedToCreateUser)
         .minted(session, user))
 }
 

@@ -53,7 +53,7 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let user =
         User { image, username, display_username, ..User::new(new_id(), name, email.to_lowercase(), false, now) };
     let signs_in = ep.auto_sign_in && !ep.require_email_verification;
-    if auth.store.user_by_email(&user.email).await?.is_some() {
+    if auth.store.user(Login::Email, &user.email).await?.is_some() {
         if signs_in {
             return Err(AuthError::UserAlreadyExists);
         }

@@ -20,7 +20,7 @@ use crate::core::response::Response;
 use crate::crypto::{new_id, random_string};
 use crate::error::{AuthError, UrlField};
 use crate::model::{SessionJson, User, UserJson, Verification};
-use crate::storage::WriteOp;
+use crate::storage::{Login, WriteOp};
 
 const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -121,27 +121,25 @@ pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     if token.is_empty() {
         return Err(AuthError::Validation("[query.token] Invalid input: expected string, received undefined".into()));
     }
-    let root = format!("{}/", auth.cfg.base_origin);
-    let error_url = error_url.or_else(|| callback.clone()).unwrap_or_else(|| root.clone());
-    let fail = |e: AuthError| Ok(Outcome::response(Response::redirect_with_error(&error_url, e.redirect_code())));
+    let error_url = error_url.or_else(|| callback.clone()).unwrap_or_else(|| format!("{}/", auth.cfg.base_origin));
+    // A refusal is a redirect too, and may still clean up after itself.
+    let fail = |e: AuthError, writes: Vec<WriteOp>| {
+        Ok(Outcome::response(Response::redirect_with_error(&error_url, e.redirect_code())).writes(writes))
+    };
 
     let identifier = identifier(&token, opts.store_token);
     let now = auth.clock.now_ms();
-    let Some(row) = auth.store.verification(&identifier).await? else { return fail(AuthError::InvalidToken) };
+    let Some(row) = auth.store.verification(&identifier).await? else { return fail(AuthError::InvalidToken, vec![]) };
     let link: Value = serde_json::from_str(&row.value).unwrap_or(Value::Null);
-    let Some(email) = link.get("email").and_then(Value::as_str).map(str::to_lowercase) else {
-        return fail(AuthError::InvalidToken);
+    let email = link.get("email").and_then(Value::as_str).map(str::to_lowercase);
+    let Some(email) = email.filter(|_| row.expires_at > now) else {
+        return fail(AuthError::InvalidToken, vec![WriteOp::DeleteVerification(identifier)]);
     };
-    if row.expires_at <= now {
-        auth.store.apply(vec![WriteOp::DeleteVerification(identifier)]).await?;
-        return fail(AuthError::InvalidToken);
-    }
 
     let mut writes = vec![WriteOp::ConsumeVerification(identifier.clone())];
-    let (user, is_new) = match auth.store.user_by_email(&email).await? {
+    let (user, is_new) = match auth.store.user(Login::Email, &email).await? {
         None if opts.disable_sign_up => {
-            auth.store.apply(vec![WriteOp::DeleteVerification(identifier)]).await?;
-            return fail(AuthError::NewUserSignupDisabled);
+            return fail(AuthError::NewUserSignupDisabled, vec![WriteOp::DeleteVerification(identifier)]);
         }
         None => {
             let name = link.get("name").and_then(Value::as_str).unwrap_or("").to_owned();
@@ -179,7 +177,7 @@ pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         .cookies(auth.session_cookies(&session, true))
         .writes(writes)
         .minted(session, user)
-        .on_conflict(AuthError::FailedToCreateGuest)
+        .on_conflict(AuthError::FailedToCreateUser)
         .error_redirect(error_url))
 }
 

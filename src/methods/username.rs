@@ -87,7 +87,7 @@ impl<'a> Rules<'a> {
     }
 
     async fn taken(&self, ctx: &Ctx<'_>, stored: &str) -> Result<bool, AuthError> {
-        Ok(ctx.auth.store.user_with_password(Login::Username, stored).await?.is_some())
+        Ok(ctx.auth.store.user(Login::Username, stored).await?.is_some())
     }
 }
 
@@ -105,35 +105,32 @@ pub async fn sign_up_fields(
 ) -> Result<(Option<String>, Option<String>), AuthError> {
     let Some(rules) = Rules::of(ctx) else { return Ok((None, None)) };
     let display = string_field(body, "displayUsername");
-    let mut username = string_field(body, "username");
-    if username.is_none() {
+    let username = match (string_field(body, "username"), &display) {
+        (Some(raw), _) => {
+            let stored = rules.normalize(&raw).await?;
+            rules.validate(&raw, &stored, 400).await?;
+            Some((raw, stored))
+        }
         // A display name alone becomes the username too, when it would pass as one.
-        if let Some(d) = &display {
+        (None, Some(d)) => {
             let stored = rules.normalize(d).await?;
-            if rules.validate(d, &stored, 400).await.is_ok() {
-                username = Some(d.clone());
-            }
+            rules.validate(d, &stored, 400).await.is_ok().then(|| (d.clone(), stored))
         }
-    }
-    let Some(raw) = username else {
-        if required {
-            return Err(AuthError::InvalidUsername(400));
-        }
-        // Only a display name, and not one that passes as a username: kept as it is.
-        let Some(display_raw) = display else { return Ok((None, None)) };
-        let display_stored = rules.normalize_display(&display_raw).await?;
-        rules.validate_display(&display_raw, &display_stored).await?;
-        return Ok((None, Some(display_stored)));
+        (None, None) => None,
     };
-    let stored = rules.normalize(&raw).await?;
-    rules.validate(&raw, &stored, 400).await?;
-    if rules.taken(ctx, &stored).await? {
-        return Err(AuthError::UsernameTaken);
+    if username.is_none() && required {
+        return Err(AuthError::InvalidUsername(400));
     }
-    let display_raw = display.unwrap_or(raw);
+    if let Some((_, stored)) = &username {
+        if rules.taken(ctx, stored).await? {
+            return Err(AuthError::UsernameTaken);
+        }
+    }
+    let (raw, stored) = username.unzip();
+    let Some(display_raw) = display.or(raw) else { return Ok((None, None)) };
     let display_stored = rules.normalize_display(&display_raw).await?;
     rules.validate_display(&display_raw, &display_stored).await?;
-    Ok((Some(stored), Some(display_stored)))
+    Ok((stored, Some(display_stored)))
 }
 
 /// `POST /sign-in/username` (spec §8.2).
@@ -184,7 +181,7 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let body = Body::parse(ctx.req, true)?;
     let mut v = body.validator();
     let (username, password) = (v.string("username"), v.string("password"));
-    let email = v.optional_string("email");
+    let email = v.optional_email("email");
     let name = v.optional_string("name");
     v.optional_string("displayUsername");
     let remember = v.optional_bool("rememberMe").unwrap_or(true);
@@ -193,11 +190,6 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         unreachable!("validation passed, so the required fields are present")
     };
     check_form_csrf(&auth.cfg, ctx.req)?;
-    if let Some(email) = &email {
-        if !crate::core::body::is_valid_email(email) {
-            return Err(AuthError::Validation("[body.email] Invalid email address".into()));
-        }
-    }
     let (Some(stored), Some(display)) = sign_up_fields(ctx, &body, true).await? else {
         return Err(AuthError::InvalidUsername(400));
     };
@@ -205,12 +197,15 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
 
     let id = new_id();
     let email = match email {
-        Some(email) => email.to_lowercase(),
+        Some(email) => {
+            let email = email.to_lowercase();
+            if auth.store.user(Login::Email, &email).await?.is_some() {
+                return Err(AuthError::UserAlreadyExists);
+            }
+            email
+        }
         None => format!("{}@{PLACEHOLDER_DOMAIN}", id.to_lowercase()),
     };
-    if auth.store.user_by_email(&email).await?.is_some() {
-        return Err(AuthError::UserAlreadyExists);
-    }
     let name = name.unwrap_or_else(|| display.clone());
     let now = auth.clock.now_ms();
     let user =

@@ -118,7 +118,7 @@ pub(crate) fn constraint_from(text: &str) -> Constraint {
     }
 }
 
-/// The column a password sign-in finds its user by.
+/// The unique column a user is found by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Login {
     Email,
@@ -143,7 +143,8 @@ pub trait Store: Send + Sync {
     async fn user_with_password(&self, by: Login, key: &str) -> Result<Option<(User, Option<String>)>, StoreError>;
     /// The newest verification row of this identifier, expired or not.
     async fn verification(&self, identifier: &str) -> Result<Option<Verification>, StoreError>;
-    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    /// The user with this (lower-cased) email or (normalized) username.
+    async fn user(&self, by: Login, key: &str) -> Result<Option<User>, StoreError>;
     /// All ops in one transaction: all of them happen or none does.
     async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
     /// Opens a transaction for work that must await other things between statements.

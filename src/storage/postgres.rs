@@ -338,9 +338,9 @@ impl Store for PgStore {
         .map_err(map_err)
     }
 
-    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" u WHERE u."email" = $1"#);
-        let row = sqlx::query(&sql).bind(email).fetch_optional(&self.pool).await.map_err(map_err)?;
+    async fn user(&self, by: Login, key: &str) -> Result<Option<User>, StoreError> {
+        let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" u WHERE u."{}" = $1"#, by.column());
+        let row = sqlx::query(&sql).bind(key).fetch_optional(&self.pool).await.map_err(map_err)?;
         row.map(|r| user_at(&r, 0)).transpose().map_err(map_err)
     }
 

@@ -612,12 +612,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
-        let email = email.to_owned();
+    async fn user(&self, by: Login, key: &str) -> Result<Option<User>, StoreError> {
+        let key = key.to_owned();
         self.read(move |conn| {
-            let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" u WHERE u."email" = ?1"#);
+            let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" u WHERE u."{}" = ?1"#, by.column());
             conn.prepare_cached(&sql)
-                .and_then(|mut st| st.query_row([&email], |r| user_at(r, 0)).optional())
+                .and_then(|mut st| st.query_row([&key], |r| user_at(r, 0)).optional())
                 .map_err(map_err)
         })
         .await

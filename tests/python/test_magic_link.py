@@ -303,6 +303,29 @@ async def test_the_plugins_rate_limit(env, browser_for):
     assert codes == [200] * 5 + [429]
 
 
+async def test_verify_has_the_same_rate_limit(env, browser_for):
+    auth = env.make(plugins=[magic_link(Outbox())], rate_limit=RateLimitOptions(enabled=True))
+    b = browser_for(auth)
+    codes = [(await b.get("/magic-link/verify", params={"token": "x"})).status_code for _ in range(6)]
+    assert codes == [302] * 5 + [429]
+
+
+async def test_sign_in_is_protected_against_login_csrf(env, browser_for):
+    # Spec §13.3: the form-CSRF check applies without cookies too.
+    outbox = Outbox()
+    auth = env.make(plugins=[magic_link(outbox)])
+    body = {"email": "ada@example.com"}
+    r = await browser_for(auth, origin="https://evil.example").post("/sign-in/magic-link", body)
+    assert r.status_code == 403 and r.json()["code"] == "INVALID_ORIGIN"
+    navigation = {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}
+    r = await browser_for(auth, origin=None).post("/sign-in/magic-link", body, headers=navigation)
+    assert r.status_code == 403 and r.json()["code"] == "CROSS_SITE_NAVIGATION_LOGIN_BLOCKED"
+    assert outbox.sent == [] and env.db.count("verification") == 0
+    # A server-side caller without Origin or Fetch-Metadata headers is let through.
+    await request_link(browser_for(auth, origin=None))
+    assert len(outbox.sent) == 1
+
+
 async def test_routes_exist_only_with_the_plugin(env, browser_for):
     b = browser_for(env.make())
     assert (await b.post("/sign-in/magic-link", {"email": "a@example.com"})).status_code == 404

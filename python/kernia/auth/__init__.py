@@ -179,14 +179,15 @@ def _magic_link(options: KerniaOptions) -> tuple[MagicLinkPlugin | None, dict[st
     return plugin, advanced
 
 
-def _email_password(options: KerniaOptions) -> EmailPasswordOptions:
+def _check_plugins(options: KerniaOptions) -> None:
     for plugin in options.plugins:
         if not isinstance(plugin, _PLUGINS):
             raise TypeError(f"KerniaOptions.plugins: {plugin!r} is not a kernia plugin")
-    for plugin in options.plugins:
-        if isinstance(plugin, EmailAndPasswordPlugin):
-            return plugin.options
-    return options.email_and_password
+
+
+def _email_password(options: KerniaOptions) -> EmailPasswordOptions:
+    plugin = _one(options, EmailAndPasswordPlugin, "email_and_password")
+    return options.email_and_password if plugin is None else plugin.options
 
 
 def _rule(rule: RateLimitRule | None) -> dict[str, int] | None:
@@ -250,7 +251,7 @@ def init(options: KerniaOptions) -> Auth:
     if not isinstance(options, KerniaOptions):
         raise TypeError(f"init() takes KerniaOptions, got {type(options).__name__}")
     _check_type("advanced", options.advanced, dict)
-    _email_password(options)
+    _check_plugins(options)
     guest = _one(options, AnonymousPlugin, "anonymous")
     username = _one(options, UsernamePlugin, "username")
     magic, advanced = _magic_link(options)
