@@ -5,7 +5,7 @@ pub mod routes;
 
 use crate::auth::Auth;
 use crate::core::request::Request;
-use crate::crypto::{new_id, new_token};
+use crate::crypto::{new_id, new_session_token};
 use crate::error::AuthError;
 use crate::model::{Session, User};
 use crate::storage::WriteOp;
@@ -64,7 +64,7 @@ impl Auth {
         let lifetime = if remember { self.cfg.session.expires_in } else { DONT_REMEMBER_LIFETIME_S };
         Session {
             id: new_id(),
-            token: new_token(),
+            token: new_session_token(),
             user_id: user_id.to_owned(),
             expires_at: now + lifetime * 1000,
             created_at: now,
