@@ -47,6 +47,52 @@ pub struct Options {
     /// Present when the magic-link plugin is on.
     #[serde(default)]
     pub magic_link: Option<MagicLinkOptions>,
+    /// Present when the passkey plugin is on.
+    #[serde(default)]
+    pub passkey: Option<PasskeyOptions>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PasskeyOptions {
+    /// The relying party id; default: the host name of `base_url`.
+    pub rp_id: Option<String>,
+    /// Shown by authenticators; default "Better Auth" (Better Auth's `appName`).
+    pub rp_name: Option<String>,
+    /// Origins ceremonies may come from; default: the request's `Origin`.
+    #[serde(deserialize_with = "one_or_many")]
+    pub origin: Vec<String>,
+    /// Merged over `{residentKey: "preferred", userVerification: "preferred"}`.
+    pub authenticator_selection: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A guest who registers a passkey becomes a registered account in place.
+    pub upgrade_anonymous: bool,
+}
+
+impl Default for PasskeyOptions {
+    fn default() -> Self {
+        PasskeyOptions {
+            rp_id: None,
+            rp_name: None,
+            origin: Vec::new(),
+            authenticator_selection: None,
+            upgrade_anonymous: true,
+        }
+    }
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+        None(()),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+        OneOrMany::None(()) => Vec::new(),
+    })
 }
 
 /// Which value a username rule checks: the one typed, or the one stored.
@@ -238,6 +284,7 @@ pub struct Config {
     pub anonymous: Option<AnonymousOptions>,
     pub username: Option<UsernameOptions>,
     pub magic_link: Option<MagicLinkOptions>,
+    pub passkey: Option<PasskeyOptions>,
 }
 
 impl Config {
@@ -291,6 +338,16 @@ impl Config {
                 return Err(invalid("magic_link: expires_in must be a positive number of seconds"));
             }
         }
+        if let Some(p) = &o.passkey {
+            if let Some(bad) =
+                p.origin.iter().find(|o| crate::core::origin::origin_of(o).as_deref() != Some(o.as_str()))
+            {
+                return Err(invalid(format!("passkey: origin {bad:?} must be scheme://host[:port], without a path")));
+            }
+            if p.rp_id.as_deref().is_some_and(|id| id.is_empty() || id.contains(['/', ':'])) {
+                return Err(invalid("passkey: rp_id must be a bare host name such as example.com"));
+            }
+        }
         let secure_cookies = o.advanced.use_secure_cookies.unwrap_or_else(|| base_origin.starts_with("https://"));
         Ok(Config {
             database: o.database,
@@ -308,6 +365,7 @@ impl Config {
             anonymous: o.anonymous,
             username: o.username,
             magic_link: o.magic_link,
+            passkey: o.passkey,
         })
     }
 }

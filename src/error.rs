@@ -96,6 +96,24 @@ pub enum AuthError {
     #[error("Sign-up with a magic link is disabled")]
     NewUserSignupDisabled,
 
+    // Passkeys (spec §10). Statuses vary by endpoint, as in Better Auth.
+    #[error("Challenge not found")]
+    ChallengeNotFound,
+    #[error("You are not allowed to register this passkey")]
+    NotAllowedToRegisterPasskey,
+    #[error("Failed to verify registration")]
+    FailedToVerifyRegistration(u16),
+    #[error("Passkey not found")]
+    PasskeyNotFound(u16),
+    #[error("Authentication failed")]
+    AuthenticationFailed(u16),
+    #[error("origin missing")]
+    OriginMissing,
+    #[error("User not found")]
+    UserNotFound,
+    #[error("Session is not fresh")]
+    SessionNotFresh,
+
     /// An error raised by application code (for example `kernia.APIError`).
     #[error("{message}")]
     Custom { status: u16, code: String, message: String },
@@ -139,6 +157,11 @@ impl AuthError {
             UsernameTooShort(status) | UsernameTooLong(status) | InvalidUsername(status) => *status,
             InvalidDisplayUsername | UsernameTaken | InvalidToken => 400,
             InvalidUsernameOrPassword => 401,
+            ChallengeNotFound | OriginMissing => 400,
+            NotAllowedToRegisterPasskey => 401,
+            FailedToVerifyRegistration(status) | PasskeyNotFound(status) | AuthenticationFailed(status) => *status,
+            UserNotFound => 500,
+            SessionNotFresh => 403,
             NewUserSignupDisabled => 403,
             InvalidJson
             | Validation(_)
@@ -205,7 +228,13 @@ impl AuthError {
             InvalidUsernameOrPassword => "INVALID_USERNAME_OR_PASSWORD",
             InvalidToken => "INVALID_TOKEN",
             NewUserSignupDisabled => "new_user_signup_disabled",
-            UrlNotAString(_) | TooManyRequests { .. } => return None,
+            ChallengeNotFound => "CHALLENGE_NOT_FOUND",
+            NotAllowedToRegisterPasskey => "YOU_ARE_NOT_ALLOWED_TO_REGISTER_THIS_PASSKEY",
+            FailedToVerifyRegistration(_) => "FAILED_TO_VERIFY_REGISTRATION",
+            PasskeyNotFound(_) => "PASSKEY_NOT_FOUND",
+            AuthenticationFailed(_) => "AUTHENTICATION_FAILED",
+            SessionNotFresh => "SESSION_NOT_FRESH",
+            UrlNotAString(_) | TooManyRequests { .. } | OriginMissing | UserNotFound => return None,
             Custom { code, .. } => code,
             Internal(_) => "INTERNAL_SERVER_ERROR",
         })

@@ -145,3 +145,41 @@ impl Serialize for SessionJson<'_> {
         m.end()
     }
 }
+
+/// A row of the `passkey` table (spec §4): a WebAuthn credential of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passkey {
+    pub id: String,
+    pub name: Option<String>,
+    /// The COSE public key, standard base64 with padding.
+    pub public_key: String,
+    pub user_id: String,
+    /// The credential id as the browser sends it (base64url, unpadded).
+    pub credential_id: String,
+    pub counter: i64,
+    /// `singleDevice` or `multiDevice`.
+    pub device_type: String,
+    pub backed_up: bool,
+    /// Comma-joined, `""` when none.
+    pub transports: Option<String>,
+    pub created_at: i64,
+    pub aaguid: Option<String>,
+}
+
+impl Serialize for Passkey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(11))?;
+        m.serialize_entry("id", &self.id)?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("publicKey", &self.public_key)?;
+        m.serialize_entry("userId", &self.user_id)?;
+        m.serialize_entry("credentialID", &self.credential_id)?;
+        m.serialize_entry("counter", &self.counter)?;
+        m.serialize_entry("deviceType", &self.device_type)?;
+        m.serialize_entry("backedUp", &self.backed_up)?;
+        m.serialize_entry("transports", &self.transports)?;
+        m.serialize_entry("createdAt", &iso(self.created_at))?;
+        m.serialize_entry("aaguid", &self.aaguid)?;
+        m.end()
+    }
+}

@@ -30,6 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
     from kernia.auth import init
     from kernia.plugins.anonymous import anonymous
     from kernia.plugins.magic_link import magic_link
+    from kernia.plugins.passkey import passkey
     from kernia.plugins.username import username
 
     secret = args.secret or os.environ.get("KERNIA_SECRET")
@@ -52,6 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
         plugins=[
             *([anonymous()] if args.anonymous else []),
             *([username()] if args.username else []),
+            *([passkey()] if args.passkey else []),
             *([magic_link(_outbox(args.magic_link_outbox))] if args.magic_link_outbox else []),
         ],
     )
@@ -97,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument(
         "--username", action="store_true", help="turn usernames on (POST /sign-in/username, ...)"
+    )
+    serve.add_argument(
+        "--passkey",
+        action="store_true",
+        help="turn passkeys on (GET /passkey/generate-register-options, ...)",
     )
     serve.add_argument(
         "--magic-link-outbox",

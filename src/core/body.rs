@@ -76,7 +76,7 @@ pub struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn issue(&mut self, key: &str, msg: impl Into<String>) {
+    pub fn issue(&mut self, key: &str, msg: impl Into<String>) {
         self.issues.push(format!("[body.{key}] {}", msg.into()));
     }
 
@@ -122,6 +122,16 @@ impl Validator<'_> {
         } else {
             self.issue(key, "Invalid email address");
             None
+        }
+    }
+
+    pub fn object(&mut self, key: &str) -> Option<Value> {
+        match self.body.get(key) {
+            Some(v @ Value::Object(_)) => Some(v.clone()),
+            _ => {
+                self.expected(key, "object");
+                None
+            }
         }
     }
 

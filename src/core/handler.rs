@@ -28,6 +28,8 @@ pub struct Outcome {
     pub new_user: Option<User>,
     /// The error to answer with if the writes hit a unique constraint of the user table.
     pub on_conflict: Option<AuthError>,
+    /// The error to answer with if a verification row to consume was already used.
+    pub on_used: Option<AuthError>,
     /// Where a failure after the endpoint (commit, conversion) sends the browser,
     /// with `?error=<code>`, instead of answering with JSON (navigations, spec §9.2).
     pub error_redirect: Option<String>,
@@ -42,6 +44,7 @@ impl Outcome {
             new_session: None,
             new_user: None,
             on_conflict: None,
+            on_used: None,
             error_redirect: None,
         }
     }
@@ -78,6 +81,11 @@ impl Outcome {
 
     pub fn on_conflict(mut self, err: AuthError) -> Self {
         self.on_conflict = Some(err);
+        self
+    }
+
+    pub fn on_used(mut self, err: AuthError) -> Self {
+        self.on_used = Some(err);
         self
     }
 }
@@ -133,15 +141,17 @@ impl Auth {
             anonymous: self.anonymous_callbacks.is_some(),
             username: self.username_hooks.is_some(),
             magic_link: self.magic_link_sender.is_some(),
+            passkey: self.cfg.passkey.is_some(),
         }
     }
 
     /// Commits the endpoint's writes, through a guest conversion when one is due.
     async fn commit(self: &Arc<Self>, ctx: &Ctx<'_>, route: Route, outcome: &mut Outcome) -> Result<(), AuthError> {
-        let on_conflict = outcome.on_conflict.take();
-        let store_error = |e: StoreError| match (e, &on_conflict) {
-            (StoreError::Conflict(Constraint::UserEmail | Constraint::UserUsername), Some(err)) => err.clone(),
-            (e, _) => AuthError::from(e),
+        let (on_conflict, on_used) = (outcome.on_conflict.take(), outcome.on_used.take());
+        let store_error = |e: StoreError| match (e, &on_conflict, &on_used) {
+            (StoreError::Conflict(Constraint::UserEmail | Constraint::UserUsername), Some(err), _) => err.clone(),
+            (StoreError::Conflict(Constraint::Verification), _, Some(err)) => err.clone(),
+            (e, _, _) => AuthError::from(e),
         };
         match self.conversion(ctx, route, outcome).await? {
             None => self.store.apply(std::mem::take(&mut outcome.writes)).await.map_err(store_error)?,

@@ -3,7 +3,7 @@
 
 use crate::core::handler::{Ctx, Outcome};
 use crate::error::AuthError;
-use crate::methods::{anonymous, email, magic_link, username};
+use crate::methods::{anonymous, email, magic_link, passkey, username};
 use crate::session::routes;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,6 +21,13 @@ pub enum Route {
     IsUsernameAvailable,
     SignInMagicLink,
     VerifyMagicLink,
+    PasskeyRegisterOptions,
+    PasskeyVerifyRegistration,
+    PasskeyAuthenticateOptions,
+    PasskeyVerifyAuthentication,
+    PasskeyList,
+    PasskeyDelete,
+    PasskeyUpdate,
 }
 
 /// Which plugins are on.
@@ -29,6 +36,7 @@ pub struct Plugins {
     pub anonymous: bool,
     pub username: bool,
     pub magic_link: bool,
+    pub passkey: bool,
 }
 
 /// The route for a method and relative path; plugin routes only when their plugin is on.
@@ -41,6 +49,13 @@ pub fn route(method: &str, path: &str, on: Plugins) -> Option<Route> {
         ("POST", "/is-username-available") if on.username => Route::IsUsernameAvailable,
         ("POST", "/sign-in/magic-link") if on.magic_link => Route::SignInMagicLink,
         ("GET", "/magic-link/verify") if on.magic_link => Route::VerifyMagicLink,
+        ("GET", "/passkey/generate-register-options") if on.passkey => Route::PasskeyRegisterOptions,
+        ("POST", "/passkey/verify-registration") if on.passkey => Route::PasskeyVerifyRegistration,
+        ("GET", "/passkey/generate-authenticate-options") if on.passkey => Route::PasskeyAuthenticateOptions,
+        ("POST", "/passkey/verify-authentication") if on.passkey => Route::PasskeyVerifyAuthentication,
+        ("GET", "/passkey/list-user-passkeys") if on.passkey => Route::PasskeyList,
+        ("POST", "/passkey/delete-passkey") if on.passkey => Route::PasskeyDelete,
+        ("POST", "/passkey/update-passkey") if on.passkey => Route::PasskeyUpdate,
         ("GET", "/ok") => Route::Ok,
         ("POST", "/sign-up/email") => Route::SignUpEmail,
         ("POST", "/sign-in/email") => Route::SignInEmail,
@@ -67,6 +82,13 @@ impl Route {
             Route::IsUsernameAvailable => "/is-username-available",
             Route::SignInMagicLink => "/sign-in/magic-link",
             Route::VerifyMagicLink => "/magic-link/verify",
+            Route::PasskeyRegisterOptions => "/passkey/generate-register-options",
+            Route::PasskeyVerifyRegistration => "/passkey/verify-registration",
+            Route::PasskeyAuthenticateOptions => "/passkey/generate-authenticate-options",
+            Route::PasskeyVerifyAuthentication => "/passkey/verify-authentication",
+            Route::PasskeyList => "/passkey/list-user-passkeys",
+            Route::PasskeyDelete => "/passkey/delete-passkey",
+            Route::PasskeyUpdate => "/passkey/update-passkey",
         }
     }
 
@@ -85,6 +107,13 @@ impl Route {
             Route::IsUsernameAvailable => username::is_available(ctx).await,
             Route::SignInMagicLink => magic_link::sign_in(ctx).await,
             Route::VerifyMagicLink => magic_link::verify(ctx).await,
+            Route::PasskeyRegisterOptions => passkey::register_options(ctx).await,
+            Route::PasskeyVerifyRegistration => passkey::verify_registration(ctx).await,
+            Route::PasskeyAuthenticateOptions => passkey::authenticate_options(ctx).await,
+            Route::PasskeyVerifyAuthentication => passkey::verify_authentication(ctx).await,
+            Route::PasskeyList => passkey::list(ctx).await,
+            Route::PasskeyDelete => passkey::delete(ctx).await,
+            Route::PasskeyUpdate => passkey::update(ctx).await,
         }
     }
 }
@@ -96,7 +125,7 @@ mod tests {
     #[test]
     fn exact_matches_only() {
         let off = Plugins::default();
-        let on = Plugins { anonymous: true, username: true, magic_link: true };
+        let on = Plugins { anonymous: true, username: true, magic_link: true, passkey: true };
         assert_eq!(route("POST", "/sign-up/email", off), Some(Route::SignUpEmail));
         assert_eq!(route("GET", "/sign-up/email", off), None);
         assert_eq!(route("POST", "/sign-up/email/", off), None);
@@ -108,6 +137,9 @@ mod tests {
             ("POST", "/is-username-available"),
             ("POST", "/sign-in/magic-link"),
             ("GET", "/magic-link/verify"),
+            ("GET", "/passkey/generate-register-options"),
+            ("POST", "/passkey/verify-authentication"),
+            ("POST", "/passkey/update-passkey"),
         ] {
             assert_eq!(route(method, path, off), None, "{path}");
             assert_eq!(route(method, path, on).map(Route::path), Some(path));

@@ -4,4 +4,5 @@
 pub mod anonymous;
 pub mod email;
 pub mod magic_link;
+pub mod passkey;
 pub mod username;

@@ -8,6 +8,8 @@ pub struct CookieNames {
     pub session_token: String,
     pub session_data: String,
     pub dont_remember: String,
+    /// The signed token naming a passkey ceremony's challenge (spec §10).
+    pub passkey_challenge: String,
     secure: bool,
 }
 
@@ -26,6 +28,7 @@ impl CookieNames {
             session_token: name("session_token"),
             session_data: name("session_data"),
             dont_remember: name("dont_remember"),
+            passkey_challenge: name("better-auth-passkey"),
             secure,
         }
     }

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 
 use crate::config::ConfigError;
 use crate::error::AuthError;
-use crate::model::{Account, Session, User, Verification};
+use crate::model::{Account, Passkey, Session, User, Verification};
 
 #[derive(Debug, Clone)]
 pub enum WriteOp {
@@ -45,6 +45,26 @@ pub enum WriteOp {
     ConsumeVerification(String),
     /// Deletes every row of this identifier, if any.
     DeleteVerification(String),
+    InsertPasskey(Passkey),
+    UpdatePasskeyCounter {
+        id: String,
+        counter: i64,
+    },
+    RenamePasskey {
+        id: String,
+        name: String,
+    },
+    DeletePasskey(String),
+    /// A guest becomes a registered user, keeping its id.
+    UpgradeAnonymous {
+        user_id: String,
+        updated_at: i64,
+    },
+    /// Every session of the user but this one.
+    RevokeOtherSessions {
+        user_id: String,
+        keep_id: String,
+    },
 }
 
 /// A value passed to or read from app SQL run through `ctx.db`.
@@ -121,13 +141,31 @@ pub(crate) fn constraint_from(text: &str) -> Constraint {
 /// The unique column a user is found by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Login {
+    Id,
     Email,
     Username,
+}
+
+/// The column a passkey is found by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasskeyBy {
+    Id,
+    CredentialId,
+}
+
+impl PasskeyBy {
+    pub(crate) fn column(self) -> &'static str {
+        match self {
+            PasskeyBy::Id => "id",
+            PasskeyBy::CredentialId => "credentialID",
+        }
+    }
 }
 
 impl Login {
     pub(crate) fn column(self) -> &'static str {
         match self {
+            Login::Id => "id",
             Login::Email => "email",
             Login::Username => "username",
         }
@@ -145,6 +183,9 @@ pub trait Store: Send + Sync {
     async fn verification(&self, identifier: &str) -> Result<Option<Verification>, StoreError>;
     /// The user with this (lower-cased) email or (normalized) username.
     async fn user(&self, by: Login, key: &str) -> Result<Option<User>, StoreError>;
+    /// The user's passkeys, oldest first.
+    async fn passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, StoreError>;
+    async fn passkey(&self, by: PasskeyBy, key: &str) -> Result<Option<Passkey>, StoreError>;
     /// All ops in one transaction: all of them happen or none does.
     async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
     /// Opens a transaction for work that must await other things between statements.

@@ -10,10 +10,10 @@ use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions, PgRow, Po
 use sqlx::query::Query;
 use sqlx::{Column, Row, TypeInfo};
 
-use super::schema::{self, SESSION_COLUMNS, USER_COLUMNS};
-use super::{constraint_from, Constraint, Login, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
+use super::schema::{self, PASSKEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS};
+use super::{constraint_from, Constraint, Login, PasskeyBy, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 use crate::config::ConfigError;
-use crate::model::{Session, User, Verification};
+use crate::model::{Passkey, Session, User, Verification};
 
 /// Any constant shared by every kernia process: serializes schema migrations.
 const MIGRATION_LOCK: i64 = 0x6b65_726e_6961;
@@ -87,7 +87,16 @@ impl PgStore {
 
     /// Whether every table, added column and index is there already (a catalog read, no locks).
     async fn schema_complete(&self) -> Result<bool, sqlx::Error> {
-        let relations = ["user", "session", "account", "verification", "session_userId_idx", "user_username_uidx"];
+        let relations = [
+            "user",
+            "session",
+            "account",
+            "verification",
+            "passkey",
+            "session_userId_idx",
+            "passkey_credentialID_idx",
+            "user_username_uidx",
+        ];
         for name in relations {
             let found: Option<String> = sqlx::query_scalar("SELECT to_regclass(quote_ident($1))::text")
                 .bind(name)
@@ -126,6 +135,23 @@ fn user_at(row: &PgRow, o: usize) -> Result<User, sqlx::Error> {
         is_anonymous: row.try_get::<Option<bool>, _>(o + 7)?.unwrap_or(false),
         username: row.try_get(o + 8)?,
         display_username: row.try_get(o + 9)?,
+    })
+}
+
+fn passkey_at(r: &PgRow) -> Result<Passkey, sqlx::Error> {
+    let created: Option<DateTime<Utc>> = r.try_get(9)?;
+    Ok(Passkey {
+        id: r.try_get(0)?,
+        name: r.try_get(1)?,
+        public_key: r.try_get(2)?,
+        user_id: r.try_get(3)?,
+        credential_id: r.try_get(4)?,
+        counter: i64::from(r.try_get::<i32, _>(5)?),
+        device_type: r.try_get(6)?,
+        backed_up: r.try_get(7)?,
+        transports: r.try_get(8)?,
+        created_at: created.map_or(0, |t| t.timestamp_millis()),
+        aaguid: r.try_get(10)?,
     })
 }
 
@@ -256,7 +282,8 @@ async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<(), sqlx::Err
         WriteOp::DeleteUser(id) => {
             // One statement, explicit rather than left to ON DELETE CASCADE.
             sqlx::query(
-                r#"WITH s AS (DELETE FROM "session" WHERE "userId" = $1), a AS (DELETE FROM "account" WHERE "userId" = $1)
+                r#"WITH s AS (DELETE FROM "session" WHERE "userId" = $1), a AS (DELETE FROM "account" WHERE "userId" = $1),
+                        p AS (DELETE FROM "passkey" WHERE "userId" = $1)
                    DELETE FROM "user" WHERE "id" = $1"#,
             )
             .bind(id)
@@ -294,6 +321,55 @@ async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<(), sqlx::Err
         }
         WriteOp::DeleteVerification(identifier) | WriteOp::ConsumeVerification(identifier) => {
             sqlx::query(r#"DELETE FROM "verification" WHERE "identifier" = $1"#).bind(identifier).execute(conn).await?;
+        }
+        WriteOp::InsertPasskey(p) => {
+            let sql =
+                format!(r#"INSERT INTO "passkey" ({PASSKEY_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"#);
+            sqlx::query(&sql)
+                .bind(&p.id)
+                .bind(&p.name)
+                .bind(&p.public_key)
+                .bind(&p.user_id)
+                .bind(&p.credential_id)
+                .bind(i32::try_from(p.counter).unwrap_or(i32::MAX))
+                .bind(&p.device_type)
+                .bind(p.backed_up)
+                .bind(&p.transports)
+                .bind(ts(p.created_at))
+                .bind(&p.aaguid)
+                .execute(conn)
+                .await?;
+        }
+        WriteOp::UpdatePasskeyCounter { id, counter } => {
+            sqlx::query(r#"UPDATE "passkey" SET "counter" = $1 WHERE "id" = $2"#)
+                .bind(i32::try_from(*counter).unwrap_or(i32::MAX))
+                .bind(id)
+                .execute(conn)
+                .await?;
+        }
+        WriteOp::RenamePasskey { id, name } => {
+            sqlx::query(r#"UPDATE "passkey" SET "name" = $1 WHERE "id" = $2"#)
+                .bind(name)
+                .bind(id)
+                .execute(conn)
+                .await?;
+        }
+        WriteOp::DeletePasskey(id) => {
+            sqlx::query(r#"DELETE FROM "passkey" WHERE "id" = $1"#).bind(id).execute(conn).await?;
+        }
+        WriteOp::UpgradeAnonymous { user_id, updated_at } => {
+            sqlx::query(r#"UPDATE "user" SET "isAnonymous" = false, "updatedAt" = $1 WHERE "id" = $2"#)
+                .bind(ts(*updated_at))
+                .bind(user_id)
+                .execute(conn)
+                .await?;
+        }
+        WriteOp::RevokeOtherSessions { user_id, keep_id } => {
+            sqlx::query(r#"DELETE FROM "session" WHERE "userId" = $1 AND "id" <> $2"#)
+                .bind(user_id)
+                .bind(keep_id)
+                .execute(conn)
+                .await?;
         }
     }
     Ok(())
@@ -336,6 +412,18 @@ impl Store for PgStore {
         })
         .transpose()
         .map_err(map_err)
+    }
+
+    async fn passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, StoreError> {
+        let sql = format!(r#"SELECT {PASSKEY_COLUMNS} FROM "passkey" WHERE "userId" = $1 ORDER BY "createdAt", "id""#);
+        let rows = sqlx::query(&sql).bind(user_id).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(passkey_at).collect::<Result<_, _>>().map_err(map_err)
+    }
+
+    async fn passkey(&self, by: PasskeyBy, key: &str) -> Result<Option<Passkey>, StoreError> {
+        let sql = format!(r#"SELECT {PASSKEY_COLUMNS} FROM "passkey" WHERE "{}" = $1 LIMIT 1"#, by.column());
+        let row = sqlx::query(&sql).bind(key).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.as_ref().map(passkey_at).transpose().map_err(map_err)
     }
 
     async fn user(&self, by: Login, key: &str) -> Result<Option<User>, StoreError> {

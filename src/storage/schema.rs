@@ -29,6 +29,13 @@ CREATE TABLE IF NOT EXISTS "verification" (
   "id" text NOT NULL PRIMARY KEY, "identifier" text NOT NULL, "value" text NOT NULL,
   "expiresAt" date NOT NULL, "createdAt" date NOT NULL, "updatedAt" date NOT NULL);
 CREATE INDEX IF NOT EXISTS "verification_identifier_idx" ON "verification" ("identifier");
+CREATE TABLE IF NOT EXISTS "passkey" (
+  "id" text NOT NULL PRIMARY KEY, "name" text, "publicKey" text NOT NULL,
+  "userId" text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE,
+  "credentialID" text NOT NULL, "counter" integer NOT NULL, "deviceType" text NOT NULL,
+  "backedUp" integer NOT NULL, "transports" text, "createdAt" date, "aaguid" text);
+CREATE INDEX IF NOT EXISTS "passkey_userId_idx" ON "passkey" ("userId");
+CREATE INDEX IF NOT EXISTS "passkey_credentialID_idx" ON "passkey" ("credentialID");
 "#;
 
 pub const POSTGRES_TABLES: &str = r#"
@@ -53,6 +60,13 @@ CREATE TABLE IF NOT EXISTS "verification" (
   "expiresAt" timestamptz NOT NULL, "createdAt" timestamptz NOT NULL DEFAULT now(),
   "updatedAt" timestamptz NOT NULL DEFAULT now());
 CREATE INDEX IF NOT EXISTS "verification_identifier_idx" ON "verification" ("identifier");
+CREATE TABLE IF NOT EXISTS "passkey" (
+  "id" text NOT NULL PRIMARY KEY, "name" text, "publicKey" text NOT NULL,
+  "userId" text NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE,
+  "credentialID" text NOT NULL, "counter" integer NOT NULL, "deviceType" text NOT NULL,
+  "backedUp" boolean NOT NULL, "transports" text, "createdAt" timestamptz, "aaguid" text);
+CREATE INDEX IF NOT EXISTS "passkey_userId_idx" ON "passkey" ("userId");
+CREATE INDEX IF NOT EXISTS "passkey_credentialID_idx" ON "passkey" ("credentialID");
 "#;
 
 /// Indexes on added columns (SQLite cannot add a UNIQUE column with ALTER TABLE).
@@ -63,5 +77,6 @@ pub const ADDED_INDEXES: &str =
 
 /// The columns every user query selects, in [`crate::model::User`] order.
 pub const USER_COLUMNS: &str = r#"u."id", u."name", u."email", u."emailVerified", u."image", u."createdAt", u."updatedAt", u."isAnonymous", u."username", u."displayUsername""#;
+pub const PASSKEY_COLUMNS: &str = r#""id", "name", "publicKey", "userId", "credentialID", "counter", "deviceType", "backedUp", "transports", "createdAt", "aaguid""#;
 pub const SESSION_COLUMNS: &str =
     r#"s."id", s."token", s."userId", s."expiresAt", s."createdAt", s."updatedAt", s."ipAddress", s."userAgent""#;

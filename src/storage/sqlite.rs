@@ -13,10 +13,10 @@ use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
-use super::schema::{self, SESSION_COLUMNS, USER_COLUMNS};
-use super::{constraint_from, Constraint, Login, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
+use super::schema::{self, PASSKEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS};
+use super::{constraint_from, Constraint, Login, PasskeyBy, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 use crate::config::ConfigError;
-use crate::model::{Session, User, Verification};
+use crate::model::{Passkey, Session, User, Verification};
 use crate::time::{iso, parse_iso};
 
 /// Write-sets committed in one transaction at most.
@@ -479,6 +479,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
             // Explicit, not left to ON DELETE CASCADE: tables created elsewhere may lack it.
             conn.prepare_cached(r#"DELETE FROM "session" WHERE "userId" = ?1"#)?.execute([id])?;
             conn.prepare_cached(r#"DELETE FROM "account" WHERE "userId" = ?1"#)?.execute([id])?;
+            conn.prepare_cached(r#"DELETE FROM "passkey" WHERE "userId" = ?1"#)?.execute([id])?;
             conn.prepare_cached(r#"DELETE FROM "user" WHERE "id" = ?1"#)?.execute([id])?;
         }
         WriteOp::RevokeSessionsAndAccounts(id) => {
@@ -506,8 +507,60 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
         WriteOp::DeleteVerification(identifier) | WriteOp::ConsumeVerification(identifier) => {
             conn.prepare_cached(r#"DELETE FROM "verification" WHERE "identifier" = ?1"#)?.execute([identifier])?;
         }
+        WriteOp::InsertPasskey(p) => {
+            conn.prepare_cached(&format!(
+                r#"INSERT INTO "passkey" ({PASSKEY_COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"#
+            ))?
+            .execute(params![
+                p.id,
+                p.name,
+                p.public_key,
+                p.user_id,
+                p.credential_id,
+                p.counter,
+                p.device_type,
+                p.backed_up,
+                p.transports,
+                iso(p.created_at),
+                p.aaguid
+            ])?;
+        }
+        WriteOp::UpdatePasskeyCounter { id, counter } => {
+            conn.prepare_cached(r#"UPDATE "passkey" SET "counter" = ?1 WHERE "id" = ?2"#)?
+                .execute(params![counter, id])?;
+        }
+        WriteOp::RenamePasskey { id, name } => {
+            conn.prepare_cached(r#"UPDATE "passkey" SET "name" = ?1 WHERE "id" = ?2"#)?.execute(params![name, id])?;
+        }
+        WriteOp::DeletePasskey(id) => {
+            conn.prepare_cached(r#"DELETE FROM "passkey" WHERE "id" = ?1"#)?.execute([id])?;
+        }
+        WriteOp::UpgradeAnonymous { user_id, updated_at } => {
+            conn.prepare_cached(r#"UPDATE "user" SET "isAnonymous" = 0, "updatedAt" = ?1 WHERE "id" = ?2"#)?
+                .execute(params![iso(*updated_at), user_id])?;
+        }
+        WriteOp::RevokeOtherSessions { user_id, keep_id } => {
+            conn.prepare_cached(r#"DELETE FROM "session" WHERE "userId" = ?1 AND "id" <> ?2"#)?
+                .execute(params![user_id, keep_id])?;
+        }
     }
     Ok(())
+}
+
+fn passkey_at(r: &Row) -> rusqlite::Result<Passkey> {
+    Ok(Passkey {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        public_key: r.get(2)?,
+        user_id: r.get(3)?,
+        credential_id: r.get(4)?,
+        counter: r.get(5)?,
+        device_type: r.get(6)?,
+        backed_up: r.get(7)?,
+        transports: r.get(8)?,
+        created_at: date_at(r, 9)?,
+        aaguid: r.get(10)?,
+    })
 }
 
 /// Dates are ISO text (Better Auth's SQLite format); epoch numbers are tolerated.
@@ -619,6 +672,27 @@ impl Store for SqliteStore {
             conn.prepare_cached(&sql)
                 .and_then(|mut st| st.query_row([&key], |r| user_at(r, 0)).optional())
                 .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |conn| {
+            let sql =
+                format!(r#"SELECT {PASSKEY_COLUMNS} FROM "passkey" WHERE "userId" = ?1 ORDER BY "createdAt", "id""#);
+            conn.prepare_cached(&sql)
+                .and_then(|mut st| st.query_map([&user_id], passkey_at)?.collect())
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn passkey(&self, by: PasskeyBy, key: &str) -> Result<Option<Passkey>, StoreError> {
+        let key = key.to_owned();
+        self.read(move |conn| {
+            let sql = format!(r#"SELECT {PASSKEY_COLUMNS} FROM "passkey" WHERE "{}" = ?1 LIMIT 1"#, by.column());
+            conn.prepare_cached(&sql).and_then(|mut st| st.query_row([&key], passkey_at).optional()).map_err(map_err)
         })
         .await
     }

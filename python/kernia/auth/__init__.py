@@ -18,6 +18,7 @@ from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitRule
 from kernia.plugins.anonymous import AnonymousPlugin
 from kernia.plugins.email_and_password import EmailAndPasswordPlugin
 from kernia.plugins.magic_link import MagicLinkPlugin, sender
+from kernia.plugins.passkey import PasskeyPlugin
 from kernia.plugins.username import UsernamePlugin
 
 Headers = Mapping[str, str] | Iterable[tuple[bytes | str, bytes | str]]
@@ -144,7 +145,7 @@ class Auth:
         self._native.close()
 
 
-_PLUGINS = (AnonymousPlugin, EmailAndPasswordPlugin, UsernamePlugin, MagicLinkPlugin)
+_PLUGINS = (AnonymousPlugin, EmailAndPasswordPlugin, UsernamePlugin, MagicLinkPlugin, PasskeyPlugin)
 
 
 def _one(options: KerniaOptions, kind: type, name: str) -> Any:
@@ -235,6 +236,9 @@ def _to_json(
         payload["username"] = username.options()
     if magic is not None:
         payload["magic_link"] = magic.options()
+    passkey = _one(options, PasskeyPlugin, "passkey")
+    if passkey is not None:
+        payload["passkey"] = passkey.options()
     try:
         return json.dumps(payload)
     except TypeError as e:

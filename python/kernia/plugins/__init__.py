@@ -3,15 +3,18 @@
 from kernia.plugins.anonymous import AnonymousPlugin, anonymous
 from kernia.plugins.email_and_password import EmailAndPasswordPlugin, email_and_password
 from kernia.plugins.magic_link import MagicLinkPlugin, magic_link
+from kernia.plugins.passkey import PasskeyPlugin, passkey
 from kernia.plugins.username import UsernamePlugin, username
 
 __all__ = [
     "AnonymousPlugin",
     "EmailAndPasswordPlugin",
     "MagicLinkPlugin",
+    "PasskeyPlugin",
     "UsernamePlugin",
     "anonymous",
     "email_and_password",
     "magic_link",
+    "passkey",
     "username",
 ]

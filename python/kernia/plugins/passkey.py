@@ -1,0 +1,79 @@
+"""Passkeys: WebAuthn registration and sign-in (Better Auth's passkey plugin).
+
+``passkey(rp_id=None, rp_name=None, origin=None, *, authenticator_selection=None,
+upgrade_anonymous=True)``
+
+- ``rp_id``: the relying party id, a bare host name such as ``example.com``; default:
+  the host of ``base_url``. Passkeys are bound to it: changing it later strands them.
+- ``rp_name``: the name authenticators show; default ``"Better Auth"``.
+- ``origin``: the origin (or list of origins) ceremonies may come from, such as
+  ``"https://app.example.com"``; default: the request's ``Origin`` header.
+- ``authenticator_selection``: merged over
+  ``{"residentKey": "preferred", "userVerification": "preferred"}``.
+- ``upgrade_anonymous``: a guest who registers a passkey on their own account becomes a
+  registered account in place (same id, same session; the guest's other sessions are
+  revoked). ``False`` keeps the account anonymous.
+
+Signatures, attestation, origin, RP id and signature counters are verified in Rust by
+``webauthn-rs-core``; ES256, EdDSA and RS256 credentials are accepted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PasskeyPlugin:
+    id = "passkey"
+    rp_id: str | None = None
+    rp_name: str | None = None
+    origin: tuple[str, ...] = ()
+    authenticator_selection: dict[str, Any] = field(default_factory=dict)
+    upgrade_anonymous: bool = True
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "rp_id": self.rp_id,
+            "rp_name": self.rp_name,
+            "origin": list(self.origin),
+            "authenticator_selection": dict(self.authenticator_selection) or None,
+            "upgrade_anonymous": self.upgrade_anonymous,
+        }
+
+
+def passkey(
+    rp_id: str | None = None,
+    rp_name: str | None = None,
+    origin: str | list[str] | tuple[str, ...] | None = None,
+    *,
+    authenticator_selection: dict[str, Any] | None = None,
+    upgrade_anonymous: bool = True,
+) -> PasskeyPlugin:
+    """Turns on the seven ``/passkey/*`` endpoints."""
+    for name, value in (("rp_id", rp_id), ("rp_name", rp_name)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"passkey(): {name} must be a string, got {type(value).__name__}")
+    if origin is None:
+        origins: tuple[str, ...] = ()
+    elif isinstance(origin, str):
+        origins = (origin,)
+    elif isinstance(origin, (list, tuple)) and all(isinstance(o, str) for o in origin):
+        origins = tuple(origin)
+    else:
+        raise TypeError("passkey(): origin must be a string or a list of strings")
+    if authenticator_selection is not None and not isinstance(authenticator_selection, dict):
+        raise TypeError("passkey(): authenticator_selection must be a dict")
+    if not isinstance(upgrade_anonymous, bool):
+        raise TypeError("passkey(): upgrade_anonymous must be True or False")
+    return PasskeyPlugin(
+        rp_id=rp_id,
+        rp_name=rp_name,
+        origin=origins,
+        authenticator_selection=dict(authenticator_selection or {}),
+        upgrade_anonymous=upgrade_anonymous,
+    )
+
+
+__all__ = ["PasskeyPlugin", "passkey"]
