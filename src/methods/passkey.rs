@@ -40,6 +40,7 @@ const USER_HANDLE_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 /// What `@simplewebauthn/server` offers by default: EdDSA, ES256, RS256.
 const ALGORITHMS: [i64; 3] = [-8, -7, -257];
 
+/// The plugin's options; the router serves these routes only when they are set.
 fn options(auth: &Auth) -> Result<&crate::config::PasskeyOptions, AuthError> {
     auth.cfg.passkey.as_ref().ok_or(AuthError::NotFound)
 }
@@ -366,7 +367,6 @@ pub async fn verify_registration(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
 /// `GET /passkey/generate-authenticate-options` (spec §10 #3).
 pub async fn authenticate_options(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
-    options(auth)?;
     let user_id = match ctx.current().await? {
         Current::Valid { user, .. } => user.id.clone(),
         _ => String::new(),
@@ -423,7 +423,6 @@ fn verify_assertion(
 /// `POST /passkey/verify-authentication` (spec §10 #4).
 pub async fn verify_authentication(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
-    options(auth)?;
     let body = Body::parse(ctx.req, false)?;
     let mut v = body.validator();
     let response = v.object("response");
@@ -480,14 +479,12 @@ fn signed_in_user(current: &Current) -> Result<&User, AuthError> {
 
 /// `GET /passkey/list-user-passkeys` (spec §10 #5).
 pub async fn list(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
-    options(ctx.auth)?;
     let user = signed_in_user(ctx.current().await?)?;
     Ok(Outcome::json(&ctx.auth.store.passkeys(&user.id).await?))
 }
 
 /// The caller's own passkey named by the body's `id`: unknown 404, another user's 401.
-async fn own_passkey(ctx: &Ctx<'_>, id: &str, not_yours: AuthError) -> Result<Passkey, AuthError> {
-    let user = signed_in_user(ctx.current().await?)?;
+async fn own_passkey(ctx: &Ctx<'_>, user: &User, id: &str, not_yours: AuthError) -> Result<Passkey, AuthError> {
     match ctx.auth.store.passkey(PasskeyBy::Id, id).await? {
         None => Err(AuthError::PasskeyNotFound(404)),
         Some(p) if p.user_id != user.id => Err(not_yours),
@@ -497,21 +494,19 @@ async fn own_passkey(ctx: &Ctx<'_>, id: &str, not_yours: AuthError) -> Result<Pa
 
 /// `POST /passkey/delete-passkey` (spec §10 #6).
 pub async fn delete(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
-    options(ctx.auth)?;
-    signed_in_user(ctx.current().await?)?;
+    let user = signed_in_user(ctx.current().await?)?;
     let body = Body::parse(ctx.req, false)?;
     let mut v = body.validator();
     let id = v.string("id");
     v.finish()?;
     let Some(id) = id else { unreachable!("validation passed") };
-    let passkey = own_passkey(ctx, &id, AuthError::Unauthorized).await?;
+    let passkey = own_passkey(ctx, user, &id, AuthError::Unauthorized).await?;
     Ok(Outcome::json(&json!({ "status": true })).writes([WriteOp::DeletePasskey(passkey.id)]))
 }
 
 /// `POST /passkey/update-passkey` (spec §10 #7): renames a passkey.
 pub async fn update(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
-    options(ctx.auth)?;
-    signed_in_user(ctx.current().await?)?;
+    let user = signed_in_user(ctx.current().await?)?;
     let body = Body::parse(ctx.req, false)?;
     let mut v = body.validator();
     let id = v.string("id");
@@ -521,7 +516,7 @@ pub async fn update(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     }
     v.finish()?;
     let (Some(id), Some(name)) = (id, name) else { unreachable!("validation passed") };
-    let mut passkey = own_passkey(ctx, &id, AuthError::NotAllowedToRegisterPasskey).await?;
+    let mut passkey = own_passkey(ctx, user, &id, AuthError::NotAllowedToRegisterPasskey).await?;
     passkey.name = Some(name.clone());
     Ok(Outcome::json(&json!({ "passkey": passkey })).writes([WriteOp::RenamePasskey { id, name }]))
 }
