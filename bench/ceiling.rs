@@ -28,7 +28,7 @@ fn main() {
     for (table, column, sqlite_type, _) in kernia::storage::schema::ADDED_COLUMNS {
         conn.execute_batch(&format!(r#"ALTER TABLE "{table}" ADD COLUMN "{column}" {sqlite_type}"#)).unwrap();
     }
-    conn.execute_batch(kernia::storage::schema::ADDED_INDEXES).unwrap();
+    conn.execute_batch(kernia::storage::schema::SQLITE_ADDED_INDEXES).unwrap();
 
     let mut tokens = Vec::new();
     let start = Instant::now();

@@ -1,6 +1,12 @@
-"""kernia-rs for the benchmark: python ours_server.py native|asgi DATABASE_URL PORT [--rate-limit]."""
+"""kernia-rs for the benchmark: python ours_server.py native|asgi DATABASE_URL PORT [--rate-limit]
+[--cleanup-after SECONDS REPORT_PATH] (the last: run the stale-guest cleanup in this process after
+SECONDS, with max_age 30 days, and write its report with the time it took to REPORT_PATH)."""
 
+import asyncio
+import json
 import sys
+import threading
+import time
 
 from kernia import EmailPasswordOptions, KerniaOptions, RateLimitOptions, RateLimitRule
 from kernia.auth import init
@@ -23,9 +29,22 @@ auth = init(
         base_url=f"http://127.0.0.1:{port}",
         email_and_password=EmailPasswordOptions(enabled=True),
         rate_limit=limits,
-        plugins=[anonymous()],
+        plugins=[anonymous(max_age=30 * 86400)],
     )
 )
+if "--cleanup-after" in sys.argv:
+    at = sys.argv.index("--cleanup-after")
+    delay, report_path = float(sys.argv[at + 1]), sys.argv[at + 2]
+
+    def cleanup() -> None:
+        time.sleep(delay)
+        start = time.monotonic()
+        report = asyncio.run(auth.api.cleanup_anonymous_users())
+        report["seconds"] = time.monotonic() - start
+        with open(report_path, "w") as f:
+            json.dump(report, f)
+
+    threading.Thread(target=cleanup, daemon=True).start()
 if mode == "native":
     auth.serve(host="127.0.0.1", port=port)
 else:

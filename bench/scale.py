@@ -31,27 +31,32 @@ ROWS = int(os.environ.get("SCALE_ROWS", "1000000"))
 SECONDS = int(os.environ.get("BENCH_SECONDS", "5"))
 ROUNDS = int(os.environ.get("SCALE_ROUNDS", "5"))
 
+
 # Rows shaped like the server's own, made earlier: ids that start with their creation
 # time (here a counter below any current time prefix) and end random, session tokens
-# shaped the same way, guest emails that embed the id, ISO dates (SQLite).
-SQLITE_FILL = f"""
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS}),
+# shaped the same way, guest emails that embed the id, ISO dates (SQLite). Every user a
+# guest with one session, all last active at `at`.
+def sqlite_fill(rows: int, at: str = "2026-11-01T00:00:00.000Z") -> str:
+    return f"""
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}),
   ids(id) AS (SELECT printf('%09d', i) || lower(hex(randomblob(12))) FROM n)
 INSERT INTO "user" ("id","name","email","emailVerified","createdAt","updatedAt","isAnonymous")
-SELECT id, 'Anonymous', id || '@anonymous.placeholder.invalid',
-       0, '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', 1 FROM ids;
+SELECT id, 'Anonymous', id || '@anonymous.placeholder.invalid', 0, '{at}', '{at}', 1 FROM ids;
 INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent")
-SELECT substr("id", 1, 9) || lower(hex(randomblob(12))), substr("id", 1, 9) || lower(hex(randomblob(12))), "id", '2099-01-01T00:00:00.000Z',
-       '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:00.000Z', '127.0.0.1', 'fill' FROM "user" ORDER BY "id";
+SELECT substr("id", 1, 9) || lower(hex(randomblob(12))), substr("id", 1, 9) || lower(hex(randomblob(12))), "id",
+       '2099-01-01T00:00:00.000Z', '{at}', '{at}', '127.0.0.1', 'fill' FROM "user" ORDER BY "id";
 """
 
-PG_FILL = f"""
+
+def pg_fill(rows: int, at: str = "now()") -> str:
+    """`at` is an SQL expression."""
+    return f"""
 INSERT INTO "user" ("id","name","email","emailVerified","createdAt","updatedAt","isAnonymous")
-SELECT id, 'Anonymous', id || '@anonymous.placeholder.invalid', false, now(), now(), true
-FROM (SELECT lpad(i::text, 9, '0') || left(md5(random()::text), 24) AS id FROM generate_series(1, {ROWS}) i) ids;
+SELECT id, 'Anonymous', id || '@anonymous.placeholder.invalid', false, {at}, {at}, true
+FROM (SELECT lpad(i::text, 9, '0') || left(md5(random()::text), 24) AS id FROM generate_series(1, {rows}) i) ids;
 INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent")
-SELECT left("id", 9) || left(md5(random()::text), 24), left("id", 9) || left(md5(random()::text), 24), "id", now() + interval '30 days',
-       now(), now(), '127.0.0.1', 'fill'
+SELECT left("id", 9) || left(md5(random()::text), 24), left("id", 9) || left(md5(random()::text), 24), "id",
+       '2099-01-01', {at}, {at}, '127.0.0.1', 'fill'
 FROM "user" ORDER BY "id";
 ANALYZE;
 """
@@ -60,13 +65,13 @@ ANALYZE;
 def fill_sqlite(path: str) -> None:
     # A separate process: the server's SQLite and Python's must not share one (see README).
     # Then the WAL is folded into the database, so the measurement sees steady state, not the fill.
-    script = SQLITE_FILL + "PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;"
+    script = sqlite_fill(ROWS) + "PRAGMA wal_checkpoint(TRUNCATE); ANALYZE;"
     code = f"import sqlite3; c = sqlite3.connect({path!r}); c.executescript({script!r}); c.close()"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def fill_postgres(url: str) -> None:
-    subprocess.run(["psql", url, "-q", "-c", PG_FILL], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["psql", url, "-q", "-c", pg_fill(ROWS)], check=True, stdout=subprocess.DEVNULL)
     # Steady state, not the fill's aftermath: vacuum (outside a transaction) and checkpoint.
     for sql in ("VACUUM ANALYZE", "CHECKPOINT"):
         subprocess.run(["psql", url, "-q", "-c", sql], check=True, stdout=subprocess.DEVNULL)

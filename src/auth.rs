@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError};
-use crate::core::hooks::{AnonymousCallbacks, Hooks, MagicLinkSender, NoCallbacks, UsernameHooks};
+use crate::core::hooks::{
+    AnonymousCallbacks, EventKind, EventOrigin, GuestEvent, Hooks, MagicLinkSender, NoCallbacks, UsernameHooks,
+};
 use crate::core::request::Request;
 use crate::error::AuthError;
 use crate::link::GuestLocks;
@@ -58,9 +60,13 @@ impl Auth {
         let mut plugin_rules = Vec::new();
         if cfg.magic_link.is_some() {
             // The magic-link plugin's own rule (spec §12): 5 per minute, before custom rules.
-            let rule = crate::config::RateLimitRule { window: 60, max: 5 };
+            let rule = Some(crate::config::RateLimitRule { window: 60, max: 5 });
             plugin_rules.push(("/sign-in/magic-link*".to_owned(), rule));
             plugin_rules.push(("/magic-link/verify*".to_owned(), rule));
+        }
+        if let Some(a) = &cfg.anonymous {
+            // Guest sign-ins per IP (10 a minute unless configured); `None`: not limited.
+            plugin_rules.push(("/sign-in/anonymous".to_owned(), a.rate_limit));
         }
         Auth {
             cookies: CookieNames::new(&cfg),
@@ -99,13 +105,40 @@ impl Auth {
         let req = Request { headers, ..Request::new("GET", "/get-session") };
         match self.current_session(&req).await? {
             Current::Valid { mut session, user, dont_remember } => {
-                if let Some(op) = if dont_remember { None } else { self.refresh(&mut session) } {
+                let refresh = if dont_remember { None } else { self.refresh(&mut session, user.is_anonymous) };
+                if let Some(op) = refresh {
                     self.store.apply(vec![op]).await?;
                 }
                 Ok(Some((session, user)))
             }
             _ => Ok(None),
         }
+    }
+
+    /// Seconds a new or refreshed session of this user lives (guests may have their own lifetime).
+    pub fn session_lifetime(&self, anonymous: bool) -> i64 {
+        let guest = if anonymous { self.cfg.anonymous.as_ref().and_then(|a| a.expires_in) } else { None };
+        guest.unwrap_or(self.cfg.session.expires_in)
+    }
+
+    /// Whether guests may become registered accounts (`anonymous(allow_linking=...)`).
+    pub fn allows_linking(&self) -> bool {
+        self.cfg.anonymous.as_ref().is_none_or(|a| a.allow_linking)
+    }
+
+    /// Hands an event to the app's `on_event`, if it has one (nothing is built
+    /// otherwise); never waits.
+    pub fn emit(&self, kind: EventKind, user_id: Option<&str>, new_user_id: Option<&str>, from: &EventOrigin<'_>) {
+        let Some(cb) = self.anonymous_callbacks.as_ref().filter(|cb| cb.has_on_event()) else { return };
+        let event = GuestEvent {
+            kind,
+            user_id: user_id.map(str::to_owned),
+            new_user_id: new_user_id.map(str::to_owned),
+            at_ms: self.clock.now_ms(),
+            ip: from.ip.map(str::to_owned),
+            path: from.path.map(str::to_owned),
+        };
+        cb.on_event(event, from.extension);
     }
 
     pub async fn close(&self) {

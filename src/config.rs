@@ -154,13 +154,40 @@ impl Default for MagicLinkOptions {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AnonymousOptions {
     /// Guests get `temp-<id>@<domain>`; without it `<id>@anonymous.placeholder.invalid`.
     pub email_domain_name: Option<String>,
     pub disable_delete_anonymous_user: bool,
+    /// `false` turns off every way a guest becomes a registered account: the
+    /// in-place upgrade endpoints, conversion on sign-in or sign-up, and the
+    /// upgrade by passkey registration.
+    pub allow_linking: bool,
+    /// Seconds a guest session lives; `None`: `session.expires_in`, as for everyone.
+    pub expires_in: Option<i64>,
+    /// The limit on `/sign-in/anonymous` per client IP; `None` leaves the path to
+    /// the global rules.
+    pub rate_limit: Option<RateLimitRule>,
+    /// Seconds of inactivity after which a guest is stale and cleanup deletes it.
+    pub max_age: Option<i64>,
 }
+
+impl Default for AnonymousOptions {
+    fn default() -> Self {
+        AnonymousOptions {
+            email_domain_name: None,
+            disable_delete_anonymous_user: false,
+            allow_linking: true,
+            expires_in: None,
+            rate_limit: Some(GUEST_RATE_LIMIT),
+            max_age: None,
+        }
+    }
+}
+
+/// Guest sign-ins per client IP: 10 a minute (nevr's and Kernia's default).
+pub const GUEST_RATE_LIMIT: RateLimitRule = RateLimitRule { window: 60, max: 10 };
 
 fn default_base_url() -> String {
     "http://localhost:3000".into()
@@ -316,8 +343,14 @@ impl Config {
         if rl.enabled && (rl.window == 0 || rl.max == 0) {
             return Err(invalid("rate_limit: window and max must be positive"));
         }
-        if rl.storage != "memory" {
-            return Err(invalid(format!("rate_limit: storage {:?} is not supported (use \"memory\")", rl.storage)));
+        if rl.storage != "memory" && rl.storage != "database" {
+            return Err(invalid(format!(
+                "rate_limit: storage must be \"memory\" or \"database\", got {:?}",
+                rl.storage
+            )));
+        }
+        if rl.custom_rules.iter().any(|(_, r)| r.is_some_and(|r| r.window == 0 || r.max == 0)) {
+            return Err(invalid("rate_limit: custom rules need a positive window and max"));
         }
         let trusted_proxies = o
             .advanced
@@ -331,6 +364,17 @@ impl Config {
         if let Some(u) = &o.username {
             if u.min_username_length == 0 || u.min_username_length > u.max_username_length {
                 return Err(invalid("username: need 0 < min_username_length <= max_username_length"));
+            }
+        }
+        if let Some(a) = &o.anonymous {
+            if a.expires_in.is_some_and(|s| s <= 0 || s > 34_560_000) {
+                return Err(invalid("anonymous: expires_in must be positive and at most 400 days"));
+            }
+            if a.max_age.is_some_and(|s| s <= 0) {
+                return Err(invalid("anonymous: max_age must be a positive number of seconds"));
+            }
+            if a.rate_limit.is_some_and(|r| r.window == 0 || r.max == 0) {
+                return Err(invalid("anonymous: rate_limit needs a positive window and max"));
             }
         }
         if let Some(m) = &o.magic_link {

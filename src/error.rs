@@ -69,6 +69,8 @@ pub enum AuthError {
     UserIsNotAnonymous,
     #[error("Deleting anonymous users is disabled")]
     DeleteAnonymousUserDisabled,
+    #[error("Linking anonymous users to accounts is disabled")]
+    LinkingDisabled,
     /// `on_link` raised something other than `kernia.APIError`.
     #[error("The app's on_link callback failed; the guest was not converted")]
     OnLinkFailed,
@@ -114,6 +116,11 @@ pub enum AuthError {
     #[error("Session is not fresh")]
     SessionNotFresh,
 
+    /// Another error answered with another status (an endpoint whose statuses
+    /// differ from Better Auth's for the same code).
+    #[error("{1}")]
+    WithStatus(u16, Box<AuthError>),
+
     /// An error raised by application code (for example `kernia.APIError`).
     #[error("{message}")]
     Custom { status: u16, code: String, message: String },
@@ -147,12 +154,18 @@ impl AuthError {
         AuthError::Internal(detail.into())
     }
 
+    /// The same code and message with another status.
+    pub fn with_status(self, status: u16) -> Self {
+        AuthError::WithStatus(status, Box::new(self))
+    }
+
     pub fn status(&self) -> u16 {
         use AuthError::*;
         match self {
             NotFound => 404,
             InvalidEmailFormat | AnonymousCannotSignInAgain | DeleteAnonymousUserDisabled => 400,
-            UserIsNotAnonymous => 403,
+            UserIsNotAnonymous | LinkingDisabled => 403,
+            WithStatus(status, _) => *status,
             FailedToCreateUser | OnLinkFailed | CallbackFailed(_) => 500,
             UsernameTooShort(status) | UsernameTooLong(status) | InvalidUsername(status) => *status,
             InvalidDisplayUsername | UsernameTaken | InvalidToken => 400,
@@ -218,6 +231,8 @@ impl AuthError {
             AnonymousCannotSignInAgain => "ANONYMOUS_USERS_CANNOT_SIGN_IN_AGAIN_ANONYMOUSLY",
             UserIsNotAnonymous => "USER_IS_NOT_ANONYMOUS",
             DeleteAnonymousUserDisabled => "DELETE_ANONYMOUS_USER_DISABLED",
+            LinkingDisabled => "ANONYMOUS_LINKING_DISABLED",
+            WithStatus(_, inner) => return inner.code(),
             OnLinkFailed => "ON_LINK_FAILED",
             CallbackFailed(_) => "CALLBACK_FAILED",
             UsernameTooShort(_) => "USERNAME_TOO_SHORT",

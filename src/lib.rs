@@ -2,6 +2,7 @@
 //! HTTP protocol, with Kernia's Python API on top.
 
 pub mod auth;
+pub mod cleanup;
 pub mod config;
 pub mod core;
 pub mod crypto;

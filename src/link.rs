@@ -24,7 +24,7 @@ use crate::auth::Auth;
 use crate::core::hooks::{CallbackRequest, LinkContext};
 use crate::error::AuthError;
 use crate::model::{Session, User};
-use crate::storage::{SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
+use crate::storage::{GuestRef, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
@@ -66,7 +66,7 @@ struct Slot {
 
 struct Inner {
     store: Arc<dyn Store>,
-    guest_token: String,
+    guest: GuestRef,
     closed: AtomicBool,
     slot: tokio::sync::Mutex<Slot>,
 }
@@ -82,12 +82,12 @@ fn over() -> StoreError {
 }
 
 impl LinkDb {
-    fn new(store: Arc<dyn Store>, writes: Vec<WriteOp>, guest_token: String) -> Self {
+    pub(crate) fn new(store: Arc<dyn Store>, writes: Vec<WriteOp>, guest: GuestRef) -> Self {
         let slot = Slot { tx: None, pending: Some(writes), guest_present: false, failed: None };
         LinkDb {
             inner: Arc::new(Inner {
                 store,
-                guest_token,
+                guest,
                 closed: AtomicBool::new(false),
                 slot: tokio::sync::Mutex::new(slot),
             }),
@@ -104,7 +104,7 @@ impl LinkDb {
             return Ok(());
         }
         let mut tx = self.inner.store.begin().await?;
-        slot.guest_present = tx.lock_guest(&self.inner.guest_token).await?.is_some();
+        slot.guest_present = tx.lock_guest(&self.inner.guest).await?.is_some();
         if slot.guest_present {
             if let Some(writes) = slot.pending.take() {
                 if let Err(e) = tx.apply(writes).await {
@@ -154,8 +154,25 @@ impl LinkDb {
         Ok(std::mem::replace(&mut *slot, Slot { tx: None, pending: None, guest_present: false, failed: None }))
     }
 
+    /// Ends `ctx.db`, applies `ops` and commits, if the guest is still what the
+    /// transaction was opened for; `Ok(false)` (and a rollback) when it is not.
+    pub(crate) async fn commit_with(&self, ops: Vec<WriteOp>) -> Result<bool, StoreError> {
+        let slot = self.finish().await?;
+        if let Some(e) = slot.failed {
+            return Err(e);
+        }
+        match slot.tx.filter(|_| slot.guest_present) {
+            Some(mut tx) => {
+                tx.apply(ops).await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Ends `ctx.db` and rolls back whatever it did.
-    async fn abandon(&self) {
+    pub(crate) async fn abandon(&self) {
         self.inner.closed.store(true, Ordering::Release);
         self.inner.slot.lock().await.tx.take();
     }
@@ -218,21 +235,25 @@ impl Auth {
     }
 
     /// Commits the endpoint's writes and converts the guest; see the module docs.
-    pub async fn convert(self: Arc<Self>, c: Conversion) -> Result<(), StoreErrorOr> {
+    /// `Ok(false)`: a racing request converted the guest meanwhile, and this one
+    /// became a plain sign-in.
+    pub async fn convert(self: Arc<Self>, c: Conversion) -> Result<bool, StoreErrorOr> {
         let cleanup = self.cleanup(&c);
         let Some(callbacks) = self.anonymous_callbacks.clone().filter(|cb| cb.has_on_link()) else {
             // Nothing to await: one write-set, atomic on its own.
             let mut all = c.writes;
             all.extend(cleanup);
-            return Ok(self.store.apply(all).await?);
+            self.store.apply(all).await?;
+            return Ok(true);
         };
 
         let _guard = self.guest_locks.lock(&c.guest_user.id).await;
         // A conversion that finished while we waited has consumed the guest's session.
         if self.store.session_with_user(&c.guest_session.token).await?.is_none() {
-            return Ok(self.store.apply(c.writes).await?);
+            self.store.apply(c.writes).await?;
+            return Ok(false);
         }
-        let db = LinkDb::new(self.store.clone(), c.writes.clone(), c.guest_session.token.clone());
+        let db = LinkDb::new(self.store.clone(), c.writes.clone(), GuestRef::Session(c.guest_session.token.clone()));
         if !self.store.single_writer() {
             // Row locks only block this guest's other conversions: take them up front.
             let mut slot = db.inner.slot.lock().await;
@@ -243,7 +264,8 @@ impl Auth {
             if !slot.guest_present {
                 drop(slot);
                 db.abandon().await;
-                return Ok(self.store.apply(c.writes).await?);
+                self.store.apply(c.writes).await?;
+                return Ok(false);
             }
         }
 
@@ -261,11 +283,12 @@ impl Auth {
         }
         let Some(mut tx) = slot.tx.filter(|_| slot.guest_present) else {
             // Converted by another process while on_link ran: keep the sign-in, drop the link.
-            return Ok(self.store.apply(c.writes).await?);
+            self.store.apply(c.writes).await?;
+            return Ok(false);
         };
         tx.apply(cleanup).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 }
 

@@ -72,6 +72,21 @@ pub struct Account {
     pub updated_at: i64,
 }
 
+impl Account {
+    /// The email-and-password credential of `user_id`, holding `hash`.
+    pub fn credential(user_id: &str, hash: String, now: i64) -> Account {
+        Account {
+            id: crate::crypto::new_id(),
+            account_id: user_id.to_owned(),
+            provider_id: "credential".into(),
+            user_id: user_id.to_owned(),
+            password: Some(hash),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 impl std::fmt::Debug for Account {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Account").field("id", &self.id).field("provider_id", &self.provider_id).finish_non_exhaustive()

@@ -1,11 +1,15 @@
-//! The in-memory rate limiter of spec §12: per `<ip>|<path>` keep the count and
-//! the time of the last allowed request; the window runs from that request.
+//! The rate limiter of spec §12: per `<ip>|<path>` keep the count and the time of
+//! the last allowed request; the window runs from that request. Buckets live in
+//! memory (one process) or in the database's `rateLimit` table (every process
+//! sharing the database counts together).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::config::{RateLimitOptions, RateLimitRule};
 use crate::error::AuthError;
+use crate::storage::Store;
 
 /// Better Auth's built-in stricter rules, applied before custom rules.
 const SPECIAL: &[(&str, RateLimitRule)] = &[
@@ -15,14 +19,17 @@ const SPECIAL: &[(&str, RateLimitRule)] = &[
     ("/change-email", RateLimitRule { window: 10, max: 3 }),
 ];
 
-/// Entries untouched for this long are forgotten when the table is swept.
+/// Buckets untouched for longer than the longest window are forgotten every this many requests.
 const SWEEP_EVERY: usize = 4096;
 
 pub struct RateLimiter {
     opts: RateLimitOptions,
-    /// Plugins' rules (path, exact or ending in `*`): they replace the special rules.
-    plugin_rules: Vec<(String, RateLimitRule)>,
+    /// Plugins' rules (path, exact or ending in `*`): they replace the special
+    /// rules; `None` turns limiting off for the path.
+    plugin_rules: Vec<(String, Option<RateLimitRule>)>,
     state: Mutex<State>,
+    /// Requests since the database's buckets were last swept.
+    since_prune: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -38,9 +45,14 @@ fn matches(pattern: &str, path: &str) -> bool {
     }
 }
 
+fn too_many(last_ms: i64, window_ms: i64, now_ms: i64) -> AuthError {
+    let retry_ms = last_ms + window_ms - now_ms;
+    AuthError::TooManyRequests { retry_after: ((retry_ms + 999) / 1000).max(1) as u64 }
+}
+
 impl RateLimiter {
-    pub fn new(opts: RateLimitOptions, plugin_rules: Vec<(String, RateLimitRule)>) -> Self {
-        RateLimiter { opts, plugin_rules, state: Mutex::new(State::default()) }
+    pub fn new(opts: RateLimitOptions, plugin_rules: Vec<(String, Option<RateLimitRule>)>) -> Self {
+        RateLimiter { opts, plugin_rules, state: Mutex::new(State::default()), since_prune: AtomicUsize::new(0) }
     }
 
     /// The rule for `path`, or `None` when it is not limited.
@@ -50,7 +62,7 @@ impl RateLimiter {
             rule = Some(*special);
         }
         if let Some((_, plugin)) = self.plugin_rules.iter().find(|(p, _)| matches(p, path)) {
-            rule = Some(*plugin);
+            rule = *plugin;
         }
         if let Some((_, custom)) = self.opts.custom_rules.iter().find(|(p, _)| matches(p, path)) {
             rule = *custom;
@@ -58,7 +70,8 @@ impl RateLimiter {
         rule
     }
 
-    pub fn check(&self, path: &str, ip: Option<&str>, now_ms: i64) -> Result<(), AuthError> {
+    /// Counts the request; `TooManyRequests` when its bucket is full.
+    pub async fn check(&self, store: &dyn Store, path: &str, ip: Option<&str>, now_ms: i64) -> Result<(), AuthError> {
         if !self.opts.enabled {
             return Ok(());
         }
@@ -67,6 +80,20 @@ impl RateLimiter {
             return Ok(());
         };
         let key = format!("{}|{path}", ip.unwrap_or("no-trusted-ip"));
+        let window_ms = rule.window as i64 * 1000;
+        if self.opts.storage != "database" {
+            return self.check_memory(key, rule, now_ms);
+        }
+        if self.since_prune.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            store.prune_rate_limits(now_ms - self.longest_window_ms()).await?;
+        }
+        match store.rate_limit(&key, now_ms, window_ms, rule.max).await? {
+            None => Ok(()),
+            Some(last) => Err(too_many(last, window_ms, now_ms)),
+        }
+    }
+
+    fn check_memory(&self, key: String, rule: RateLimitRule, now_ms: i64) -> Result<(), AuthError> {
         let window_ms = rule.window as i64 * 1000;
         let mut st = self.state.lock().expect("rate-limit lock");
         st.since_sweep += 1;
@@ -81,8 +108,7 @@ impl RateLimiter {
             return Ok(());
         }
         if entry.0 >= rule.max {
-            let retry_ms = entry.1 + window_ms - now_ms;
-            return Err(AuthError::TooManyRequests { retry_after: ((retry_ms + 999) / 1000).max(1) as u64 });
+            return Err(too_many(entry.1, window_ms, now_ms));
         }
         *entry = (entry.0 + 1, now_ms);
         Ok(())
@@ -90,7 +116,7 @@ impl RateLimiter {
 
     fn longest_window_ms(&self) -> i64 {
         let custom = self.opts.custom_rules.iter().filter_map(|(_, r)| r.map(|r| r.window)).max().unwrap_or(0);
-        let plugin = self.plugin_rules.iter().map(|(_, r)| r.window).max().unwrap_or(0);
+        let plugin = self.plugin_rules.iter().filter_map(|(_, r)| r.map(|r| r.window)).max().unwrap_or(0);
         self.opts.window.max(10).max(custom).max(plugin) as i64 * 1000
     }
 }
@@ -99,40 +125,60 @@ impl RateLimiter {
 mod tests {
     use super::*;
 
+    impl RateLimiter {
+        fn check_at(&self, path: &str, ip: Option<&str>, now_ms: i64) -> Result<(), AuthError> {
+            let key = format!("{}|{path}", ip.unwrap_or("no-trusted-ip"));
+            match self.rule(path) {
+                Some(rule) => self.check_memory(key, rule, now_ms),
+                None => Ok(()),
+            }
+        }
+    }
+
     fn limiter(custom: Vec<(String, Option<RateLimitRule>)>) -> RateLimiter {
         RateLimiter::new(
             RateLimitOptions { enabled: true, window: 60, max: 5, storage: "memory".into(), custom_rules: custom },
-            vec![("/sign-in/magic-link*".into(), RateLimitRule { window: 60, max: 2 })],
+            vec![
+                ("/sign-in/magic-link*".into(), Some(RateLimitRule { window: 60, max: 2 })),
+                ("/sign-in/anonymous".into(), None),
+            ],
         )
     }
 
     #[test]
     fn plugin_rules_replace_the_special_rules_and_custom_rules_win() {
         let l = limiter(vec![]);
-        l.check("/sign-in/magic-link", Some("ip"), 0).unwrap();
-        l.check("/sign-in/magic-link", Some("ip"), 0).unwrap();
+        l.check_at("/sign-in/magic-link", Some("ip"), 0).unwrap();
+        l.check_at("/sign-in/magic-link", Some("ip"), 0).unwrap();
         assert_eq!(
-            l.check("/sign-in/magic-link", Some("ip"), 30_000),
+            l.check_at("/sign-in/magic-link", Some("ip"), 30_000),
             Err(AuthError::TooManyRequests { retry_after: 30 })
         );
         let l = limiter(vec![("/sign-in/magic-link".into(), None)]);
         for _ in 0..10 {
-            l.check("/sign-in/magic-link", Some("ip"), 0).unwrap();
+            l.check_at("/sign-in/magic-link", Some("ip"), 0).unwrap();
         }
+    }
+
+    #[test]
+    fn a_plugin_can_turn_limiting_off_for_its_path() {
+        let l = limiter(vec![]);
+        assert_eq!(l.rule("/sign-in/anonymous"), None);
+        assert_eq!(l.rule("/sign-in/email"), Some(RateLimitRule { window: 10, max: 3 }));
     }
 
     #[test]
     fn sign_in_gets_three_per_ten_seconds() {
         let l = limiter(vec![]);
         for _ in 0..3 {
-            l.check("/sign-in/email", Some("1.1.1.1"), 0).unwrap();
+            l.check_at("/sign-in/email", Some("1.1.1.1"), 0).unwrap();
         }
         assert_eq!(
-            l.check("/sign-in/email", Some("1.1.1.1"), 1000),
+            l.check_at("/sign-in/email", Some("1.1.1.1"), 1000),
             Err(AuthError::TooManyRequests { retry_after: 9 })
         );
-        l.check("/sign-in/email", Some("2.2.2.2"), 1000).unwrap();
-        l.check("/sign-in/email", Some("1.1.1.1"), 10_000).unwrap();
+        l.check_at("/sign-in/email", Some("2.2.2.2"), 1000).unwrap();
+        l.check_at("/sign-in/email", Some("1.1.1.1"), 10_000).unwrap();
     }
 
     #[test]
@@ -142,13 +188,13 @@ mod tests {
             ("/custom/*".into(), Some(RateLimitRule { window: 1, max: 1 })),
         ]);
         for _ in 0..50 {
-            l.check("/get-session", Some("ip"), 0).unwrap();
+            l.check_at("/get-session", Some("ip"), 0).unwrap();
         }
-        l.check("/custom/a", Some("ip"), 0).unwrap();
-        assert!(l.check("/custom/a", Some("ip"), 10).is_err());
+        l.check_at("/custom/a", Some("ip"), 0).unwrap();
+        assert!(l.check_at("/custom/a", Some("ip"), 10).is_err());
         for _ in 0..5 {
-            l.check("/ok", Some("ip"), 0).unwrap();
+            l.check_at("/ok", Some("ip"), 0).unwrap();
         }
-        assert!(l.check("/ok", Some("ip"), 0).is_err());
+        assert!(l.check_at("/ok", Some("ip"), 0).is_err());
     }
 }

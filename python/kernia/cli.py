@@ -76,6 +76,56 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _duration(text: str) -> int:
+    """Seconds from ``90``, ``90s``, ``15m``, ``12h`` or ``30d``."""
+    unit = text[-1:].lower()
+    number, scale = (text[:-1], _UNITS[unit]) if unit in _UNITS else (text, 1)
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (try 3600, 12h or 30d)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"a duration must be positive: {text!r}")
+    return int(value + 0.999)
+
+
+def _cleanup(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from kernia.auth import init
+    from kernia.plugins.anonymous import anonymous
+
+    options = KerniaOptions(
+        database=args.database,
+        # Nothing is signed: cleanup only reads and deletes rows.
+        secret=args.secret or os.environ.get("KERNIA_SECRET") or secrets.token_hex(32),
+        rate_limit=RateLimitOptions(enabled=False),
+        plugins=[anonymous(max_age=args.max_age)],
+    )
+    try:
+        auth = init(options)
+    except ConfigurationError as e:
+        print(f"kernia: {e}", file=sys.stderr)
+        return 2
+    try:
+        report = asyncio.run(
+            auth.api.cleanup_anonymous_users(dry_run=args.dry_run, batch_size=args.batch_size)
+        )
+    finally:
+        auth.close()
+    verb = "would delete" if args.dry_run else "deleted"
+    print(
+        f"kernia: {report['stale']} stale guests (inactive for {args.max_age} s); {verb} "
+        f"{report['deleted']}, kept {report['kept']}",
+        file=sys.stderr,
+    )
+    print(json.dumps(report))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kernia", description="Guest-session authentication server")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,9 +164,31 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--no-rate-limit", action="store_true", help="turn rate limiting off")
     serve.add_argument("--asgi", action="store_true", help="serve the ASGI app under uvicorn instead")
     serve.add_argument("--log-level", default="warning", help="uvicorn's log level, with --asgi")
+    cleanup = commands.add_parser(
+        "cleanup-anonymous",
+        help="delete guests inactive for longer than --max-age, with their sessions and accounts",
+    )
+    cleanup.add_argument(
+        "--database",
+        default=os.environ.get("KERNIA_DATABASE_URL", "sqlite:///kernia.db"),
+        help="database URL (default: $KERNIA_DATABASE_URL or sqlite:///kernia.db)",
+    )
+    cleanup.add_argument(
+        "--max-age",
+        type=_duration,
+        required=True,
+        help="inactivity after which a guest goes: seconds, or with a unit (15m, 12h, 30d)",
+    )
+    cleanup.add_argument("--batch-size", type=int, default=1000, help="guests per transaction")
+    cleanup.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
+    cleanup.add_argument("--secret", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "cleanup-anonymous":
+        if args.batch_size <= 0:
+            parser.error("--batch-size must be positive")
+        return _cleanup(args)
     return 2
 
 

@@ -13,9 +13,12 @@ use pyo3::IntoPyObjectExt;
 use pyo3_async_runtimes::TaskLocals;
 use serde_json::Value;
 
+use super::bridge::{self, attach, attach_result};
 use super::{DatabaseError, KerniaError};
+use crate::config::{RateLimitRule, GUEST_RATE_LIMIT};
 use crate::core::hooks::{
-    AnonymousCallbacks, CallbackRequest, LinkContext, MagicLinkMessage, MagicLinkSender, UsernameHooks,
+    AnonymousCallbacks, CallbackRequest, Extension, GuestEvent, LinkContext, MagicLinkMessage, MagicLinkSender,
+    UsernameHooks,
 };
 use crate::error::AuthError;
 use crate::link::LinkDb;
@@ -29,10 +32,23 @@ pub struct AnonymousPlugin {
     on_link: Option<Py<PyAny>>,
     generate_name: Option<Py<PyAny>>,
     generate_random_email: Option<Py<PyAny>>,
+    should_delete: Option<Py<PyAny>>,
+    before_delete: Option<Py<PyAny>>,
+    on_event: Option<Py<PyAny>>,
     #[pyo3(get)]
     email_domain_name: Option<String>,
     #[pyo3(get)]
     disable_delete_anonymous_user: bool,
+    #[pyo3(get)]
+    allow_linking: bool,
+    #[pyo3(get)]
+    expires_in: Option<i64>,
+    #[pyo3(get)]
+    max_age: Option<i64>,
+    /// Seconds between runs of the in-process sweeper; `None`: no sweeper.
+    #[pyo3(get)]
+    cleanup_interval: Option<f64>,
+    rate_limit: Option<RateLimitRule>,
 }
 
 fn callable(name: &str, value: Option<Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
@@ -47,6 +63,50 @@ fn callable(name: &str, value: Option<Bound<'_, PyAny>>) -> PyResult<Option<Py<P
     }
 }
 
+fn flag(name: &str, value: Option<Bound<'_, PyAny>>, default: bool) -> PyResult<bool> {
+    match value {
+        None => Ok(default),
+        Some(v) => Ok(v
+            .downcast::<PyBool>()
+            .map_err(|_| PyTypeError::new_err(format!("anonymous(): {name} must be True or False")))?
+            .is_true()),
+    }
+}
+
+/// A positive number of seconds, or `None`.
+fn seconds(name: &str, value: Option<Bound<'_, PyAny>>) -> PyResult<Option<f64>> {
+    let Some(v) = value.filter(|v| !v.is_none()) else { return Ok(None) };
+    if v.is_instance_of::<PyBool>() || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>()) {
+        return Err(PyTypeError::new_err(format!(
+            "anonymous(): {name} must be a number of seconds, got {}",
+            v.get_type().name()?
+        )));
+    }
+    let n: f64 = v.extract()?;
+    if !(n > 0.0 && n.is_finite()) {
+        return Err(PyValueError::new_err(format!("anonymous(): {name} must be positive, got {n}")));
+    }
+    Ok(Some(n))
+}
+
+/// `RateLimitRule(window=..., max=...)` (or anything with those attributes), `False`
+/// for no limit, `None` or `True` for the default.
+fn rate_limit_rule(value: Option<Bound<'_, PyAny>>) -> PyResult<Option<RateLimitRule>> {
+    let Some(v) = value.filter(|v| !v.is_none()) else { return Ok(Some(GUEST_RATE_LIMIT)) };
+    if let Ok(b) = v.downcast::<PyBool>() {
+        return Ok(b.is_true().then_some(GUEST_RATE_LIMIT));
+    }
+    let bad = || PyTypeError::new_err("anonymous(): rate_limit must be RateLimitRule(window=..., max=...) or False");
+    let field = |name: &str| -> PyResult<u64> {
+        let n: i64 = v.getattr(name).map_err(|_| bad())?.extract().map_err(|_| bad())?;
+        u64::try_from(n)
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| PyValueError::new_err(format!("anonymous(): rate_limit.{name} must be positive, got {n}")))
+    };
+    Ok(Some(RateLimitRule { window: field("window")?, max: field("max")? }))
+}
+
 #[pymethods]
 impl AnonymousPlugin {
     #[getter]
@@ -59,26 +119,49 @@ impl AnonymousPlugin {
         self.on_link.as_ref().map(|f| f.clone_ref(py))
     }
 
+    /// `(window, max)` of the guest sign-in limit, or `None` when off.
+    #[getter]
+    fn rate_limit(&self) -> Option<(u64, u64)> {
+        self.rate_limit.map(|r| (r.window, r.max))
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "anonymous(on_link={}, email_domain_name={:?}, disable_delete_anonymous_user={})",
+            "anonymous(on_link={}, email_domain_name={:?}, disable_delete_anonymous_user={}, allow_linking={}, \
+             expires_in={:?}, max_age={:?})",
             if self.on_link.is_some() { "<function>" } else { "None" },
             self.email_domain_name,
-            self.disable_delete_anonymous_user
+            self.disable_delete_anonymous_user,
+            self.allow_linking,
+            self.expires_in,
+            self.max_age,
         )
     }
 }
 
 /// Guest sessions: `anonymous(on_link=None, *, email_domain_name=None, generate_name=None,
-/// generate_random_email=None, disable_delete_anonymous_user=False)`.
+/// generate_random_email=None, disable_delete_anonymous_user=False, allow_linking=True,
+/// expires_in=None, rate_limit=None, max_age=None, should_delete=None, before_delete=None,
+/// on_event=None, cleanup_interval=None)`.
 #[pyfunction]
-#[pyo3(signature = (on_link=None, *, email_domain_name=None, generate_name=None, generate_random_email=None, disable_delete_anonymous_user=None))]
+#[pyo3(signature = (on_link=None, *, email_domain_name=None, generate_name=None, generate_random_email=None,
+    disable_delete_anonymous_user=None, allow_linking=None, expires_in=None, rate_limit=None, max_age=None,
+    should_delete=None, before_delete=None, on_event=None, cleanup_interval=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn anonymous(
     on_link: Option<Bound<'_, PyAny>>,
     email_domain_name: Option<Bound<'_, PyAny>>,
     generate_name: Option<Bound<'_, PyAny>>,
     generate_random_email: Option<Bound<'_, PyAny>>,
     disable_delete_anonymous_user: Option<Bound<'_, PyAny>>,
+    allow_linking: Option<Bound<'_, PyAny>>,
+    expires_in: Option<Bound<'_, PyAny>>,
+    rate_limit: Option<Bound<'_, PyAny>>,
+    max_age: Option<Bound<'_, PyAny>>,
+    should_delete: Option<Bound<'_, PyAny>>,
+    before_delete: Option<Bound<'_, PyAny>>,
+    on_event: Option<Bound<'_, PyAny>>,
+    cleanup_interval: Option<Bound<'_, PyAny>>,
 ) -> PyResult<AnonymousPlugin> {
     let email_domain_name = match email_domain_name {
         None => None,
@@ -96,19 +179,26 @@ pub fn anonymous(
             Some(domain)
         }
     };
-    let disable = match disable_delete_anonymous_user {
-        None => false,
-        Some(v) => v
-            .downcast::<PyBool>()
-            .map_err(|_| PyTypeError::new_err("anonymous(): disable_delete_anonymous_user must be True or False"))?
-            .is_true(),
-    };
+    let whole = |name: &str, v| -> PyResult<Option<i64>> { Ok(seconds(name, v)?.map(|s| s.ceil() as i64)) };
+    let max_age = whole("max_age", max_age)?;
+    let cleanup_interval = seconds("cleanup_interval", cleanup_interval)?;
+    if cleanup_interval.is_some() && max_age.is_none() {
+        return Err(PyValueError::new_err("anonymous(): cleanup_interval needs max_age, the age at which guests go"));
+    }
     Ok(AnonymousPlugin {
         on_link: callable("on_link", on_link)?,
         generate_name: callable("generate_name", generate_name)?,
         generate_random_email: callable("generate_random_email", generate_random_email)?,
+        should_delete: callable("should_delete", should_delete)?,
+        before_delete: callable("before_delete", before_delete)?,
+        on_event: callable("on_event", on_event)?,
         email_domain_name,
-        disable_delete_anonymous_user: disable,
+        disable_delete_anonymous_user: flag("disable_delete_anonymous_user", disable_delete_anonymous_user, false)?,
+        allow_linking: flag("allow_linking", allow_linking, true)?,
+        expires_in: whole("expires_in", expires_in)?,
+        max_age,
+        cleanup_interval,
+        rate_limit: rate_limit_rule(rate_limit)?,
     })
 }
 
@@ -117,16 +207,24 @@ impl AnonymousPlugin {
         crate::config::AnonymousOptions {
             email_domain_name: self.email_domain_name.clone(),
             disable_delete_anonymous_user: self.disable_delete_anonymous_user,
+            allow_linking: self.allow_linking,
+            expires_in: self.expires_in,
+            rate_limit: self.rate_limit,
+            max_age: self.max_age,
         }
     }
 
-    /// `on_link`, `generate_name` and `generate_random_email`, as configured.
-    pub fn callbacks(&self, py: Python<'_>) -> [Option<Callback>; 3] {
+    /// `on_link`, `generate_name`, `generate_random_email`, `should_delete`,
+    /// `before_delete` and `on_event`, as configured.
+    pub fn callbacks(&self, py: Python<'_>) -> [Option<Callback>; 6] {
         let own = |name, f: &Option<Py<PyAny>>| Callback::new(name, f.as_ref().map(|f| f.clone_ref(py)));
         [
             own("on_link", &self.on_link),
             own("generate_name", &self.generate_name),
             own("generate_random_email", &self.generate_random_email),
+            own("should_delete", &self.should_delete),
+            own("before_delete", &self.before_delete),
+            own("on_event", &self.on_event),
         ]
     }
 }
@@ -281,7 +379,7 @@ impl ConversionDatabase {
     ) -> PyResult<Bound<'py, PyAny>> {
         let params = sql_params(params)?;
         let db = self.db.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move { db.execute(&sql, params).await.map_err(db_error) })
+        bridge::awaitable(py, async move { db.execute(&sql, params).await.map_err(db_error) })
     }
 
     /// Runs a query; the awaitable gives its rows as dicts.
@@ -294,9 +392,7 @@ impl ConversionDatabase {
     ) -> PyResult<Bound<'py, PyAny>> {
         let params = sql_params(params)?;
         let db = self.db.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            db.fetch_all(&sql, params).await.map(Rows).map_err(db_error)
-        })
+        bridge::awaitable(py, async move { db.fetch_all(&sql, params).await.map(Rows).map_err(db_error) })
     }
 
     /// The first row as a dict, or `None`.
@@ -309,7 +405,7 @@ impl ConversionDatabase {
     ) -> PyResult<Bound<'py, PyAny>> {
         let params = sql_params(params)?;
         let db = self.db.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        bridge::awaitable(py, async move {
             let rows = db.fetch_all(&sql, params).await.map_err(db_error)?;
             Ok(FirstRow(rows.into_iter().next()))
         })
@@ -344,12 +440,13 @@ impl CallbackContext {
 /// An app function, and the name its failures are reported by.
 pub struct Callback {
     name: &'static str,
-    f: Py<PyAny>,
+    /// Shared, so a task can hold the function without taking the GIL to clone it.
+    f: Arc<Py<PyAny>>,
 }
 
 impl Callback {
     pub fn new(name: &'static str, f: Option<Py<PyAny>>) -> Option<Callback> {
-        f.map(|f| Callback { name, f })
+        f.map(|f| Callback { name, f: Arc::new(f) })
     }
 
     /// Calls it, awaiting what it returns if that is awaitable. `kernia.APIError`
@@ -369,14 +466,14 @@ impl Callback {
     async fn test(&self, req: &CallbackRequest, value: &str) -> Result<bool, AuthError> {
         let value = value.to_owned();
         let result = self.call(req, |py| PyTuple::new(py, [value]), AuthError::CallbackFailed(self.name)).await?;
-        Python::attach(|py| result.bind(py).is_truthy()).map_err(|e| self.failed(e))
+        attach_result(|py| result.bind(py).is_truthy()).map_err(|e| self.failed(e))
     }
 
     /// `f(value)` for the username rules: the value's stored form.
     async fn map(&self, req: &CallbackRequest, value: &str) -> Result<String, AuthError> {
         let value = value.to_owned();
         let result = self.call(req, |py| PyTuple::new(py, [value]), AuthError::CallbackFailed(self.name)).await?;
-        Python::attach(|py| result.bind(py).extract::<String>())
+        attach_result(|py| result.bind(py).extract::<String>())
             .map_err(|_| self.failed(PyTypeError::new_err(format!("{} must return a str", self.name))))
     }
 }
@@ -386,6 +483,9 @@ pub struct PyCallbacks {
     pub on_link: Option<Callback>,
     pub generate_name: Option<Callback>,
     pub generate_random_email: Option<Callback>,
+    pub should_delete: Option<Callback>,
+    pub before_delete: Option<Callback>,
+    pub on_event: Option<Callback>,
     pub username_validator: Option<Callback>,
     pub display_username_validator: Option<Callback>,
     pub username_normalization: Option<Callback>,
@@ -404,6 +504,9 @@ impl PyCallbacks {
             &self.on_link,
             &self.generate_name,
             &self.generate_random_email,
+            &self.should_delete,
+            &self.before_delete,
+            &self.on_event,
             &self.username_validator,
             &self.display_username_validator,
             &self.username_normalization,
@@ -460,7 +563,7 @@ where
     F: for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyTuple>>,
 {
     let locals = req.extension.as_ref().and_then(|e| e.downcast_ref::<TaskLocals>());
-    let called = Python::attach(|py| -> PyResult<Called> {
+    let called = attach_result(|py| -> PyResult<Called> {
         let result = func.bind(py).call1(args(py)?)?;
         if !result.hasattr("__await__")? {
             return Ok(Called::Ready(result.unbind()));
@@ -476,7 +579,7 @@ where
 
 /// `kernia.APIError` becomes that response; anything else is logged and becomes `otherwise`.
 fn to_auth_error(err: PyErr, what: &str, otherwise: AuthError) -> AuthError {
-    Python::attach(|py| {
+    let custom = attach(|py| {
         let api_error = py.import("kernia.errors").and_then(|m| m.getattr("APIError")).ok();
         if let Some(api_error) = api_error {
             if err.is_instance(py, &api_error) {
@@ -485,7 +588,7 @@ fn to_auth_error(err: PyErr, what: &str, otherwise: AuthError) -> AuthError {
                 let code = v.getattr("code").and_then(|s| s.extract::<String>()).unwrap_or_else(|_| "ERROR".into());
                 let message = v.getattr("message").and_then(|s| s.extract::<String>()).unwrap_or_else(|_| code.clone());
                 if (400..=599).contains(&status) {
-                    return AuthError::Custom { status, code, message };
+                    return Some(AuthError::Custom { status, code, message });
                 }
             }
         }
@@ -498,13 +601,14 @@ fn to_auth_error(err: PyErr, what: &str, otherwise: AuthError) -> AuthError {
         if logged.is_err() {
             err.print(py);
         }
-        otherwise
-    })
+        None
+    });
+    custom.flatten().unwrap_or(otherwise)
 }
 
 /// What a name generator returned: a string, or `None` for the default.
 fn optional_string(value: Py<PyAny>, cb: &Callback) -> Result<Option<String>, AuthError> {
-    Python::attach(|py| {
+    attach(|py| {
         let v = value.bind(py);
         if v.is_none() {
             return Ok(None);
@@ -513,6 +617,7 @@ fn optional_string(value: Py<PyAny>, cb: &Callback) -> Result<Option<String>, Au
             cb.failed(PyTypeError::new_err(format!("{} must return a str or None, got {}", cb.name, v.get_type())))
         })
     })
+    .unwrap_or(Err(AuthError::CallbackFailed(cb.name)))
 }
 
 #[async_trait]
@@ -551,6 +656,90 @@ impl AnonymousCallbacks for PyCallbacks {
         )
         .await
         .map(drop)
+    }
+
+    fn has_should_delete(&self) -> bool {
+        self.should_delete.is_some()
+    }
+
+    async fn should_delete(&self, user: &User, req: &CallbackRequest) -> Result<bool, AuthError> {
+        let Some(cb) = &self.should_delete else { return Ok(true) };
+        let verdict = self.user_hook(cb, user, req, None).await?;
+        attach_result(|py| verdict.bind(py).is_truthy()).map_err(|e| cb.failed(e))
+    }
+
+    fn has_before_delete(&self) -> bool {
+        self.before_delete.is_some()
+    }
+
+    async fn before_delete(&self, user: &User, ctx: LinkContext) -> Result<(), AuthError> {
+        let Some(cb) = &self.before_delete else { return Ok(()) };
+        self.user_hook(cb, user, &ctx.request, Some(ctx.db)).await.map(drop)
+    }
+
+    fn has_on_event(&self) -> bool {
+        self.on_event.is_some()
+    }
+
+    fn on_event(&self, event: GuestEvent, extension: &Extension) {
+        let Some(cb) = &self.on_event else { return };
+        let f = cb.f.clone();
+        let request = CallbackRequest {
+            method: String::new(),
+            path: String::new(),
+            headers: Vec::new(),
+            client_ip: None,
+            extension: extension.clone(),
+        };
+        // Its own task: the request does not wait for it, and its failure is only logged.
+        tokio::spawn(async move {
+            if let Err(e) = call(&f, &request, |py| PyTuple::new(py, [event_dict(py, &event)?])).await {
+                to_auth_error(e, "on_event", AuthError::CallbackFailed("on_event"));
+            }
+        });
+    }
+}
+
+/// An event as the dict `on_event` gets.
+fn event_dict<'py>(py: Python<'py>, e: &GuestEvent) -> PyResult<Bound<'py, PyDict>> {
+    let datetime = py.import("datetime")?;
+    let utc = datetime.getattr("timezone")?.getattr("utc")?;
+    let time = datetime.getattr("datetime")?.call_method1("fromtimestamp", (e.at_ms as f64 / 1000.0, utc))?;
+    let d = PyDict::new(py);
+    d.set_item("type", e.kind.name())?;
+    d.set_item("user_id", &e.user_id)?;
+    d.set_item("new_user_id", &e.new_user_id)?;
+    d.set_item("time", time)?;
+    d.set_item("ip", &e.ip)?;
+    d.set_item("path", &e.path)?;
+    Ok(d)
+}
+
+impl PyCallbacks {
+    /// `f(user)`, or `f(user, ctx)` with `ctx.db`, for the cleanup hooks.
+    async fn user_hook(
+        &self,
+        cb: &Callback,
+        user: &User,
+        request: &CallbackRequest,
+        db: Option<LinkDb>,
+    ) -> Result<Py<PyAny>, AuthError> {
+        let fields = self.user_fields;
+        let with_ctx = db.is_some();
+        cb.call(
+            request,
+            |py| {
+                let user = user_dict(py, user, fields)?;
+                if with_ctx {
+                    let c = self.context(py, request, db, None)?;
+                    PyTuple::new(py, [user, c.into_any()])
+                } else {
+                    PyTuple::new(py, [user])
+                }
+            },
+            AuthError::CallbackFailed(cb.name),
+        )
+        .await
     }
 }
 

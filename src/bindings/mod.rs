@@ -5,6 +5,7 @@
 //! waits on the database or on hashing. Responses convert to Python objects
 //! lazily, on the event loop's thread, through [`NativeResponse`].
 
+mod bridge;
 mod callbacks;
 
 use std::net::ToSocketAddrs;
@@ -129,12 +130,15 @@ impl NativeAuth {
             let Some(d) = &callables else { return Ok(None) };
             Ok(callbacks::Callback::new(name, d.get_item(name)?.filter(|f| !f.is_none()).map(Bound::unbind)))
         };
-        let [on_link, generate_name, generate_random_email] =
+        let [on_link, generate_name, generate_random_email, should_delete, before_delete, on_event] =
             anonymous.as_ref().map(|p| p.callbacks(py)).unwrap_or_default();
         let cb = Arc::new(callbacks::PyCallbacks {
             on_link,
             generate_name,
             generate_random_email,
+            should_delete,
+            before_delete,
+            on_event,
             username_validator: get("username_validator")?,
             display_username_validator: get("display_username_validator")?,
             username_normalization: get("username_normalization")?,
@@ -192,7 +196,7 @@ impl NativeAuth {
             },
         };
         let auth = self.auth.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        bridge::awaitable(py, async move {
             let resp = auth.handle(req).await;
             Ok(NativeResponse { status: resp.status, headers: resp.headers, body: resp.body })
         })
@@ -202,7 +206,7 @@ impl NativeAuth {
     fn get_session<'py>(&self, py: Python<'py>, headers: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let headers = headers_from(headers)?;
         let auth = self.auth.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        bridge::awaitable(py, async move {
             match auth.session_for_headers(headers).await {
                 Ok(None) => Ok(None),
                 Ok(Some((session, user))) => {
@@ -211,6 +215,56 @@ impl NativeAuth {
                 }
                 Err(e) => Err(callbacks::engine_error(e)),
             }
+        })
+    }
+
+    /// Awaitable of the cleanup's counts: `{"stale", "deleted", "kept", "failed", "dry_run"}`.
+    #[pyo3(signature = (dry_run=false, batch_size=1000, max_age=None))]
+    fn cleanup_anonymous_users<'py>(
+        &self,
+        py: Python<'py>,
+        dry_run: bool,
+        batch_size: usize,
+        max_age: Option<i64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let extension: crate::core::hooks::Extension =
+            Some(Arc::new(pyo3_async_runtimes::tokio::get_current_locals(py)?));
+        let options = crate::cleanup::CleanupOptions { dry_run, batch_size, max_age, extension };
+        let auth = self.auth.clone();
+        bridge::awaitable(py, async move {
+            let report = auth.cleanup_anonymous_users(options).await.map_err(callbacks::engine_error)?;
+            Ok(callbacks::PyJson(serde_json::to_value(report).unwrap_or_default()))
+        })
+    }
+
+    /// Awaitable of user dicts, newest first.
+    #[pyo3(signature = (is_anonymous=None, limit=100, offset=0))]
+    fn list_users<'py>(
+        &self,
+        py: Python<'py>,
+        is_anonymous: Option<bool>,
+        limit: u64,
+        offset: u64,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let auth = self.auth.clone();
+        bridge::awaitable(py, async move {
+            let users = auth
+                .store
+                .list_users(is_anonymous, limit, offset)
+                .await
+                .map_err(|e| callbacks::engine_error(e.into()))?;
+            let json: Vec<_> =
+                users.iter().map(|u| serde_json::to_value(UserJson(u, auth.user_fields)).unwrap_or_default()).collect();
+            Ok(callbacks::PyJson(serde_json::Value::Array(json)))
+        })
+    }
+
+    /// Awaitable of the number of users (of guests, or of registered users).
+    #[pyo3(signature = (is_anonymous=None))]
+    fn count_users<'py>(&self, py: Python<'py>, is_anonymous: Option<bool>) -> PyResult<Bound<'py, PyAny>> {
+        let auth = self.auth.clone();
+        bridge::awaitable(py, async move {
+            auth.store.count_users(is_anonymous).await.map_err(|e| callbacks::engine_error(e.into()))
         })
     }
 
@@ -295,6 +349,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<callbacks::CallbackContext>()?;
     m.add_class::<callbacks::ConversionDatabase>()?;
     m.add_function(wrap_pyfunction!(callbacks::anonymous, m)?)?;
+    // Worker threads leave Python before the interpreter finalizes (see `bridge`).
+    let drain = wrap_pyfunction!(bridge::drain, m)?;
+    m.py().import("atexit")?.call_method1("register", (drain,))?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

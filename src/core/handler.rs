@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::auth::Auth;
-use crate::core::hooks::CallbackRequest;
+use crate::core::hooks::{CallbackRequest, EventKind, EventOrigin};
 use crate::core::request::Request;
 use crate::core::response::Response;
 use crate::core::router::Route;
@@ -33,6 +33,8 @@ pub struct Outcome {
     /// Where a failure after the endpoint (commit, conversion) sends the browser,
     /// with `?error=<code>`, instead of answering with JSON (navigations, spec §9.2).
     pub error_redirect: Option<String>,
+    /// Guest events to report once the writes are committed: kind, user id, new user id.
+    pub events: Vec<(EventKind, String, Option<String>)>,
 }
 
 impl Outcome {
@@ -46,6 +48,7 @@ impl Outcome {
             on_conflict: None,
             on_used: None,
             error_redirect: None,
+            events: Vec::new(),
         }
     }
 
@@ -81,6 +84,12 @@ impl Outcome {
 
     pub fn on_conflict(mut self, err: AuthError) -> Self {
         self.on_conflict = Some(err);
+        self
+    }
+
+    /// Reports `kind` for `user_id` to the app's `on_event` once the writes commit.
+    pub fn event(mut self, kind: EventKind, user_id: &str) -> Self {
+        self.events.push((kind, user_id.to_owned(), None));
         self
     }
 
@@ -121,7 +130,14 @@ impl Auth {
 
     async fn process(self: &Arc<Self>, req: &Request) -> Result<Response, AuthError> {
         let client_ip = self.client_ip(req);
-        self.limiter.check(&req.path, client_ip.as_deref(), self.clock.now_ms())?;
+        let now = self.clock.now_ms();
+        if let Err(e) = self.limiter.check(self.store.as_ref(), &req.path, client_ip.as_deref(), now).await {
+            if matches!(e, AuthError::TooManyRequests { .. }) {
+                let from = EventOrigin { ip: client_ip.as_deref(), path: Some(&req.path), extension: &req.extension };
+                self.emit(EventKind::RateLimited, None, None, &from);
+            }
+            return Err(e);
+        }
         let route = router::route(&req.method, &req.path, self.plugins()).ok_or(AuthError::NotFound)?;
         if req.body.len() > self.cfg.advanced.max_body_size {
             return Err(AuthError::PayloadTooLarge(self.cfg.advanced.max_body_size));
@@ -130,7 +146,14 @@ impl Auth {
         let ctx = Ctx { auth: self, req, client_ip, current: tokio::sync::OnceCell::new() };
         let mut outcome = route.run(&ctx).await?;
         match (self.commit(&ctx, route, &mut outcome).await, outcome.error_redirect.take()) {
-            (Ok(()), _) => Ok(outcome.response),
+            (Ok(()), _) => {
+                let from =
+                    EventOrigin { ip: ctx.client_ip.as_deref(), path: Some(&req.path), extension: &req.extension };
+                for (kind, user_id, new_user_id) in &outcome.events {
+                    self.emit(*kind, Some(user_id), new_user_id.as_deref(), &from);
+                }
+                Ok(outcome.response)
+            }
             (Err(e), Some(url)) => Ok(Response::redirect_with_error(&url, e.redirect_code())),
             (Err(e), None) => Err(e),
         }
@@ -155,12 +178,19 @@ impl Auth {
         };
         match self.conversion(ctx, route, outcome).await? {
             None => self.store.apply(std::mem::take(&mut outcome.writes)).await.map_err(store_error)?,
-            Some(conversion) => match tokio::spawn(self.clone().convert(conversion)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(StoreErrorOr::Store(e))) => return Err(store_error(e)),
-                Ok(Err(StoreErrorOr::Auth(e))) => return Err(e),
-                Err(e) => return Err(AuthError::internal(format!("conversion task failed: {e}"))),
-            },
+            Some(conversion) => {
+                let (guest, new_user) = (conversion.guest_user.id.clone(), conversion.new_user.id.clone());
+                match tokio::spawn(self.clone().convert(conversion)).await {
+                    Ok(Ok(linked)) => {
+                        if linked && guest != new_user {
+                            outcome.events.push((EventKind::Linked, guest, Some(new_user)));
+                        }
+                    }
+                    Ok(Err(StoreErrorOr::Store(e))) => return Err(store_error(e)),
+                    Ok(Err(StoreErrorOr::Auth(e))) => return Err(e),
+                    Err(e) => return Err(AuthError::internal(format!("conversion task failed: {e}"))),
+                }
+            }
         }
         Ok(())
     }
@@ -172,7 +202,11 @@ impl Auth {
         route: Route,
         outcome: &mut Outcome,
     ) -> Result<Option<Conversion>, AuthError> {
-        if self.anonymous_callbacks.is_none() || !link::converts(route.path()) || outcome.new_session.is_none() {
+        if self.anonymous_callbacks.is_none()
+            || !self.allows_linking()
+            || !link::converts(route.path())
+            || outcome.new_session.is_none()
+        {
             return Ok(None);
         }
         let Some(new_user) = outcome.new_user.clone() else { return Ok(None) };

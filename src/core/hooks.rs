@@ -45,6 +45,56 @@ pub struct LinkContext {
     pub db: LinkDb,
 }
 
+/// What happened to a guest (the `type` of an `on_event` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    /// Signed in as a new guest.
+    Created,
+    /// Converted to another account by a sign-in or sign-up.
+    Linked,
+    /// Became a registered account in place, keeping its id.
+    Upgraded,
+    /// Deleted itself through `/delete-anonymous-user`.
+    Deleted,
+    /// Deleted by the stale-guest cleanup.
+    CleanedUp,
+    /// A request was refused by the rate limiter (no user).
+    RateLimited,
+}
+
+impl EventKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Created => "created",
+            EventKind::Linked => "linked",
+            EventKind::Upgraded => "upgraded",
+            EventKind::Deleted => "deleted",
+            EventKind::CleanedUp => "cleaned_up",
+            EventKind::RateLimited => "rate_limited",
+        }
+    }
+}
+
+/// One event for the app's `on_event`, for audit trails and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestEvent {
+    pub kind: EventKind,
+    pub user_id: Option<String>,
+    /// `Linked`: the account the guest became.
+    pub new_user_id: Option<String>,
+    pub at_ms: i64,
+    pub ip: Option<String>,
+    /// The request's path relative to the base path; `None` for cleanup.
+    pub path: Option<String>,
+}
+
+/// Where events come from: a request (its client IP, path and event loop), or cleanup.
+pub struct EventOrigin<'a> {
+    pub ip: Option<&'a str>,
+    pub path: Option<&'a str>,
+    pub extension: &'a Extension,
+}
+
 #[async_trait]
 pub trait AnonymousCallbacks: Send + Sync {
     fn has_on_link(&self) -> bool;
@@ -54,6 +104,26 @@ pub trait AnonymousCallbacks: Send + Sync {
     async fn generate_random_email(&self, req: &CallbackRequest) -> Result<Option<String>, AuthError>;
     /// Moves the guest's data to the new user. An error undoes the conversion.
     async fn on_link(&self, anonymous_user: &User, new_user: &User, ctx: LinkContext) -> Result<(), AuthError>;
+
+    fn has_should_delete(&self) -> bool {
+        false
+    }
+    /// Whether cleanup may delete this stale guest (default: yes).
+    async fn should_delete(&self, _user: &User, _req: &CallbackRequest) -> Result<bool, AuthError> {
+        Ok(true)
+    }
+    fn has_before_delete(&self) -> bool {
+        false
+    }
+    /// Runs in the transaction that deletes this stale guest; an error keeps the guest.
+    async fn before_delete(&self, _user: &User, _ctx: LinkContext) -> Result<(), AuthError> {
+        Ok(())
+    }
+    fn has_on_event(&self) -> bool {
+        false
+    }
+    /// Reports an event. Never fails and never waits: the work runs on its own.
+    fn on_event(&self, _event: GuestEvent, _extension: &Extension) {}
 }
 
 /// The plugin with no callbacks: guests get default names and emails, nothing to move.

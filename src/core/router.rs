@@ -16,6 +16,8 @@ pub enum Route {
     SignOut,
     SignInAnonymous,
     DeleteAnonymousUser,
+    UpgradeAnonymous,
+    LinkAnonymous,
     SignInUsername,
     SignUpUsername,
     IsUsernameAvailable,
@@ -44,6 +46,8 @@ pub fn route(method: &str, path: &str, on: Plugins) -> Option<Route> {
     Some(match (method, path) {
         ("POST", "/sign-in/anonymous") if on.anonymous => Route::SignInAnonymous,
         ("POST", "/delete-anonymous-user") if on.anonymous => Route::DeleteAnonymousUser,
+        ("POST", "/anonymous/upgrade") if on.anonymous => Route::UpgradeAnonymous,
+        ("POST", "/anonymous/link") if on.anonymous => Route::LinkAnonymous,
         ("POST", "/sign-in/username") if on.username => Route::SignInUsername,
         ("POST", "/sign-up/username") if on.username => Route::SignUpUsername,
         ("POST", "/is-username-available") if on.username => Route::IsUsernameAvailable,
@@ -77,6 +81,8 @@ impl Route {
             Route::SignOut => "/sign-out",
             Route::SignInAnonymous => "/sign-in/anonymous",
             Route::DeleteAnonymousUser => "/delete-anonymous-user",
+            Route::UpgradeAnonymous => "/anonymous/upgrade",
+            Route::LinkAnonymous => "/anonymous/link",
             Route::SignInUsername => "/sign-in/username",
             Route::SignUpUsername => "/sign-up/username",
             Route::IsUsernameAvailable => "/is-username-available",
@@ -102,6 +108,7 @@ impl Route {
             Route::SignOut => routes::sign_out(ctx).await,
             Route::SignInAnonymous => anonymous::sign_in(ctx).await,
             Route::DeleteAnonymousUser => anonymous::delete_user(ctx).await,
+            Route::UpgradeAnonymous | Route::LinkAnonymous => anonymous::upgrade(ctx).await,
             Route::SignInUsername => username::sign_in(ctx).await,
             Route::SignUpUsername => username::sign_up(ctx).await,
             Route::IsUsernameAvailable => username::is_available(ctx).await,
@@ -133,6 +140,8 @@ mod tests {
         assert_eq!(route("GET", "/nope", off), None);
         for (method, path) in [
             ("POST", "/sign-in/anonymous"),
+            ("POST", "/anonymous/upgrade"),
+            ("POST", "/anonymous/link"),
             ("POST", "/sign-in/username"),
             ("POST", "/is-username-available"),
             ("POST", "/sign-in/magic-link"),

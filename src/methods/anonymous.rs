@@ -5,12 +5,12 @@ use serde_json::json;
 
 use crate::core::body::{is_valid_email, Body};
 use crate::core::handler::{Ctx, Outcome};
-use crate::core::hooks::{AnonymousCallbacks, CallbackRequest};
+use crate::core::hooks::{AnonymousCallbacks, CallbackRequest, EventKind};
 use crate::crypto::new_id;
 use crate::error::AuthError;
-use crate::model::{User, UserJson};
+use crate::model::{Account, Session, User, UserJson};
 use crate::session::Current;
-use crate::storage::WriteOp;
+use crate::storage::{Login, Profile, WriteOp};
 
 /// Where guests' placeholder addresses live by default: `.invalid` is reserved
 /// and can never receive mail (what Better Auth 1.7.25 writes).
@@ -52,12 +52,13 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let user = User::new(id, name, email.to_lowercase(), true, now);
     // No rememberMe here: a browser that asked not to be remembered stays so.
     let remember = !auth.has_dont_remember(ctx.req);
-    let session = auth.new_session(&user.id, true, ctx.req, ctx.client_ip.as_deref());
+    let session = auth.new_session_for(&user.id, true, true, ctx.req, ctx.client_ip.as_deref());
     let body = json!({ "token": session.token, "user": UserJson(&user, auth.user_fields) });
     Ok(Outcome::json(&body)
-        .cookies(auth.session_cookies(&session, remember))
+        .cookies(auth.session_cookies_for(&session, true, remember))
         .writes([WriteOp::InsertUser(user.clone()), WriteOp::InsertSession(session.clone())])
         .on_conflict(AuthError::FailedToCreateUser)
+        .event(EventKind::Created, &user.id)
         .minted(session, user))
 }
 
@@ -75,7 +76,90 @@ pub async fn delete_user(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     }
     Ok(Outcome::json(&json!({ "success": true }))
         .cookies(auth.cookies.expire_session())
-        .writes([WriteOp::DeleteUser(user.id.clone())]))
+        .writes([WriteOp::DeleteUser(user.id.clone())])
+        .event(EventKind::Deleted, &user.id))
+}
+
+/// `POST /anonymous/upgrade` and `POST /anonymous/link`: the signed-in guest becomes
+/// a registered account in place. Same id, so every row the app keyed on it stays
+/// valid; same session, refreshed to a registered user's lifetime; every other
+/// session of the guest is revoked in the same transaction, so a leaked guest
+/// token never becomes a session of the real account.
+pub async fn upgrade(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
+    let auth = ctx.auth;
+    let body = Body::parse(ctx.req, false)?;
+    let Current::Valid { session, user, dont_remember } = ctx.current().await? else {
+        return Err(AuthError::Unauthorized);
+    };
+    let mut v = body.validator();
+    let (email, password) = (v.string("email"), v.string("password"));
+    let name = v.optional_string("name");
+    if auth.username_hooks.is_some() {
+        v.optional_string("username");
+        v.optional_string("displayUsername");
+    }
+    v.finish()?;
+    let (Some(email), Some(password)) = (email, password) else {
+        unreachable!("validation passed, so the required fields are present")
+    };
+    if !auth.allows_linking() {
+        return Err(AuthError::LinkingDisabled);
+    }
+    if !user.is_anonymous {
+        return Err(AuthError::UserIsNotAnonymous.with_status(400));
+    }
+    let domain = auth.cfg.anonymous.as_ref().and_then(|a| a.email_domain_name.as_deref());
+    let email = email.trim().to_lowercase();
+    if !is_valid_email(&email) || is_placeholder_email(&email, domain) {
+        return Err(AuthError::InvalidEmail.with_status(422));
+    }
+    crate::methods::email::check_password_length(ctx, &password).map_err(|e| e.with_status(422))?;
+    let (username, display_username) = crate::methods::username::sign_up_fields(ctx, &body, false).await?;
+    if auth.store.user(Login::Email, &email).await?.is_some() {
+        return Err(AuthError::UserAlreadyExists.with_status(409));
+    }
+    let hash = auth.hasher.hash(password).await?;
+
+    let now = auth.clock.now_ms();
+    let name = name.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty());
+    let profile = Profile {
+        email: Some(email.clone()),
+        name: name.clone(),
+        username: username.clone(),
+        display_username: display_username.clone(),
+    };
+    let account = Account::credential(&user.id, hash, now);
+    let mut upgraded = User {
+        email,
+        email_verified: false,
+        is_anonymous: false,
+        updated_at: now,
+        username: username.or(user.username.clone()),
+        display_username: display_username.or(user.display_username.clone()),
+        ..user.clone()
+    };
+    if let Some(name) = name {
+        upgraded.name = name;
+    }
+    let mut writes = vec![
+        WriteOp::UpgradeAnonymous { user_id: user.id.clone(), updated_at: now, profile },
+        WriteOp::InsertAccount(account),
+        WriteOp::RevokeOtherSessions { user_id: user.id.clone(), keep_id: session.id.clone() },
+    ];
+    let mut cookies = Vec::new();
+    if !dont_remember {
+        // From now on a registered user's session: its lifetime, counted from now.
+        let expires_at = now + auth.cfg.session.expires_in * 1000;
+        let refreshed = Session { expires_at, updated_at: now, ..session.clone() };
+        writes.push(WriteOp::RefreshSession { id: session.id.clone(), expires_at, updated_at: now });
+        cookies = auth.session_cookies(&refreshed, true);
+    }
+    let conflict = AuthError::UserAlreadyExists.with_status(409);
+    Ok(Outcome::json(&json!({ "success": true, "user": UserJson(&upgraded, auth.user_fields) }))
+        .cookies(cookies)
+        .writes(writes)
+        .on_conflict(conflict)
+        .event(EventKind::Upgraded, &user.id))
 }
 
 #[cfg(test)]

@@ -24,6 +24,28 @@ pub(crate) fn check_password_length(ctx: &Ctx<'_>, password: &str) -> Result<(),
     }
 }
 
+/// What a password sign-in reads: `{<login field>, password, callbackURL?, rememberMe?}`.
+pub(crate) struct SignInFields {
+    pub login: String,
+    pub password: String,
+    pub callback: Option<String>,
+    pub remember: bool,
+}
+
+/// Reads a password sign-in's fields, its callback URL checked against the trusted origins.
+pub(crate) fn sign_in_fields(ctx: &Ctx<'_>, body: &Body, login: &str) -> Result<SignInFields, AuthError> {
+    check_callback_url(&ctx.auth.cfg, UrlField::CallbackUrl, body.get("callbackURL"))?;
+    let mut v = body.validator();
+    let (id, password) = (v.string(login), v.string("password"));
+    let callback = v.optional_string("callbackURL");
+    let remember = v.optional_bool("rememberMe").unwrap_or(true);
+    v.finish()?;
+    let (Some(login), Some(password)) = (id, password) else {
+        unreachable!("validation passed, so the required fields are present")
+    };
+    Ok(SignInFields { login, password, callback, remember })
+}
+
 pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
     let ep = &auth.cfg.email_password;
@@ -76,15 +98,7 @@ pub(crate) async fn create_account(
 ) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
     let hash = auth.hasher.hash(password).await?;
-    let account = Account {
-        id: new_id(),
-        account_id: user.id.clone(),
-        provider_id: "credential".into(),
-        user_id: user.id.clone(),
-        password: Some(hash),
-        created_at: user.created_at,
-        updated_at: user.created_at,
-    };
+    let account = Account::credential(&user.id, hash, user.created_at);
     let user_json =
         serde_json::to_value(UserJson(&user, auth.user_fields)).map_err(|e| AuthError::internal(e.to_string()))?;
     let mut writes = vec![WriteOp::InsertUser(user.clone()), WriteOp::InsertAccount(account)];
@@ -102,15 +116,7 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
     let ep = &auth.cfg.email_password;
     let body = Body::parse(ctx.req, true)?;
-    check_callback_url(&auth.cfg, UrlField::CallbackUrl, body.get("callbackURL"))?;
-    let mut v = body.validator();
-    let (email, password) = (v.string("email"), v.string("password"));
-    let callback = v.optional_string("callbackURL");
-    let remember = v.optional_bool("rememberMe").unwrap_or(true);
-    v.finish()?;
-    let (Some(email), Some(password)) = (email, password) else {
-        unreachable!("validation passed, so the required fields are present")
-    };
+    let SignInFields { login: email, password, callback, remember } = sign_in_fields(ctx, &body, "email")?;
     check_form_csrf(&auth.cfg, ctx.req)?;
     if !ep.enabled {
         return Err(AuthError::EmailPasswordDisabled);

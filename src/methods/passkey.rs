@@ -27,11 +27,12 @@ use webauthn_rs_core::WebauthnCore;
 use crate::auth::Auth;
 use crate::core::body::Body;
 use crate::core::handler::{Ctx, Outcome};
+use crate::core::hooks::EventKind;
 use crate::crypto::{new_id, random_string};
 use crate::error::AuthError;
 use crate::model::{Passkey, Session, SessionJson, User, UserJson, Verification};
 use crate::session::Current;
-use crate::storage::{Login, PasskeyBy, WriteOp};
+use crate::storage::{Login, PasskeyBy, Profile, WriteOp};
 
 /// How long a challenge (cookie and row) lives, in seconds.
 const CHALLENGE_TTL_S: i64 = 300;
@@ -342,10 +343,12 @@ pub async fn verify_registration(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     };
     let mut writes = vec![WriteOp::ConsumeVerification(token), WriteOp::InsertPasskey(passkey.clone())];
     let mut user = user.clone();
-    if user.is_anonymous && opts.upgrade_anonymous {
+    let upgrades = user.is_anonymous && opts.upgrade_anonymous && auth.allows_linking();
+    if upgrades {
         // The guest now has a real credential: a registered account from here on,
         // reachable by this session only (a leaked guest token must not become one).
-        writes.push(WriteOp::UpgradeAnonymous { user_id: user.id.clone(), updated_at: now });
+        let profile = Profile::default();
+        writes.push(WriteOp::UpgradeAnonymous { user_id: user.id.clone(), updated_at: now, profile });
         writes.push(WriteOp::RevokeOtherSessions { user_id: user.id.clone(), keep_id: session.id.clone() });
         user.is_anonymous = false;
         user.updated_at = now;
@@ -361,6 +364,7 @@ pub async fn verify_registration(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     } else {
         Outcome::json(&passkey)
     };
+    let out = if upgrades { out.event(EventKind::Upgraded, &user.id) } else { out };
     Ok(out.writes(writes).on_used(AuthError::ChallengeNotFound))
 }
 

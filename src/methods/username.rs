@@ -10,10 +10,10 @@ use crate::config::{UsernameOptions, ValidationOrder};
 use crate::core::body::Body;
 use crate::core::handler::{Ctx, Outcome};
 use crate::core::hooks::{CallbackRequest, UsernameHooks};
-use crate::core::origin::{check_callback_url, check_form_csrf};
+use crate::core::origin::check_form_csrf;
 use crate::crypto::new_id;
-use crate::error::{AuthError, UrlField};
-use crate::methods::email::{check_password_length, create_account, PasswordSignIn};
+use crate::error::AuthError;
+use crate::methods::email::{check_password_length, create_account, sign_in_fields, PasswordSignIn, SignInFields};
 use crate::model::User;
 use crate::storage::Login;
 
@@ -137,15 +137,7 @@ pub async fn sign_up_fields(
 pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let rules = Rules::of(ctx).ok_or(AuthError::NotFound)?;
     let body = Body::parse(ctx.req, false)?;
-    check_callback_url(&ctx.auth.cfg, UrlField::CallbackUrl, body.get("callbackURL"))?;
-    let mut v = body.validator();
-    let (username, password) = (v.string("username"), v.string("password"));
-    let callback = v.optional_string("callbackURL");
-    let remember = v.optional_bool("rememberMe").unwrap_or(true);
-    v.finish()?;
-    let (Some(username), Some(password)) = (username, password) else {
-        unreachable!("validation passed, so the required fields are present")
-    };
+    let SignInFields { login: username, password, callback, remember } = sign_in_fields(ctx, &body, "username")?;
     if username.is_empty() || password.is_empty() {
         return Err(AuthError::InvalidUsernameOrPassword);
     }

@@ -58,10 +58,23 @@ impl Auth {
         }
     }
 
-    /// A new session row for `user_id`; `remember: false` makes it a one-day session.
+    /// A new session row for `user` (a registered user's lifetime); `remember:
+    /// false` makes it a one-day session.
     pub fn new_session(&self, user_id: &str, remember: bool, req: &Request, client_ip: Option<&str>) -> Session {
+        self.new_session_for(user_id, false, remember, req, client_ip)
+    }
+
+    /// A new session row, with a guest's lifetime when `anonymous`.
+    pub fn new_session_for(
+        &self,
+        user_id: &str,
+        anonymous: bool,
+        remember: bool,
+        req: &Request,
+        client_ip: Option<&str>,
+    ) -> Session {
         let now = self.clock.now_ms();
-        let lifetime = if remember { self.cfg.session.expires_in } else { DONT_REMEMBER_LIFETIME_S };
+        let lifetime = if remember { self.session_lifetime(anonymous) } else { DONT_REMEMBER_LIFETIME_S };
         Session {
             id: new_id(),
             token: new_session_token(),
@@ -77,9 +90,14 @@ impl Auth {
     /// `Set-Cookie` values for a new session. Without `remember` the token is a
     /// browser-session cookie and a signed `dont_remember` flag goes with it.
     pub fn session_cookies(&self, session: &Session, remember: bool) -> Vec<String> {
+        self.session_cookies_for(session, false, remember)
+    }
+
+    /// [`Auth::session_cookies`], with a guest's lifetime as Max-Age when `anonymous`.
+    pub fn session_cookies_for(&self, session: &Session, anonymous: bool, remember: bool) -> Vec<String> {
         let value = self.cfg.signer.sign_cookie_value(&session.token);
         if remember {
-            vec![self.cookies.set(&self.cookies.session_token, &value, Some(self.cfg.session.expires_in))]
+            vec![self.cookies.set(&self.cookies.session_token, &value, Some(self.session_lifetime(anonymous)))]
         } else {
             let flag = self.cfg.signer.sign_cookie_value("true");
             vec![
@@ -91,17 +109,18 @@ impl Auth {
 
     /// Pushes the expiry forward when the last refresh is `update_age` old (spec
     /// §11.1 step 5): updates `session` and returns the write that persists it.
-    pub fn refresh(&self, session: &mut Session) -> Option<WriteOp> {
+    pub fn refresh(&self, session: &mut Session, anonymous: bool) -> Option<WriteOp> {
         let s = &self.cfg.session;
         if s.disable_session_refresh {
             return None;
         }
         let now = self.clock.now_ms();
-        let last_refresh = session.expires_at - s.expires_in * 1000;
+        let lifetime = self.session_lifetime(anonymous);
+        let last_refresh = session.expires_at - lifetime * 1000;
         if now < last_refresh + s.update_age * 1000 {
             return None;
         }
-        session.expires_at = now + s.expires_in * 1000;
+        session.expires_at = now + lifetime * 1000;
         session.updated_at = now;
         Some(WriteOp::RefreshSession { id: session.id.clone(), expires_at: session.expires_at, updated_at: now })
     }

@@ -26,8 +26,10 @@ pub async fn get_session(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
             Ok(if expired_row { out.writes([WriteOp::DeleteSessionByToken(token)]) } else { out })
         }
         Current::Valid { mut session, user, dont_remember } => {
-            let refresh = if dont_remember || flag(ctx, "disableRefresh") { None } else { auth.refresh(&mut session) };
-            let cookies = if refresh.is_some() { auth.session_cookies(&session, true) } else { Vec::new() };
+            let guest = user.is_anonymous;
+            let refresh =
+                if dont_remember || flag(ctx, "disableRefresh") { None } else { auth.refresh(&mut session, guest) };
+            let cookies = if refresh.is_some() { auth.session_cookies_for(&session, guest, true) } else { Vec::new() };
             let body =
                 serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
             Ok(no_store(Outcome::json(&body)).cookies(cookies).writes(refresh))

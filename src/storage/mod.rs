@@ -55,16 +55,49 @@ pub enum WriteOp {
         name: String,
     },
     DeletePasskey(String),
-    /// A guest becomes a registered user, keeping its id.
+    /// A guest becomes a registered user, keeping its id; the fields given
+    /// replace the guest's. A user that is no longer a guest is a
+    /// [`Constraint::NotAnonymous`] conflict, so an upgrade happens once.
     UpgradeAnonymous {
         user_id: String,
         updated_at: i64,
+        profile: Profile,
     },
     /// Every session of the user but this one.
     RevokeOtherSessions {
         user_id: String,
         keep_id: String,
     },
+}
+
+impl WriteOp {
+    /// The conflict to report when this op changes no row: the ops whose effect
+    /// must happen exactly once (a token consumed, a guest upgraded).
+    pub(crate) fn conflict_if_unchanged(&self) -> Option<Constraint> {
+        match self {
+            WriteOp::ConsumeVerification(_) => Some(Constraint::Verification),
+            WriteOp::UpgradeAnonymous { .. } => Some(Constraint::NotAnonymous),
+            _ => None,
+        }
+    }
+}
+
+/// What an in-place upgrade sets on the user besides `isAnonymous`.
+#[derive(Debug, Clone, Default)]
+pub struct Profile {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub username: Option<String>,
+    pub display_username: Option<String>,
+}
+
+/// The guest a transaction locks before app code runs in it.
+#[derive(Debug, Clone)]
+pub enum GuestRef {
+    /// The user of the session with this token, if still a guest (a conversion).
+    Session(String),
+    /// This user, if still a guest inactive since `cutoff_ms` (a cleanup).
+    Stale { id: String, cutoff_ms: i64 },
 }
 
 /// A value passed to or read from app SQL run through `ctx.db`.
@@ -85,9 +118,9 @@ pub type SqlRow = Vec<(String, SqlValue)>;
 #[async_trait]
 pub trait Tx: Send {
     async fn apply(&mut self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
-    /// The user of the session with this token if it is anonymous, locked until
-    /// the transaction ends so that concurrent conversions of one guest serialize.
-    async fn lock_guest(&mut self, token: &str) -> Result<Option<User>, StoreError>;
+    /// The guest, if it still is one, locked until the transaction ends so that
+    /// concurrent conversions and cleanups of one guest serialize.
+    async fn lock_guest(&mut self, guest: &GuestRef) -> Result<Option<User>, StoreError>;
     /// Runs app SQL; returns the number of rows changed.
     async fn execute(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError>;
     async fn fetch_all(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError>;
@@ -101,6 +134,8 @@ pub enum Constraint {
     UserUsername,
     /// A verification row to consume was gone.
     Verification,
+    /// A guest to upgrade was no longer a guest.
+    NotAnonymous,
     Other(String),
 }
 
@@ -121,6 +156,7 @@ impl From<StoreError> for AuthError {
             StoreError::Conflict(Constraint::UserEmail) => AuthError::UserAlreadyExists,
             StoreError::Conflict(Constraint::UserUsername) => AuthError::UsernameTaken,
             StoreError::Conflict(Constraint::Verification) => AuthError::InvalidToken,
+            StoreError::Conflict(Constraint::NotAnonymous) => AuthError::UserIsNotAnonymous.with_status(400),
             other => AuthError::internal(other.to_string()),
         }
     }
@@ -188,6 +224,20 @@ pub trait Store: Send + Sync {
     async fn passkey(&self, by: PasskeyBy, key: &str) -> Result<Option<Passkey>, StoreError>;
     /// All ops in one transaction: all of them happen or none does.
     async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+    /// Counts a request against a rate-limit bucket (spec §12's algorithm, atomic
+    /// across processes): `None` when allowed, else the bucket's last allowed request.
+    async fn rate_limit(&self, key: &str, now_ms: i64, window_ms: i64, max: u64) -> Result<Option<i64>, StoreError>;
+    /// Forgets rate-limit buckets whose last request is older than `before_ms`.
+    async fn prune_rate_limits(&self, before_ms: i64) -> Result<(), StoreError>;
+    /// Up to `limit` guests inactive since `cutoff_ms` (no session updated since,
+    /// the user row neither), with ids after `after`, in id order.
+    async fn stale_guests(&self, cutoff_ms: i64, after: Option<String>, limit: usize) -> Result<Vec<User>, StoreError>;
+    /// Deletes those of `ids` that are still stale guests, with their sessions,
+    /// accounts and passkeys, in one transaction; returns the ids deleted.
+    async fn delete_stale_guests(&self, ids: Vec<String>, cutoff_ms: i64) -> Result<Vec<String>, StoreError>;
+    /// Users, newest first; `anonymous` filters on `isAnonymous`.
+    async fn list_users(&self, anonymous: Option<bool>, limit: u64, offset: u64) -> Result<Vec<User>, StoreError>;
+    async fn count_users(&self, anonymous: Option<bool>) -> Result<u64, StoreError>;
     /// Opens a transaction for work that must await other things between statements.
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// SQLite: one writer for the whole database, so an open transaction blocks

@@ -69,11 +69,30 @@ CREATE INDEX IF NOT EXISTS "passkey_userId_idx" ON "passkey" ("userId");
 CREATE INDEX IF NOT EXISTS "passkey_credentialID_idx" ON "passkey" ("credentialID");
 "#;
 
-/// Indexes on added columns (SQLite cannot add a UNIQUE column with ALTER TABLE).
-/// Partial: guests and email users have no username, and an index entry for each
-/// of them would cost every sign-up a random page write for nothing.
-pub const ADDED_INDEXES: &str =
-    r#"CREATE UNIQUE INDEX IF NOT EXISTS "user_username_uidx" ON "user" ("username") WHERE "username" IS NOT NULL;"#;
+/// Indexes on added columns (SQLite cannot add a UNIQUE column with ALTER TABLE),
+/// and the rate-limit table (`rateLimit.storage = "database"`; Better Auth's columns,
+/// `key` unique also where Better Auth created the table).
+/// - The username index is partial: guests and email users have no username, and
+///   an index entry for each of them would cost every sign-up a random page write.
+/// - `user_isAnonymous_idx` lists guests by id, which for our users is creation
+///   order, so each guest sign-in appends at the right edge and cleanup and
+///   counting read guests only.
+macro_rules! added_indexes {
+    ($true:literal, $bigint:literal) => {
+        concat!(
+            r#"CREATE UNIQUE INDEX IF NOT EXISTS "user_username_uidx" ON "user" ("username") WHERE "username" IS NOT NULL;
+CREATE INDEX IF NOT EXISTS "user_isAnonymous_idx" ON "user" ("id") WHERE "isAnonymous" = "#,
+            $true,
+            r#";
+CREATE TABLE IF NOT EXISTS "rateLimit" ("id" text NOT NULL PRIMARY KEY, "key" text NOT NULL, "count" integer NOT NULL, "lastRequest" "#,
+            $bigint,
+            r#" NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS "rateLimit_key_uidx" ON "rateLimit" ("key");"#
+        )
+    };
+}
+pub const SQLITE_ADDED_INDEXES: &str = added_indexes!("1", "integer");
+pub const POSTGRES_ADDED_INDEXES: &str = added_indexes!("true", "bigint");
 
 /// The columns every user query selects, in [`crate::model::User`] order.
 pub const USER_COLUMNS: &str = r#"u."id", u."name", u."email", u."emailVerified", u."image", u."createdAt", u."updatedAt", u."isAnonymous", u."username", u."displayUsername""#;

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, Row};
 use tokio::sync::oneshot;
 
 use super::schema::{self, PASSKEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS};
-use super::{constraint_from, Constraint, Login, PasskeyBy, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
+use super::{constraint_from, GuestRef, Login, PasskeyBy, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 use crate::config::ConfigError;
 use crate::model::{Passkey, Session, User, Verification};
 use crate::time::{iso, parse_iso};
@@ -29,6 +29,8 @@ enum Job {
         ops: Vec<WriteOp>,
         reply: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Work of its own on the writer's connection (it opens its own transaction, if any).
+    Exec(Box<dyn FnOnce(&Connection) + Send>),
     /// Holds the writer for one transaction driven by [`TxCmd`]s until commit or drop.
     Interactive {
         begun: oneshot::Sender<Result<(), StoreError>>,
@@ -40,7 +42,7 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 enum TxCmd {
     Apply(Vec<WriteOp>, Reply<()>),
-    LockGuest(String, Reply<Option<User>>),
+    LockGuest(GuestRef, Reply<Option<User>>),
     Execute(String, Vec<SqlValue>, Reply<u64>),
     FetchAll(String, Vec<SqlValue>, Reply<Vec<SqlRow>>),
     Commit(Reply<()>),
@@ -112,7 +114,7 @@ fn migrate(conn: &Connection) -> rusqlite::Result<()> {
                 conn.execute_batch(&format!(r#"ALTER TABLE "{table}" ADD COLUMN "{column}" {sqlite_type}"#))?;
             }
         }
-        conn.execute_batch(schema::ADDED_INDEXES)
+        conn.execute_batch(schema::SQLITE_ADDED_INDEXES)
     })();
     match result {
         Ok(()) => conn.execute_batch("COMMIT"),
@@ -178,6 +180,20 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// Runs `f` on the writer's connection, between group commits.
+    async fn write_with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.send(Job::Exec(Box::new(move |conn| {
+            let _ = tx.send(f(conn).map_err(map_err));
+        })))?;
+        rx.await.map_err(|_| closed())?
+    }
+}
+
 fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
     std::thread::Builder::new().name(name).spawn(f).expect("spawn SQLite thread")
 }
@@ -213,6 +229,12 @@ fn writer_loop(conn: Connection, rx: Receiver<Job>, mut reads: Receiver<ReadJob>
                         commit_batch(&conn, &mut batch);
                     }
                     run_interactive(&conn, begun, &cmds, &reads);
+                }
+                Job::Exec(f) => {
+                    if !batch.is_empty() {
+                        commit_batch(&conn, &mut batch);
+                    }
+                    f(&conn);
                 }
             }
             if batch.len() < MAX_BATCH {
@@ -265,12 +287,19 @@ fn run_tx_cmd(conn: &Connection, cmd: TxCmd) {
         TxCmd::Apply(ops, reply) => {
             let _ = reply.send(apply_in_savepoint(conn, &ops));
         }
-        TxCmd::LockGuest(token, reply) => {
+        TxCmd::LockGuest(GuestRef::Session(token), reply) => {
             let sql = format!(
                 r#"SELECT {USER_COLUMNS} FROM "session" s JOIN "user" u ON u."id" = s."userId"
                    WHERE s."token" = ?1 AND u."isAnonymous" = 1"#
             );
             let r = conn.prepare_cached(&sql).and_then(|mut st| st.query_row([&token], |r| user_at(r, 0)).optional());
+            let _ = reply.send(r.map_err(map_err));
+        }
+        TxCmd::LockGuest(GuestRef::Stale { id, cutoff_ms }, reply) => {
+            let sql = format!(r#"SELECT {USER_COLUMNS} FROM "user" u WHERE u."id" = ?1 AND {STALE}"#);
+            let r = conn
+                .prepare_cached(&sql)
+                .and_then(|mut st| st.query_row(params![id, iso(cutoff_ms)], |r| user_at(r, 0)).optional());
             let _ = reply.send(r.map_err(map_err));
         }
         TxCmd::Execute(sql, params, reply) => {
@@ -345,9 +374,9 @@ impl Tx for SqliteTx {
         self.call(|r| TxCmd::Apply(ops, r)).await
     }
 
-    async fn lock_guest(&mut self, token: &str) -> Result<Option<User>, StoreError> {
-        let token = token.to_owned();
-        self.call(|r| TxCmd::LockGuest(token, r)).await
+    async fn lock_guest(&mut self, guest: &GuestRef) -> Result<Option<User>, StoreError> {
+        let guest = guest.clone();
+        self.call(|r| TxCmd::LockGuest(guest, r)).await
     }
 
     async fn execute(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
@@ -419,21 +448,50 @@ fn apply_in_savepoint(conn: &Connection, ops: &[WriteOp]) -> Result<(), StoreErr
 
 fn apply_ops(conn: &Connection, ops: &[WriteOp]) -> Result<(), StoreError> {
     for op in ops {
-        if let WriteOp::ConsumeVerification(identifier) = op {
-            let sql = r#"DELETE FROM "verification" WHERE "identifier" = ?1"#;
-            let deleted = conn.prepare_cached(sql).and_then(|mut st| st.execute([identifier])).map_err(map_err)?;
-            if deleted == 0 {
-                return Err(StoreError::Conflict(Constraint::Verification));
-            }
-            continue;
+        let changed = apply_op(conn, op).map_err(map_err)?;
+        if let Some(conflict) = op.conflict_if_unchanged().filter(|_| changed == 0) {
+            return Err(StoreError::Conflict(conflict));
         }
-        apply_op(conn, op).map_err(map_err)?;
     }
     Ok(())
 }
 
-fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
-    match op {
+/// A guest inactive since `?2` (an ISO date): neither its row nor any of its sessions updated since.
+const STALE: &str = r#"u."isAnonymous" = 1 AND u."updatedAt" < ?2
+    AND NOT EXISTS (SELECT 1 FROM "session" s WHERE s."userId" = u."id" AND s."updatedAt" >= ?2)"#;
+
+/// `ids` as a JSON array, for `IN (SELECT value FROM json_each(?))`.
+fn json_ids(ids: &[String]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
+}
+
+fn delete_stale(conn: &Connection, ids: &[String], cutoff_ms: i64) -> rusqlite::Result<Vec<String>> {
+    let sql = format!(r#"SELECT u."id" FROM "user" u WHERE u."id" IN (SELECT value FROM json_each(?1)) AND {STALE}"#);
+    let still: Vec<String> = conn
+        .prepare_cached(&sql)?
+        .query_map(params![json_ids(ids), iso(cutoff_ms)], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    let json = json_ids(&still);
+    for table in ["session", "account", "passkey"] {
+        let sql = format!(r#"DELETE FROM "{table}" WHERE "userId" IN (SELECT value FROM json_each(?1))"#);
+        conn.prepare_cached(&sql)?.execute([&json])?;
+    }
+    conn.prepare_cached(r#"DELETE FROM "user" WHERE "id" IN (SELECT value FROM json_each(?1))"#)?.execute([&json])?;
+    Ok(still)
+}
+
+/// A user filter on `isAnonymous`, as SQL.
+fn anonymous_filter(anonymous: Option<bool>) -> &'static str {
+    match anonymous {
+        None => "",
+        Some(true) => r#"WHERE u."isAnonymous" = 1"#,
+        Some(false) => r#"WHERE COALESCE(u."isAnonymous", 0) = 0"#,
+    }
+}
+
+/// Runs one op; returns the rows its last statement changed.
+fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<usize> {
+    Ok(match op {
         WriteOp::InsertUser(u) => {
             conn.prepare_cached(
                 r#"INSERT INTO "user" ("id","name","email","emailVerified","image","createdAt","updatedAt","isAnonymous","username","displayUsername")
@@ -442,7 +500,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
             .execute(params![
                 u.id, u.name, u.email, u.email_verified, u.image, iso(u.created_at), iso(u.updated_at),
                 u.is_anonymous, u.username, u.display_username
-            ])?;
+            ])?
         }
         WriteOp::InsertAccount(a) => {
             conn.prepare_cached(
@@ -457,7 +515,7 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
                 a.password,
                 iso(a.created_at),
                 iso(a.updated_at)
-            ])?;
+            ])?
         }
         WriteOp::InsertSession(s) => {
             conn.prepare_cached(
@@ -466,29 +524,29 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
             )?
             .execute(params![
                 s.id, s.token, s.user_id, iso(s.expires_at), iso(s.created_at), iso(s.updated_at), s.ip_address, s.user_agent
-            ])?;
+            ])?
         }
         WriteOp::DeleteSessionByToken(token) => {
-            conn.prepare_cached(r#"DELETE FROM "session" WHERE "token" = ?1"#)?.execute([token])?;
+            conn.prepare_cached(r#"DELETE FROM "session" WHERE "token" = ?1"#)?.execute([token])?
         }
         WriteOp::RefreshSession { id, expires_at, updated_at } => {
             conn.prepare_cached(r#"UPDATE "session" SET "expiresAt" = ?1, "updatedAt" = ?2 WHERE "id" = ?3"#)?
-                .execute(params![iso(*expires_at), iso(*updated_at), id])?;
+                .execute(params![iso(*expires_at), iso(*updated_at), id])?
         }
         WriteOp::DeleteUser(id) => {
             // Explicit, not left to ON DELETE CASCADE: tables created elsewhere may lack it.
             conn.prepare_cached(r#"DELETE FROM "session" WHERE "userId" = ?1"#)?.execute([id])?;
             conn.prepare_cached(r#"DELETE FROM "account" WHERE "userId" = ?1"#)?.execute([id])?;
             conn.prepare_cached(r#"DELETE FROM "passkey" WHERE "userId" = ?1"#)?.execute([id])?;
-            conn.prepare_cached(r#"DELETE FROM "user" WHERE "id" = ?1"#)?.execute([id])?;
+            conn.prepare_cached(r#"DELETE FROM "user" WHERE "id" = ?1"#)?.execute([id])?
         }
         WriteOp::RevokeSessionsAndAccounts(id) => {
             conn.prepare_cached(r#"DELETE FROM "session" WHERE "userId" = ?1"#)?.execute([id])?;
-            conn.prepare_cached(r#"DELETE FROM "account" WHERE "userId" = ?1"#)?.execute([id])?;
+            conn.prepare_cached(r#"DELETE FROM "account" WHERE "userId" = ?1"#)?.execute([id])?
         }
         WriteOp::MarkEmailVerified { user_id, updated_at } => {
             conn.prepare_cached(r#"UPDATE "user" SET "emailVerified" = 1, "updatedAt" = ?1 WHERE "id" = ?2"#)?
-                .execute(params![iso(*updated_at), user_id])?;
+                .execute(params![iso(*updated_at), user_id])?
         }
         WriteOp::InsertVerification(v) => {
             conn.prepare_cached(
@@ -502,10 +560,10 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
                 iso(v.expires_at),
                 iso(v.created_at),
                 iso(v.updated_at)
-            ])?;
+            ])?
         }
         WriteOp::DeleteVerification(identifier) | WriteOp::ConsumeVerification(identifier) => {
-            conn.prepare_cached(r#"DELETE FROM "verification" WHERE "identifier" = ?1"#)?.execute([identifier])?;
+            conn.prepare_cached(r#"DELETE FROM "verification" WHERE "identifier" = ?1"#)?.execute([identifier])?
         }
         WriteOp::InsertPasskey(p) => {
             conn.prepare_cached(&format!(
@@ -523,28 +581,32 @@ fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<()> {
                 p.transports,
                 iso(p.created_at),
                 p.aaguid
-            ])?;
+            ])?
         }
         WriteOp::UpdatePasskeyCounter { id, counter } => {
             conn.prepare_cached(r#"UPDATE "passkey" SET "counter" = ?1 WHERE "id" = ?2"#)?
-                .execute(params![counter, id])?;
+                .execute(params![counter, id])?
         }
         WriteOp::RenamePasskey { id, name } => {
-            conn.prepare_cached(r#"UPDATE "passkey" SET "name" = ?1 WHERE "id" = ?2"#)?.execute(params![name, id])?;
+            conn.prepare_cached(r#"UPDATE "passkey" SET "name" = ?1 WHERE "id" = ?2"#)?.execute(params![name, id])?
         }
         WriteOp::DeletePasskey(id) => {
-            conn.prepare_cached(r#"DELETE FROM "passkey" WHERE "id" = ?1"#)?.execute([id])?;
+            conn.prepare_cached(r#"DELETE FROM "passkey" WHERE "id" = ?1"#)?.execute([id])?
         }
-        WriteOp::UpgradeAnonymous { user_id, updated_at } => {
-            conn.prepare_cached(r#"UPDATE "user" SET "isAnonymous" = 0, "updatedAt" = ?1 WHERE "id" = ?2"#)?
-                .execute(params![iso(*updated_at), user_id])?;
+        WriteOp::UpgradeAnonymous { user_id, updated_at, profile: p } => {
+            conn.prepare_cached(
+                r#"UPDATE "user" SET "isAnonymous" = 0, "emailVerified" = 0, "email" = COALESCE(?1, "email"),
+                     "name" = COALESCE(?2, "name"), "username" = COALESCE(?3, "username"),
+                     "displayUsername" = COALESCE(?4, "displayUsername"), "updatedAt" = ?5
+                   WHERE "id" = ?6 AND "isAnonymous" = 1"#,
+            )?
+            .execute(params![p.email, p.name, p.username, p.display_username, iso(*updated_at), user_id])?
         }
         WriteOp::RevokeOtherSessions { user_id, keep_id } => {
             conn.prepare_cached(r#"DELETE FROM "session" WHERE "userId" = ?1 AND "id" <> ?2"#)?
-                .execute(params![user_id, keep_id])?;
+                .execute(params![user_id, keep_id])?
         }
-    }
-    Ok(())
+    })
 }
 
 fn passkey_at(r: &Row) -> rusqlite::Result<Passkey> {
@@ -704,6 +766,88 @@ impl Store for SqliteStore {
         let (reply, rx) = oneshot::channel();
         self.send(Job::Write { ops, reply })?;
         rx.await.map_err(|_| closed())?
+    }
+
+    async fn rate_limit(&self, key: &str, now_ms: i64, window_ms: i64, max: u64) -> Result<Option<i64>, StoreError> {
+        let key = key.to_owned();
+        self.write_with(move |conn| {
+            // One statement, atomic on its own: the row is inserted or updated only
+            // when the request is allowed, so no row back means "denied".
+            let sql = r#"INSERT INTO "rateLimit" ("id", "key", "count", "lastRequest") VALUES (?1, ?2, 1, ?3)
+                ON CONFLICT ("key") DO UPDATE SET
+                  "count" = CASE WHEN ?3 - "lastRequest" >= ?4 THEN 1 ELSE "count" + 1 END, "lastRequest" = ?3
+                WHERE ?3 - "lastRequest" >= ?4 OR "count" < ?5
+                RETURNING 1"#;
+            let allowed = conn
+                .prepare_cached(sql)?
+                .query_row(params![crate::crypto::new_id(), key, now_ms, window_ms, max as i64], |_| Ok(()))
+                .optional()?;
+            if allowed.is_some() {
+                return Ok(None);
+            }
+            conn.prepare_cached(r#"SELECT "lastRequest" FROM "rateLimit" WHERE "key" = ?1"#)?
+                .query_row([&key], |r| r.get(0))
+                .optional()
+        })
+        .await
+    }
+
+    async fn prune_rate_limits(&self, before_ms: i64) -> Result<(), StoreError> {
+        self.write_with(move |conn| {
+            conn.prepare_cached(r#"DELETE FROM "rateLimit" WHERE "lastRequest" < ?1"#)?.execute([before_ms]).map(drop)
+        })
+        .await
+    }
+
+    async fn stale_guests(&self, cutoff_ms: i64, after: Option<String>, limit: usize) -> Result<Vec<User>, StoreError> {
+        self.read(move |conn| {
+            let sql = format!(
+                r#"SELECT {USER_COLUMNS} FROM "user" u WHERE u."id" > ?1 AND {STALE} ORDER BY u."id" LIMIT ?3"#
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut st| {
+                    st.query_map(params![after.unwrap_or_default(), iso(cutoff_ms), limit as i64], |r| user_at(r, 0))?
+                        .collect()
+                })
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn delete_stale_guests(&self, ids: Vec<String>, cutoff_ms: i64) -> Result<Vec<String>, StoreError> {
+        self.write_with(move |conn| {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            match delete_stale(conn, &ids, cutoff_ms).and_then(|gone| conn.execute_batch("COMMIT").map(|()| gone)) {
+                Ok(gone) => Ok(gone),
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(e)
+                }
+            }
+        })
+        .await
+    }
+
+    async fn list_users(&self, anonymous: Option<bool>, limit: u64, offset: u64) -> Result<Vec<User>, StoreError> {
+        self.read(move |conn| {
+            let sql = format!(
+                r#"SELECT {USER_COLUMNS} FROM "user" u {} ORDER BY u."createdAt" DESC, u."id" DESC LIMIT ?1 OFFSET ?2"#,
+                anonymous_filter(anonymous)
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut st| st.query_map(params![limit as i64, offset as i64], |r| user_at(r, 0))?.collect())
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn count_users(&self, anonymous: Option<bool>) -> Result<u64, StoreError> {
+        self.read(move |conn| {
+            let sql = format!(r#"SELECT count(*) FROM "user" u {}"#, anonymous_filter(anonymous));
+            conn.prepare_cached(&sql).and_then(|mut st| st.query_row([], |r| r.get::<_, i64>(0))).map_err(map_err)
+        })
+        .await
+        .map(|n| n as u64)
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {

@@ -130,7 +130,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
 
     if backend == "postgres":
         make()  # creates the schema
-        db.execute('TRUNCATE "user", "session", "account", "verification" CASCADE')
+        db.execute('TRUNCATE "user", "session", "account", "verification", "rateLimit" CASCADE')
     e = Env(backend, db, make, made)
     yield e
     for auth in made:

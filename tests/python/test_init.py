@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from fastapi import Depends, FastAPI
@@ -14,7 +17,7 @@ from kernia import ConfigurationError, EmailPasswordOptions, KerniaError, Kernia
 from kernia.auth import init
 from kernia.integrations.fastapi import session_dependency
 
-from conftest import SECRET, Browser
+from conftest import POSTGRES_URL, SECRET, Browser
 
 
 def test_public_api_is_importable():
@@ -188,3 +191,19 @@ async def test_lifespan_is_answered(tmp_path):
     await app({"type": "lifespan"}, receive, send)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     auth.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_exiting_while_results_are_on_their_way(backend, tmp_path):
+    # Without the exit hook, a worker still inside call_soon_threadsafe when the
+    # interpreter finalizes is ended by CPython, and the process aborts (SIGABRT)
+    # after its last line; this script did so on every run.
+    if backend == "postgres" and not POSTGRES_URL:
+        pytest.skip("KERNIA_TEST_POSTGRES_URL is not set")
+    url = POSTGRES_URL if backend == "postgres" else f"sqlite:///{tmp_path / 'auth.db'}"
+    script = Path(__file__).with_name("exit_race.py")
+    for _ in range(5):
+        done = subprocess.run(
+            [sys.executable, str(script), url, "50"], capture_output=True, text=True, timeout=60
+        )
+        assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 import os
 import signal
 import threading
@@ -13,6 +14,7 @@ from typing import Any
 
 from kernia._native import NativeAuth
 from kernia.auth.asgi import ASGIApp
+from kernia.auth.sweeper import Sweeper
 from kernia.errors import ConfigurationError
 from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitRule
 from kernia.plugins.anonymous import AnonymousPlugin
@@ -33,12 +35,20 @@ def _header_pairs(headers: Any) -> list[tuple[Any, Any]]:
     return list(headers)
 
 
+def _check_page(limit: Any, offset: Any) -> None:
+    for name, value in (("limit", limit), ("offset", offset)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"list_users: {name} must be an int")
+        if value < 0:
+            raise ValueError(f"list_users: {name} must not be negative")
+
+
 class Router:
     """Serves the auth routes."""
 
-    def __init__(self, native: NativeAuth) -> None:
+    def __init__(self, native: NativeAuth, sweeper: Sweeper | None = None) -> None:
         self._native = native
-        self._app = ASGIApp(native)
+        self._app = ASGIApp(native, sweeper)
 
     def mount(self) -> ASGIApp:
         """The ASGI app: ``app.mount("/api/auth", auth.router.mount())``, or serve it standalone
@@ -49,8 +59,44 @@ class Router:
 class API:
     """Server-side calls for app code."""
 
-    def __init__(self, native: NativeAuth) -> None:
+    def __init__(self, native: NativeAuth, guest: AnonymousPlugin | None = None) -> None:
         self._native = native
+        self._guest = guest
+
+    async def cleanup_anonymous_users(
+        self, dry_run: bool = False, batch_size: int = 1000, max_age: float | None = None
+    ) -> dict[str, Any]:
+        """Deletes guests inactive for longer than ``max_age`` seconds (default: the
+        ``anonymous(max_age=...)`` option) with their sessions, accounts and passkeys, in
+        batches of ``batch_size``. ``should_delete(user)`` may keep a guest; ``before_delete(user,
+        ctx)`` runs in the transaction that deletes it. Returns the counts ``{"stale", "deleted",
+        "kept", "failed", "dry_run"}``; a dry run deletes nothing and counts what it would delete.
+        """
+        if self._guest is None:
+            raise ConfigurationError("cleanup_anonymous_users needs the anonymous() plugin")
+        if max_age is None and self._guest.max_age is None:
+            raise ConfigurationError(
+                "cleanup_anonymous_users needs a max_age: anonymous(max_age=...) or max_age=..."
+            )
+        for name, value in (("batch_size", batch_size), ("max_age", max_age)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise TypeError(f"cleanup_anonymous_users: {name} must be a number")
+            if value is not None and value <= 0:
+                raise ValueError(f"cleanup_anonymous_users: {name} must be positive")
+        seconds = None if max_age is None else math.ceil(max_age)
+        return await self._native.cleanup_anonymous_users(bool(dry_run), int(batch_size), seconds)
+
+    async def list_users(
+        self, is_anonymous: bool | None = None, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Users as dicts shaped like the user JSON, newest first; ``is_anonymous=True`` lists
+        guests only, ``False`` registered users only."""
+        _check_page(limit, offset)
+        return await self._native.list_users(is_anonymous, limit, offset)
+
+    async def count_users(self, is_anonymous: bool | None = None) -> int:
+        """How many users there are (guests only with ``is_anonymous=True``)."""
+        return await self._native.count_users(is_anonymous)
 
     async def get_session(self, headers: Headers) -> dict[str, Any] | None:
         """``{"session": ..., "user": ...}`` for the request's session cookie, or ``None`` when
@@ -61,10 +107,11 @@ class API:
 class Server:
     """A native server running in the background (see :meth:`Auth.start_server`)."""
 
-    def __init__(self, native: NativeAuth, host: str, port: int) -> None:
+    def __init__(self, native: NativeAuth, host: str, port: int, sweeper: Sweeper | None = None) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        if native.has_callbacks:
+        self._sweeper = sweeper
+        if native.has_callbacks or sweeper is not None:
             # Python callbacks are awaited on an event loop of the server's own.
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(
@@ -78,6 +125,8 @@ class Server:
             raise
         self.host = host
         self.port = self._handle.port
+        if sweeper is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(sweeper.ensure_started)
 
     @property
     def url(self) -> str:
@@ -85,6 +134,8 @@ class Server:
 
     def stop(self) -> None:
         """Stops accepting, lets in-flight requests finish, then returns."""
+        if self._sweeper is not None:
+            self._sweeper.stop()
         self._handle.stop()
         self._stop_loop()
 
@@ -108,8 +159,11 @@ class Auth:
     def __init__(self, options: KerniaOptions, native: NativeAuth) -> None:
         self.options = options
         self._native = native
-        self.router = Router(native)
-        self.api = API(native)
+        guest = _one(options, AnonymousPlugin, "anonymous")
+        self.api = API(native, guest)
+        interval = guest.cleanup_interval if guest is not None else None
+        self._sweeper = Sweeper(self.api.cleanup_anonymous_users, interval) if interval else None
+        self.router = Router(native, self._sweeper)
 
     @property
     def base_path(self) -> str:
@@ -117,7 +171,7 @@ class Auth:
 
     def start_server(self, host: str = "127.0.0.1", port: int = 8000) -> Server:
         """Starts the native HTTP server in the background (port 0 picks a free one)."""
-        return Server(self._native, host, port)
+        return Server(self._native, host, port, self._sweeper)
 
     def serve(self, host: str = "127.0.0.1", port: int = 8000) -> None:
         """Serves the auth routes on the native HTTP server until SIGINT or SIGTERM, then
@@ -141,7 +195,9 @@ class Auth:
                 signal.signal(sig, handler)
 
     def close(self) -> None:
-        """Commits queued writes and closes the database."""
+        """Stops the stale-guest sweeper, commits queued writes and closes the database."""
+        if self._sweeper is not None:
+            self._sweeper.stop()
         self._native.close()
 
 

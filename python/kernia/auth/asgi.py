@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from kernia._native import NativeAuth
+from kernia.auth.sweeper import Sweeper
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -14,12 +15,15 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class ASGIApp:
-    def __init__(self, native: NativeAuth) -> None:
+    def __init__(self, native: NativeAuth, sweeper: Sweeper | None = None) -> None:
         self._native = native
         self._limit = native.max_body_size
+        self._sweeper = sweeper
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if self._sweeper is not None:
+            self._sweeper.ensure_started()
         if kind == "http":
             await self._http(scope, receive, send)
         elif kind == "lifespan":
