@@ -11,7 +11,9 @@
 //! So every entry of a worker thread into Python goes through [`attach`], which
 //! counts the threads inside, and an `atexit` hook ([`drain`]) closes the door
 //! and waits, without the GIL, until the last one has left. Awaitables are made
-//! by [`awaitable`], which resolves them through [`attach`] too.
+//! by [`awaitable`], which resolves them through [`attach`] too, and Python
+//! coroutines are awaited from Rust by [`into_future`], whose answer comes back
+//! on the loop's thread, so no worker waits on Python for it.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -20,9 +22,12 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
+use pyo3::exceptions::asyncio::CancelledError;
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
+use pyo3::types::PyDict;
 use pyo3::IntoPyObjectExt;
+use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::oneshot;
 
 /// Worker threads inside [`attach`] now.
@@ -154,4 +159,66 @@ where
         });
     });
     Ok(py_fut)
+}
+
+type Answer = oneshot::Sender<PyResult<Py<PyAny>>>;
+
+/// Runs on the event loop's thread: wraps the awaitable in a task whose end is
+/// sent back to Rust by [`Forward`].
+#[pyclass(module = "kernia._native", frozen)]
+struct Start {
+    awaitable: Mutex<Option<Py<PyAny>>>,
+    tx: Mutex<Option<Answer>>,
+}
+
+#[pymethods]
+impl Start {
+    fn __call__(&self, py: Python<'_>) {
+        let awaitable = self.awaitable.lock().map(|mut a| a.take()).unwrap_or(None);
+        let tx = self.tx.lock().map(|mut tx| tx.take()).unwrap_or(None);
+        let (Some(awaitable), Some(tx)) = (awaitable, tx) else { return };
+        let task = match py.import("asyncio").and_then(|asyncio| asyncio.call_method1("ensure_future", (awaitable,))) {
+            Ok(task) => task,
+            Err(err) => {
+                let _ = tx.send(Err(err));
+                return;
+            }
+        };
+        if let Err(err) = task.call_method1("add_done_callback", (Forward { tx: Mutex::new(Some(tx)) },)) {
+            // The sender is gone with the callback: the Rust side sees a cancelled wait.
+            err.print(py);
+        }
+    }
+}
+
+/// Done callback of the task [`Start`] made: its result or exception goes to Rust.
+#[pyclass(module = "kernia._native", frozen)]
+struct Forward {
+    tx: Mutex<Option<Answer>>,
+}
+
+#[pymethods]
+impl Forward {
+    fn __call__(&self, task: &Bound<'_, PyAny>) {
+        if let Some(tx) = self.tx.lock().map(|mut tx| tx.take()).unwrap_or(None) {
+            let _ = tx.send(task.call_method0("result").map(Bound::unbind));
+        }
+    }
+}
+
+/// Schedules `awaitable` on the loop of `locals`, in their context (so the
+/// request's context variables are seen), and gives a future of its result.
+pub(crate) fn into_future(
+    locals: &TaskLocals,
+    awaitable: Bound<'_, PyAny>,
+) -> PyResult<impl Future<Output = PyResult<Py<PyAny>>> + Send + 'static> {
+    let py = awaitable.py();
+    let (tx, rx) = oneshot::channel();
+    let start = Start { awaitable: Mutex::new(Some(awaitable.unbind())), tx: Mutex::new(Some(tx)) };
+    let kwargs = PyDict::new(py);
+    kwargs.set_item("context", locals.context(py))?;
+    locals.event_loop(py).call_method("call_soon_threadsafe", (start,), Some(&kwargs))?;
+    Ok(async move {
+        rx.await.unwrap_or_else(|_| Err(CancelledError::new_err("the event loop stopped before the callback finished")))
+    })
 }

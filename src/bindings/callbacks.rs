@@ -569,7 +569,7 @@ where
             return Ok(Called::Ready(result.unbind()));
         }
         let locals = locals.ok_or_else(|| PyRuntimeError::new_err("an async callback needs a running event loop"))?;
-        Ok(Called::Pending(Box::pin(pyo3_async_runtimes::into_future_with_locals(locals, result)?)))
+        Ok(Called::Pending(Box::pin(bridge::into_future(locals, result)?)))
     })?;
     match called {
         Called::Ready(v) => Ok(v),

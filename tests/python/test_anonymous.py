@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import re
 import threading
 
@@ -317,6 +318,31 @@ async def test_on_link_gets_user_dicts_request_and_auth(env, browser_for):
     assert seen["anon"] == g and seen["new"] == new
     assert (seen["path"], seen["method"], seen["ip"]) == ("/sign-up/email", "POST", "127.0.0.1")
     assert seen["auth"] is auth
+
+
+request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
+
+
+async def test_async_callbacks_run_in_the_requests_context(env, transport, browser_for):
+    # A middleware's context variables (a request id, a database session) reach on_link.
+    if transport != "asgi":
+        pytest.skip("context variables come from the ASGI app's caller")
+    seen = []
+
+    async def on_link(anonymous_user, new_user, ctx):
+        await asyncio.sleep(0)
+        seen.append(request_id.get())
+
+    inner = env.make(plugins=[anonymous(on_link=on_link)]).router.mount()
+
+    async def app(scope, receive, send):
+        request_id.set(f"req-{scope['path']}")
+        await inner(scope, receive, send)
+
+    b = browser_for(app)
+    await guest(b)
+    assert (await b.sign_up()).status_code == 200
+    assert seen == ["req-/api/auth/sign-up/email"]
 
 
 async def test_disable_delete_keeps_the_guest(env, browser_for):
