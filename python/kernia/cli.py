@@ -26,6 +26,15 @@ def _outbox(path: str):
     return send
 
 
+def _guest_options(args: argparse.Namespace) -> dict[str, object]:
+    options = {
+        "expires_in": args.guest_expires_in,
+        "max_age": args.guest_max_age,
+        "cleanup_interval": args.cleanup_interval,
+    }
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def _serve(args: argparse.Namespace) -> int:
     from kernia.auth import init
     from kernia.plugins.anonymous import anonymous
@@ -51,7 +60,7 @@ def _serve(args: argparse.Namespace) -> int:
         email_and_password=EmailPasswordOptions(enabled=not args.no_email_password),
         rate_limit=RateLimitOptions(enabled=not args.no_rate_limit),
         plugins=[
-            *([anonymous()] if args.anonymous else []),
+            *([anonymous(**_guest_options(args))] if args.anonymous else []),
             *([username()] if args.username else []),
             *([passkey()] if args.passkey else []),
             *([magic_link(_outbox(args.magic_link_outbox))] if args.magic_link_outbox else []),
@@ -148,6 +157,24 @@ def main(argv: list[str] | None = None) -> int:
         "--anonymous", action="store_true", help="turn guest sessions on (POST /sign-in/anonymous)"
     )
     serve.add_argument(
+        "--guest-expires-in",
+        type=_duration,
+        metavar="DURATION",
+        help="lifetime of guest sessions (default: that of every session, 7 days); with --anonymous",
+    )
+    serve.add_argument(
+        "--guest-max-age",
+        type=_duration,
+        metavar="DURATION",
+        help="inactivity after which a guest is stale, for --cleanup-interval; with --anonymous",
+    )
+    serve.add_argument(
+        "--cleanup-interval",
+        type=_duration,
+        metavar="DURATION",
+        help="delete stale guests in the server process this often (e.g. 1h); needs --guest-max-age",
+    )
+    serve.add_argument(
         "--username", action="store_true", help="turn usernames on (POST /sign-in/username, ...)"
     )
     serve.add_argument(
@@ -184,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     cleanup.add_argument("--secret", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.command == "serve":
+        guest_flags = ("guest_expires_in", "guest_max_age", "cleanup_interval")
+        given = [f"--{name.replace('_', '-')}" for name in guest_flags if getattr(args, name) is not None]
+        if given and not args.anonymous:
+            parser.error(f"{', '.join(given)} needs --anonymous")
+        if args.cleanup_interval is not None and args.guest_max_age is None:
+            parser.error("--cleanup-interval needs --guest-max-age, the inactivity after which a guest goes")
         return _serve(args)
     if args.command == "cleanup-anonymous":
         if args.batch_size <= 0:

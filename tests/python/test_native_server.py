@@ -1,4 +1,4 @@
-"""The native server as a process: graceful shutdown, keep-alive, request limits."""
+"""The native server as a process: graceful shutdown, keep-alive, request limits, guest options."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import time
 import httpx
 import pytest
 from test_js_client import _free_port, _wait_for
+
+from conftest import parse_iso
 
 
 def _start(tmp_path, *extra: str) -> tuple[subprocess.Popen, str]:
@@ -103,3 +105,38 @@ def test_keep_alive_and_the_body_limit(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_serve_with_guest_lifetime_and_the_sweeper(tmp_path):
+    flags = ["--anonymous", "--guest-expires-in", "1h", "--guest-max-age", "1", "--cleanup-interval", "1"]
+    proc, base = _start(tmp_path, *flags)
+    try:
+        guest = httpx.post(f"{base}/sign-in/anonymous", json={})
+        assert guest.status_code == 200
+        cookies = {"better-auth.session_token": guest.cookies["better-auth.session_token"]}
+        session = httpx.get(f"{base}/get-session", cookies=cookies).json()["session"]
+        lifetime = (parse_iso(session["expiresAt"]) - parse_iso(session["createdAt"])).total_seconds()
+        assert abs(lifetime - 3600) <= 1
+        # Idle for over a second, the guest is deleted by the server's own sweeper.
+        deadline = time.monotonic() + 15
+        while httpx.get(f"{base}/get-session", cookies=cookies).json() is not None:
+            assert time.monotonic() < deadline, "the sweeper did not delete the idle guest"
+            time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--guest-max-age", "30d"], "--guest-max-age needs --anonymous"),
+        (["--anonymous", "--cleanup-interval", "1h"], "--cleanup-interval needs --guest-max-age"),
+        (["--anonymous", "--guest-expires-in", "soon"], "not a duration: 'soon'"),
+    ],
+)
+def test_serve_refuses_guest_flags_that_cannot_work(tmp_path, flags, message):
+    cmd = [sys.executable, "-m", "kernia.cli", "serve", "--database", f"sqlite:///{tmp_path / 'n.db'}"]
+    done = subprocess.run([*cmd, *flags], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2
+    assert message in done.stderr
