@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use kernia::cleanup::CleanupOptions;
 use kernia::storage::{self, Login, WriteOp};
 use kernia::{Auth, Config, Request, Response};
 use serde_json::{json, Value};
@@ -10,12 +11,20 @@ use serde_json::{json, Value};
 const ORIGIN: &str = "http://localhost:3000";
 
 fn config(database: &str) -> Config {
-    let opts = json!({
+    config_with(database, json!({}))
+}
+
+/// The test options with `extra`'s top-level fields added.
+fn config_with(database: &str, extra: Value) -> Config {
+    let mut opts = json!({
         "database": database,
         "secret": "engine-test-secret-0123456789abcdef",
         "email_and_password": { "enabled": true },
         "rate_limit": { "enabled": false },
     });
+    if let (Some(opts), Value::Object(extra)) = (opts.as_object_mut(), extra) {
+        opts.extend(extra);
+    }
     Config::from_json(&opts.to_string()).expect("valid options")
 }
 
@@ -25,6 +34,11 @@ fn unique(tag: &str) -> String {
 
 /// Every backend this machine offers, each with a fresh engine.
 async fn engines() -> Vec<(String, Arc<Auth>)> {
+    engines_with(json!({})).await
+}
+
+/// [`engines`] with `extra` options.
+async fn engines_with(extra: Value) -> Vec<(String, Arc<Auth>)> {
     let file = std::env::temp_dir().join(format!("{}.db", unique("kernia-engine")));
     let mut urls = vec!["sqlite::memory:".to_owned(), format!("sqlite:///{}", file.display())];
     match std::env::var("KERNIA_TEST_POSTGRES_URL") {
@@ -33,7 +47,7 @@ async fn engines() -> Vec<(String, Arc<Auth>)> {
     }
     let mut out = Vec::new();
     for url in urls {
-        let auth = Auth::new(config(&url)).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
+        let auth = Auth::new(config_with(&url, extra.clone())).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
         out.push((url, Arc::new(auth)));
     }
     out
@@ -277,4 +291,63 @@ async fn usernames_and_magic_links_in_rust_alone() {
     assert_eq!(again.status, 302);
     assert_eq!(again.header("location"), Some("http://localhost:3000/?error=INVALID_TOKEN"));
     auth.close().await;
+}
+
+fn seconds_between(start: &Value, end: &Value) -> i64 {
+    let at = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a date")).expect("ISO 8601");
+    (at(end) - at(start)).num_seconds()
+}
+
+/// The guest lifecycle without Python: a guest lifetime of its own, the in-place
+/// upgrade, and cleanup that deletes idle guests only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guest_lifecycle_in_rust_alone() {
+    let guests = json!({ "anonymous": { "expires_in": 3600, "max_age": 60 } });
+    for (url, auth) in engines_with(guests).await {
+        let sign_in = || auth.handle(post("/sign-in/anonymous", json!({}), None));
+        let r = sign_in().await;
+        assert_eq!(r.status, 200, "{url}");
+        let upgraded = session_cookie(&r).unwrap();
+        let id = json_of(&r)["user"]["id"].as_str().unwrap().to_owned();
+        let session = json_of(&auth.handle(get("/get-session", Some(&upgraded))).await)["session"].clone();
+        assert_eq!(seconds_between(&session["createdAt"], &session["expiresAt"]), 3600, "{url}");
+
+        let email = format!("{}@example.com", unique("upgrade"));
+        let body = json!({ "email": email.to_uppercase(), "password": "correct-horse", "name": "Ada" });
+        let r = auth.handle(post("/anonymous/upgrade", body.clone(), Some(&upgraded))).await;
+        assert_eq!(r.status, 200, "{url}: {}", String::from_utf8_lossy(&r.body));
+        let user = &json_of(&r)["user"];
+        assert_eq!(
+            (user["id"].as_str(), user["email"].as_str(), &user["isAnonymous"]),
+            (Some(&*id), Some(&*email), &json!(false))
+        );
+        let again = auth.handle(post("/anonymous/upgrade", body, Some(&upgraded))).await;
+        assert_eq!((again.status, json_of(&again)["code"].as_str()), (400, Some("USER_IS_NOT_ANONYMOUS")), "{url}");
+        let login = auth.handle(post("/sign-in/email", json!({ "email": email, "password": "correct-horse" }), None));
+        assert_eq!(json_of(&login.await)["user"]["id"], id.as_str(), "{url}");
+
+        let idle: Vec<String> = [sign_in().await, sign_in().await].iter().map(|r| session_cookie(r).unwrap()).collect();
+        auth.clock.advance(120);
+        let fresh = session_cookie(&sign_in().await).unwrap();
+        let options = |dry_run| CleanupOptions { dry_run, batch_size: 1, max_age: None, extension: None };
+        let dry = auth.cleanup_anonymous_users(options(true)).await.unwrap();
+        assert!(dry.dry_run && dry.deleted >= 2, "{url}: {dry:?}");
+        assert!(
+            auth.handle(get("/get-session", Some(&idle[0]))).await.body != b"null",
+            "{url}: a dry run deletes nothing"
+        );
+        let report = auth.cleanup_anonymous_users(options(false)).await.unwrap();
+        assert!(report.deleted >= 2 && report.failed == 0, "{url}: {report:?}");
+        for cookie in &idle {
+            assert_eq!(
+                auth.handle(get("/get-session", Some(cookie))).await.body,
+                b"null",
+                "{url}: an idle guest is gone"
+            );
+        }
+        for cookie in [&fresh, &upgraded] {
+            assert!(auth.handle(get("/get-session", Some(cookie))).await.body != b"null", "{url}: kept");
+        }
+        auth.close().await;
+    }
 }
