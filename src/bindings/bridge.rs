@@ -41,6 +41,19 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 
 struct Leave;
 
+/// A value a Python callback may use once (pyclasses are shared, so it sits behind a lock).
+struct Slot<T>(Mutex<Option<T>>);
+
+impl<T> Slot<T> {
+    fn new(value: T) -> Self {
+        Slot(Mutex::new(Some(value)))
+    }
+
+    fn take(&self) -> Option<T> {
+        self.0.lock().map(|mut v| v.take()).unwrap_or(None)
+    }
+}
+
 impl Drop for Leave {
     fn drop(&mut self) {
         INSIDE.fetch_sub(1, SeqCst);
@@ -81,14 +94,13 @@ pub(crate) fn drain(py: Python<'_>) {
 /// done: if it was cancelled, the Rust side stops too.
 #[pyclass(module = "kernia._native", frozen)]
 struct CancelOnDone {
-    tx: Mutex<Option<oneshot::Sender<()>>>,
+    tx: Slot<oneshot::Sender<()>>,
 }
 
 #[pymethods]
 impl CancelOnDone {
     fn __call__(&self, fut: &Bound<'_, PyAny>) -> PyResult<()> {
-        let tx = self.tx.lock().map(|mut tx| tx.take()).unwrap_or(None);
-        if let Some(tx) = tx {
+        if let Some(tx) = self.tx.take() {
             if fut.call_method0("cancelled")?.is_truthy()? {
                 let _ = tx.send(());
             }
@@ -122,7 +134,7 @@ where
     let event_loop = pyo3_async_runtimes::get_running_loop(py)?;
     let py_fut = event_loop.call_method0("create_future")?;
     let (cancel_tx, cancel_rx) = oneshot::channel();
-    py_fut.call_method1("add_done_callback", (CancelOnDone { tx: Mutex::new(Some(cancel_tx)) },))?;
+    py_fut.call_method1("add_done_callback", (CancelOnDone { tx: Slot::new(cancel_tx) },))?;
     let (event_loop, target) = (event_loop.unbind(), py_fut.clone().unbind());
     super::runtime().spawn(async move {
         let cancelled = async {
@@ -167,16 +179,13 @@ type Answer = oneshot::Sender<PyResult<Py<PyAny>>>;
 /// sent back to Rust by [`Forward`].
 #[pyclass(module = "kernia._native", frozen)]
 struct Start {
-    awaitable: Mutex<Option<Py<PyAny>>>,
-    tx: Mutex<Option<Answer>>,
+    job: Slot<(Py<PyAny>, Answer)>,
 }
 
 #[pymethods]
 impl Start {
     fn __call__(&self, py: Python<'_>) {
-        let awaitable = self.awaitable.lock().map(|mut a| a.take()).unwrap_or(None);
-        let tx = self.tx.lock().map(|mut tx| tx.take()).unwrap_or(None);
-        let (Some(awaitable), Some(tx)) = (awaitable, tx) else { return };
+        let Some((awaitable, tx)) = self.job.take() else { return };
         let task = match py.import("asyncio").and_then(|asyncio| asyncio.call_method1("ensure_future", (awaitable,))) {
             Ok(task) => task,
             Err(err) => {
@@ -184,7 +193,7 @@ impl Start {
                 return;
             }
         };
-        if let Err(err) = task.call_method1("add_done_callback", (Forward { tx: Mutex::new(Some(tx)) },)) {
+        if let Err(err) = task.call_method1("add_done_callback", (Forward { tx: Slot::new(tx) },)) {
             // The sender is gone with the callback: the Rust side sees a cancelled wait.
             err.print(py);
         }
@@ -194,13 +203,13 @@ impl Start {
 /// Done callback of the task [`Start`] made: its result or exception goes to Rust.
 #[pyclass(module = "kernia._native", frozen)]
 struct Forward {
-    tx: Mutex<Option<Answer>>,
+    tx: Slot<Answer>,
 }
 
 #[pymethods]
 impl Forward {
     fn __call__(&self, task: &Bound<'_, PyAny>) {
-        if let Some(tx) = self.tx.lock().map(|mut tx| tx.take()).unwrap_or(None) {
+        if let Some(tx) = self.tx.take() {
             let _ = tx.send(task.call_method0("result").map(Bound::unbind));
         }
     }
@@ -214,7 +223,7 @@ pub(crate) fn into_future(
 ) -> PyResult<impl Future<Output = PyResult<Py<PyAny>>> + Send + 'static> {
     let py = awaitable.py();
     let (tx, rx) = oneshot::channel();
-    let start = Start { awaitable: Mutex::new(Some(awaitable.unbind())), tx: Mutex::new(Some(tx)) };
+    let start = Start { job: Slot::new((awaitable.unbind(), tx)) };
     let kwargs = PyDict::new(py);
     kwargs.set_item("context", locals.context(py))?;
     locals.event_loop(py).call_method("call_soon_threadsafe", (start,), Some(&kwargs))?;
