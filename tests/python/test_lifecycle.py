@@ -447,6 +447,32 @@ async def test_cleanup_hooks_keep_and_reassign(env, browser_for):
     assert carts == {"Keep": ids["Keep"], "Move": "archive", "Boom": ids["Boom"]}
 
 
+async def test_cancelling_a_cleanup_stops_it_and_rolls_back_the_guest_in_hand(env, browser_for):
+    # Cancelling the awaitable drops the engine's work: the transaction deleting the guest
+    # whose before_delete was running is rolled back, and no further guest is touched.
+    entered, release = asyncio.Event(), asyncio.Event()
+    calls = []
+
+    async def before_delete(user, ctx):
+        calls.append(user["id"])
+        entered.set()
+        await release.wait()
+
+    auth = env.make(plugins=[anonymous(max_age=60, before_delete=before_delete)])
+    ids = {(await guest(browser_for(auth)))["user"]["id"] for _ in range(3)}
+    auth._native._advance_clock(120)
+    cleanup = asyncio.ensure_future(auth.api.cleanup_anonymous_users())
+    await asyncio.wait_for(entered.wait(), 10)
+    cleanup.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await cleanup
+    await asyncio.sleep(0.3)  # room for work that should not happen
+    assert len(calls) == 1
+    assert {r[0] for r in env.db.rows('SELECT "id" FROM "user"')} == ids
+    assert (await auth.api.cleanup_anonymous_users(dry_run=True))["stale"] == 3
+
+
 async def test_cleanup_needs_a_max_age(env):
     auth = env.make(plugins=[anonymous()])
     with pytest.raises(ConfigurationError, match="max_age"):
