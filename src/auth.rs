@@ -33,6 +33,8 @@ pub struct Auth {
     /// Present exactly when the magic-link plugin is on.
     pub magic_link_sender: Option<Arc<dyn MagicLinkSender>>,
     pub guest_locks: GuestLocks,
+    /// Whether the database is in an episode of unavailability (logged once each).
+    pub db_health: Arc<crate::storage::health::Health>,
 }
 
 impl Auth {
@@ -45,7 +47,8 @@ impl Auth {
         if cfg.magic_link.is_some() && hooks.magic_link.is_none() {
             return Err(ConfigError::Invalid("magic_link needs send_magic_link(email, url, token, ctx)".into()));
         }
-        let store = storage::open(&cfg.database, cfg.advanced.database_pool_size).await?;
+        let timeout = std::time::Duration::from_secs_f64(cfg.advanced.database_timeout);
+        let store = storage::open(&cfg.database, cfg.advanced.database_pool_size, timeout).await?;
         Ok(Self::with_store(cfg, store, hooks))
     }
 
@@ -78,6 +81,7 @@ impl Auth {
             username_hooks,
             magic_link_sender,
             guest_locks: GuestLocks::default(),
+            db_health: Arc::default(),
             store,
             cfg: Arc::new(cfg),
         }

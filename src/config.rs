@@ -136,6 +136,8 @@ pub enum StoreToken {
     Plain,
     /// Unpadded base64url of the token's SHA-256: a leaked table holds no usable link.
     Hashed,
+    /// The app's own `hash(token)` (Better Auth's and Kernia's `custom-hasher`).
+    Custom,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -276,6 +278,14 @@ pub struct AdvancedOptions {
     pub max_body_size: usize,
     /// Connections to the database (readers for SQLite, pool size for PostgreSQL); 0 = automatic.
     pub database_pool_size: usize,
+    /// Seconds a request waits for the database before it is answered 503.
+    pub database_timeout: f64,
+    /// Native server: connections served at once (0 = automatic, below the process's
+    /// file-descriptor limit); further ones are answered 503 and closed.
+    pub max_connections: usize,
+    /// Native server: seconds a client may take to send a request's headers, and
+    /// again its body.
+    pub request_timeout: f64,
 }
 
 impl Default for AdvancedOptions {
@@ -288,6 +298,9 @@ impl Default for AdvancedOptions {
             trusted_proxies: Vec::new(),
             max_body_size: 1024 * 1024,
             database_pool_size: 0,
+            database_timeout: 2.0,
+            max_connections: 0,
+            request_timeout: 30.0,
         }
     }
 }
@@ -358,6 +371,13 @@ impl Config {
             .iter()
             .map(|p| crate::net::IpNet::parse(p).ok_or_else(|| invalid(format!("trusted_proxies: bad address {p:?}"))))
             .collect::<Result<Vec<_>, _>>()?;
+        for (name, value) in
+            [("database_timeout", o.advanced.database_timeout), ("request_timeout", o.advanced.request_timeout)]
+        {
+            if !(value.is_finite() && value > 0.0 && value <= 3600.0) {
+                return Err(invalid(format!("advanced.{name} must be a positive number of seconds (at most 3600)")));
+            }
+        }
         if o.advanced.cookie_prefix.is_empty() || o.advanced.cookie_prefix.contains([';', '=', ' ', ',']) {
             return Err(invalid("advanced.cookie_prefix must be a non-empty cookie-name token"));
         }

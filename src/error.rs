@@ -4,6 +4,9 @@
 
 use crate::core::response::Response;
 
+/// Seconds a client is told to wait before trying again after a 503.
+pub const RETRY_AFTER_S: u64 = 2;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     // Transport and body (spec §1.1, §1.2).
@@ -17,6 +20,15 @@ pub enum AuthError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     Validation(String),
+    #[error("HTTP/1.1 requests must carry a Host header")]
+    MissingHost,
+    #[error("The request was not received in time")]
+    RequestTimeout,
+    #[error("The server is at its connection limit. Please try again shortly.")]
+    TooManyConnections,
+    /// The database is down, out of connections or out of disk; the detail is logged.
+    #[error("The database is unavailable. Please try again shortly.")]
+    DatabaseUnavailable(String),
 
     // Email and password (spec §6).
     #[error("Email and password sign up is not enabled")]
@@ -176,6 +188,9 @@ impl AuthError {
             UserNotFound => 500,
             SessionNotFresh => 403,
             NewUserSignupDisabled => 403,
+            MissingHost => 400,
+            RequestTimeout => 408,
+            TooManyConnections | DatabaseUnavailable(_) => 503,
             InvalidJson
             | Validation(_)
             | EmailPasswordSignUpDisabled
@@ -209,6 +224,10 @@ impl AuthError {
             UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
             PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             Validation(_) => "VALIDATION_ERROR",
+            MissingHost => "MISSING_HOST",
+            RequestTimeout => "REQUEST_TIMEOUT",
+            TooManyConnections => "TOO_MANY_CONNECTIONS",
+            DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
             EmailPasswordSignUpDisabled => "EMAIL_PASSWORD_SIGN_UP_DISABLED",
             EmailPasswordDisabled => "EMAIL_PASSWORD_DISABLED",
             PasswordTooShort => "PASSWORD_TOO_SHORT",
@@ -281,8 +300,15 @@ impl AuthError {
         }
         body.insert("message".into(), self.message().into());
         let mut resp = Response::json(status, &serde_json::Value::Object(body));
-        if let AuthError::TooManyRequests { retry_after } = self {
-            resp.headers.push(("x-retry-after".into(), retry_after.to_string()));
+        match self {
+            AuthError::TooManyRequests { retry_after } => {
+                resp.headers.push(("x-retry-after".into(), retry_after.to_string()));
+            }
+            AuthError::DatabaseUnavailable(_) | AuthError::TooManyConnections => {
+                resp.headers.push(("retry-after".into(), RETRY_AFTER_S.to_string()));
+            }
+            AuthError::RequestTimeout => resp.headers.push(("connection".into(), "close".into())),
+            _ => {}
         }
         resp
     }
@@ -313,6 +339,15 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert!(v.get("code").is_none());
         assert!(r.headers.iter().any(|(k, v)| k == "x-retry-after" && v == "7"));
+    }
+
+    #[test]
+    fn an_unavailable_database_is_a_503_to_retry_without_details() {
+        let r = AuthError::DatabaseUnavailable("connection refused at 10.0.0.5".into()).to_response();
+        assert_eq!(r.status, 503);
+        assert_eq!(r.header("retry-after"), Some("2"));
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(body.contains("DATABASE_UNAVAILABLE") && !body.contains("10.0.0.5"));
     }
 
     #[test]

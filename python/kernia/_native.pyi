@@ -31,6 +31,7 @@ class NativeAuth:
         headers: Any,
         body: bytes,
         client_host: str | None = None,
+        http_version: str | None = None,
     ) -> Any: ...
     def get_session(self, headers: Any) -> Awaitable[dict[str, Any] | None]: ...
     def cleanup_anonymous_users(

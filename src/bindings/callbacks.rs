@@ -491,6 +491,8 @@ pub struct PyCallbacks {
     pub username_normalization: Option<Callback>,
     pub display_username_normalization: Option<Callback>,
     pub send_magic_link: Option<Callback>,
+    pub generate_magic_link_token: Option<Callback>,
+    pub hash_magic_link_token: Option<Callback>,
     /// The handle `init()` returned, for `ctx.auth`.
     pub handle: Arc<OnceLock<Py<PyAny>>>,
     /// Which plugin columns the user dicts given to `on_link` carry.
@@ -512,6 +514,8 @@ impl PyCallbacks {
             &self.username_normalization,
             &self.display_username_normalization,
             &self.send_magic_link,
+            &self.generate_magic_link_token,
+            &self.hash_magic_link_token,
         ]
         .iter()
         .any(|c| c.is_some())
@@ -778,6 +782,18 @@ impl MagicLinkSender for PyCallbacks {
         )
         .await
         .map(drop)
+    }
+
+    async fn generate_token(&self, req: &CallbackRequest, email: &str) -> Result<Option<String>, AuthError> {
+        let Some(cb) = &self.generate_magic_link_token else { return Ok(None) };
+        let email = email.to_owned();
+        let value = cb.call(req, |py| PyTuple::new(py, [email]), AuthError::CallbackFailed(cb.name)).await?;
+        optional_string(value, cb)
+    }
+
+    async fn hash_token(&self, req: &CallbackRequest, token: &str) -> Result<String, AuthError> {
+        let Some(cb) = &self.hash_magic_link_token else { return Err(AuthError::CallbackFailed("hash_token")) };
+        cb.map(req, token).await
     }
 }
 

@@ -144,6 +144,8 @@ impl NativeAuth {
             username_normalization: get("username_normalization")?,
             display_username_normalization: get("display_username_normalization")?,
             send_magic_link: get("send_magic_link")?,
+            generate_magic_link_token: get("generate_token")?,
+            hash_magic_link_token: get("hash_token")?,
             handle: handle.clone(),
             user_fields: crate::model::UserFields {
                 anonymous: options.anonymous.is_some(),
@@ -169,7 +171,7 @@ impl NativeAuth {
     /// Serves one request; returns an awaitable of `NativeResponse`, or `None`
     /// when the path is outside this app (the caller answers 404).
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (method, path, root_path, query, headers, body, client_host=None))]
+    #[pyo3(signature = (method, path, root_path, query, headers, body, client_host=None, http_version=None))]
     fn handle<'py>(
         &self,
         py: Python<'py>,
@@ -180,6 +182,7 @@ impl NativeAuth {
         headers: &Bound<'py, PyAny>,
         body: &[u8],
         client_host: Option<String>,
+        http_version: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let relative = self.auth.relative_path(path, root_path).unwrap_or("").to_owned();
         let req = Request {
@@ -189,6 +192,12 @@ impl NativeAuth {
             headers: headers_from(headers)?,
             body: body.to_vec(),
             peer_ip: client_host,
+            http_version: match http_version {
+                Some("1.1") => "HTTP/1.1",
+                Some("1.0") => "HTTP/1.0",
+                Some("2") => "HTTP/2",
+                _ => "",
+            },
             extension: if self.has_callbacks {
                 Some(Arc::new(pyo3_async_runtimes::tokio::get_current_locals(py)?))
             } else {

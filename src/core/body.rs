@@ -57,6 +57,18 @@ impl Body {
     }
 }
 
+pub const NUL_MESSAGE: &str = "Invalid input: text must not contain NUL characters";
+
+/// Whether any string (or key) inside `v` holds a NUL character.
+fn holds_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(holds_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || holds_nul(v)),
+        _ => false,
+    }
+}
+
 fn type_name(v: Option<&Value>) -> &'static str {
     match v {
         None => "undefined",
@@ -85,9 +97,18 @@ impl Validator<'_> {
         self.issue(key, format!("Invalid input: expected {want}, received {got}"));
     }
 
+    /// `s`, unless it holds a NUL character, which no database stores as text.
+    fn text(&mut self, key: &str, s: &str) -> Option<String> {
+        if s.contains('\0') {
+            self.issue(key, NUL_MESSAGE);
+            return None;
+        }
+        Some(s.to_owned())
+    }
+
     pub fn string(&mut self, key: &str) -> Option<String> {
         match self.body.get(key) {
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => self.text(key, s),
             _ => {
                 self.expected(key, "string");
                 None
@@ -98,7 +119,7 @@ impl Validator<'_> {
     pub fn optional_string(&mut self, key: &str) -> Option<String> {
         match self.body.get(key) {
             None => None,
-            Some(Value::String(s)) => Some(s.clone()),
+            Some(Value::String(s)) => self.text(key, s),
             Some(_) => {
                 self.expected(key, "string");
                 None
@@ -127,6 +148,10 @@ impl Validator<'_> {
 
     pub fn object(&mut self, key: &str) -> Option<Value> {
         match self.body.get(key) {
+            Some(v @ Value::Object(_)) if holds_nul(v) => {
+                self.issue(key, NUL_MESSAGE);
+                None
+            }
             Some(v @ Value::Object(_)) => Some(v.clone()),
             _ => {
                 self.expected(key, "object");
@@ -228,6 +253,23 @@ mod tests {
         assert_eq!(v.string("email").as_deref(), Some("a@b.co"));
         assert_eq!(v.optional_bool("rememberMe"), Some(false));
         assert!(Body::parse(&req(Some("application/x-www-form-urlencoded"), "a=b"), false).is_err());
+    }
+
+    #[test]
+    fn nul_characters_are_refused_in_strings_and_objects() {
+        let body = Body::parse(
+            &req(Some("application/json"), r#"{"name":"a\u0000b","response":{"id":["x\u0000"]},"ok":"fine"}"#),
+            false,
+        )
+        .unwrap();
+        let mut v = body.validator();
+        assert_eq!(v.string("name"), None);
+        assert_eq!(v.object("response"), None);
+        assert_eq!(v.string("ok").as_deref(), Some("fine"));
+        assert_eq!(
+            v.finish().unwrap_err().message(),
+            format!("[body.name] {NUL_MESSAGE}; [body.response] {NUL_MESSAGE}")
+        );
     }
 
     #[test]

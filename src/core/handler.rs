@@ -124,11 +124,19 @@ impl Auth {
     pub async fn handle(self: &Arc<Self>, req: Request) -> Response {
         match self.process(&req).await {
             Ok(resp) => resp,
-            Err(e) => e.to_response(),
+            Err(e) => {
+                if let AuthError::DatabaseUnavailable(detail) = &e {
+                    self.db_health.failed(&self.store, detail);
+                }
+                e.to_response()
+            }
         }
     }
 
     async fn process(self: &Arc<Self>, req: &Request) -> Result<Response, AuthError> {
+        if req.http_version == "HTTP/1.1" && req.header("host").is_none_or(str::is_empty) {
+            return Err(AuthError::MissingHost);
+        }
         let client_ip = self.client_ip(req);
         let now = self.clock.now_ms();
         if let Err(e) = self.limiter.check(self.store.as_ref(), &req.path, client_ip.as_deref(), now).await {

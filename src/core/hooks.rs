@@ -188,6 +188,15 @@ pub struct MagicLinkMessage {
 #[async_trait]
 pub trait MagicLinkSender: Send + Sync {
     async fn send(&self, req: &CallbackRequest, message: MagicLinkMessage) -> Result<(), AuthError>;
+    /// The app's `generate_token(email)`; `None`: the engine makes a random one.
+    async fn generate_token(&self, _req: &CallbackRequest, _email: &str) -> Result<Option<String>, AuthError> {
+        Ok(None)
+    }
+    /// The app's `store_token={"type": "custom-hasher", "hash": f}`: what a token is
+    /// stored (and looked up) as.
+    async fn hash_token(&self, _req: &CallbackRequest, _token: &str) -> Result<String, AuthError> {
+        Err(AuthError::CallbackFailed("store_token hash"))
+    }
 }
 
 /// Every app callback the engine may await, by plugin.

@@ -1,28 +1,31 @@
 //! Trusted origins and the CSRF checks of spec §13.
+//!
+//! Every trust decision reads a URL the way browsers do (the WHATWG URL
+//! standard, as the `url` crate implements it): `\` is `/` in http(s) URLs,
+//! tabs and newlines vanish, `user@` is not the host. And the value that was
+//! checked is the value that is used: [`trusted_url`] hands back the URL in
+//! the form browsers will read it, so nothing decodes or reparses it after the
+//! check.
+
+use url::Url;
 
 use crate::config::Config;
 use crate::core::request::Request;
-use crate::error::AuthError;
+use crate::error::{AuthError, UrlField};
 
-/// `scheme://host[:port]`, lower-cased, of an absolute URL; `None` if it is not one.
+/// Schemes a callback may never have, whatever the trusted origins say: they
+/// run code or embed content instead of navigating somewhere.
+const NEVER_TRUSTED: [&str; 5] = ["javascript", "data", "vbscript", "file", "blob"];
+
+fn is_web(url: &Url) -> bool {
+    matches!(url.scheme(), "http" | "https")
+}
+
+/// `scheme://host[:port]` of an absolute http(s) URL, as a browser serializes its
+/// origin; `None` for anything else.
 pub fn origin_of(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
-        return None;
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if host.is_empty() {
-        return None;
-    }
-    let scheme = scheme.to_ascii_lowercase();
-    let mut host = host.to_ascii_lowercase();
-    for default_port in [("http", ":80"), ("https", ":443")] {
-        if scheme == default_port.0 && host.ends_with(default_port.1) {
-            host.truncate(host.len() - default_port.1.len());
-        }
-    }
-    Some(format!("{scheme}://{host}"))
+    let parsed = Url::parse(url).ok()?;
+    is_web(&parsed).then(|| parsed.origin().ascii_serialization())
 }
 
 /// `*` any run of characters, `?` exactly one.
@@ -36,62 +39,127 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
     }
 }
 
-fn matches_pattern(pattern: &str, url: &str) -> bool {
-    let Some(origin) = origin_of(url) else {
-        return false;
-    };
-    if pattern.contains(['*', '?']) {
-        return if pattern.contains("://") {
-            glob(pattern.as_bytes(), origin.as_bytes())
-        } else {
-            let host = origin.split_once("://").map_or("", |(_, h)| h);
-            glob(pattern.as_bytes(), host.as_bytes())
-        };
-    }
-    let is_web = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-    if is_web(pattern) {
-        return origin_of(pattern).as_deref() == Some(origin.as_str());
-    }
-    // Custom schemes (`myapp://`): scheme, then authority and path prefix when given.
-    url.to_ascii_lowercase().starts_with(&pattern.to_ascii_lowercase())
+/// `host[:port]` as `new URL(url).host` gives it.
+fn host_and_port(url: &Url) -> Option<String> {
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
 }
 
-/// A same-site relative URL: one leading `/`, simple characters, an optional simple query.
+/// A path with percent-escapes decoded and `.`/`..` resolved, so a path-pinned
+/// custom-scheme pattern cannot be escaped with traversal.
+fn normalized_path(path: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            ".." => {
+                segments.pop();
+            }
+            "." | "" => {}
+            s => segments.push(s),
+        }
+    }
+    if segments.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", segments.join("/"))
+    }
+}
+
+fn has_userinfo(url: &Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
+}
+
+/// Scheme, authority (`user@host:port` as written, lower-cased) and normalized path
+/// of a custom-scheme URL such as `myapp://callback/done`.
+fn custom_parts(url: &Url) -> (String, String, String) {
+    let mut authority = String::new();
+    if has_userinfo(url) {
+        authority.push_str(url.username());
+        if let Some(p) = url.password() {
+            authority.push(':');
+            authority.push_str(p);
+        }
+        authority.push('@');
+    }
+    authority.push_str(&host_and_port(url).unwrap_or_default());
+    (url.scheme().to_owned(), authority.to_ascii_lowercase(), normalized_path(url.path()))
+}
+
+fn matches_pattern(pattern: &str, url: &Url) -> bool {
+    if pattern.contains(['*', '?']) {
+        return if pattern.contains("://") {
+            let origin = if is_web(url) { url.origin().ascii_serialization() } else { url.as_str().to_owned() };
+            glob(pattern.as_bytes(), origin.as_bytes())
+        } else {
+            host_and_port(url).is_some_and(|host| glob(pattern.as_bytes(), host.as_bytes()))
+        };
+    }
+    let Ok(pattern) = Url::parse(pattern) else { return false };
+    if is_web(url) || is_web(&pattern) {
+        return is_web(url) && is_web(&pattern) && pattern.origin() == url.origin();
+    }
+    // Custom schemes (`myapp://`): the scheme, then the authority if the pattern
+    // pins one, then the path (equal, or nested under it) if the pattern has one.
+    let (scheme, authority, path) = custom_parts(url);
+    let (p_scheme, p_authority, p_path) = custom_parts(&pattern);
+    scheme == p_scheme
+        && (p_authority.is_empty() || authority == p_authority)
+        && (p_path.is_empty() || path == p_path || path.starts_with(&format!("{p_path}/")))
+}
+
+/// A same-site relative URL: one leading `/`, simple characters, an optional simple
+/// query (Better Auth's rule). Tabs, newlines and backslashes are refused outright:
+/// a browser would drop or turn them into `/` and leave the site.
 fn is_safe_relative(url: &str) -> bool {
     let Some(rest) = url.strip_prefix('/') else {
         return false;
     };
     let lower = rest.to_ascii_lowercase();
-    if rest.starts_with('/')
-        || rest.starts_with('\\')
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || rest.contains("//")
-    {
+    if rest.starts_with(['/', '\\']) || lower.starts_with("%2f") || lower.starts_with("%5c") {
         return false;
     }
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let path_ok = path.chars().all(|c| c.is_alphanumeric() || "_-.+/@".contains(c));
-    let query_ok = query.chars().all(|c| c.is_alphanumeric() || "_-.+/@=&%".contains(c));
-    path_ok && query_ok
+    let simple = |c: char, extra: &str| c.is_ascii_alphanumeric() || c == '_' || extra.contains(c);
+    path.chars().all(|c| simple(c, "-.+/@")) && query.chars().all(|c| simple(c, "-.+/=&%@"))
+}
+
+/// The URL to use for `raw` if it is trusted, in the form browsers read it; `None`
+/// if it is not trusted. Relative URLs are allowed where `allow_relative`.
+pub fn trusted_url(cfg: &Config, raw: &str, allow_relative: bool) -> Option<String> {
+    if raw.starts_with('/') {
+        return (allow_relative && is_safe_relative(raw)).then(|| raw.to_owned());
+    }
+    let url = Url::parse(raw).ok()?;
+    // Credentials in a callback serve no purpose but to disguise where it leads.
+    if NEVER_TRUSTED.contains(&url.scheme()) || (is_web(&url) && has_userinfo(&url)) {
+        return None;
+    }
+    let own = is_web(&url) && url.origin().ascii_serialization() == cfg.base_origin;
+    if !own && !cfg.trusted_origins.iter().any(|p| matches_pattern(p, &url)) {
+        return None;
+    }
+    // The serialized form is what was checked; keep the caller's spelling only where
+    // the two differ by the root path a serializer adds (`https://a.example`).
+    let serialized = url.as_str();
+    Some(if serialized.strip_suffix('/') == Some(raw) { raw.to_owned() } else { serialized.to_owned() })
 }
 
 pub fn is_trusted(cfg: &Config, url: &str, allow_relative: bool) -> bool {
-    if allow_relative && url.starts_with('/') {
-        return is_safe_relative(url);
-    }
-    if origin_of(url).as_deref() == Some(cfg.base_origin.as_str()) {
-        return true;
-    }
-    cfg.trusted_origins.iter().any(|p| matches_pattern(p, url))
+    trusted_url(cfg, url, allow_relative).is_some()
 }
 
+/// `Origin`, or `Referer` when `Origin` is missing or empty; `"null"` is returned as
+/// it is, since it is evidence of a cross-site (sandboxed or opaque) sender.
 fn request_origin(req: &Request) -> Option<&str> {
-    req.header("origin").or_else(|| req.header("referer")).filter(|o| !o.is_empty() && *o != "null")
+    req.header("origin").filter(|o| !o.is_empty()).or_else(|| req.header("referer")).filter(|o| !o.is_empty())
 }
 
 fn check_origin_header(cfg: &Config, req: &Request) -> Result<(), AuthError> {
-    let origin = request_origin(req).ok_or(AuthError::MissingOrNullOrigin)?;
+    let origin = request_origin(req).filter(|o| *o != "null").ok_or(AuthError::MissingOrNullOrigin)?;
     if is_trusted(cfg, origin, false) {
         Ok(())
     } else {
@@ -120,8 +188,8 @@ pub fn check_form_csrf(cfg: &Config, req: &Request) -> Result<(), AuthError> {
         return check_origin_header(cfg, req);
     }
     let site = req.header("sec-fetch-site");
-    let has_fetch_metadata =
-        site.is_some() || req.header("sec-fetch-mode").is_some() || req.header("sec-fetch-dest").is_some();
+    let given = |h: Option<&str>| h.is_some_and(|v| !v.trim().is_empty());
+    let has_fetch_metadata = given(site) || given(req.header("sec-fetch-mode")) || given(req.header("sec-fetch-dest"));
     if has_fetch_metadata {
         if site == Some("cross-site") && req.header("sec-fetch-mode") == Some("navigate") {
             return Err(AuthError::CrossSiteNavigationLoginBlocked);
@@ -134,19 +202,22 @@ pub fn check_form_csrf(cfg: &Config, req: &Request) -> Result<(), AuthError> {
     }
 }
 
-/// §13.2 step 2: callback-type URLs in the body or query must be trusted (relative allowed).
+/// §13.2 step 2: a callback-type URL of the body or query must be trusted (relative
+/// allowed). Returns the URL to use from here on: the checked form, or `None` when
+/// the field is absent or empty.
 pub fn check_callback_url(
     cfg: &Config,
-    field: crate::error::UrlField,
+    field: UrlField,
     value: Option<&serde_json::Value>,
-) -> Result<(), AuthError> {
-    if cfg.advanced.disable_origin_check {
-        return Ok(());
-    }
+) -> Result<Option<String>, AuthError> {
     match value {
-        None | Some(serde_json::Value::Null) => Ok(()),
-        Some(serde_json::Value::String(url)) if is_trusted(cfg, url, true) => Ok(()),
-        Some(serde_json::Value::String(_)) => Err(AuthError::InvalidUrl(field)),
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(url)) if url.is_empty() => Ok(None),
+        Some(serde_json::Value::String(url)) if cfg.advanced.disable_origin_check => Ok(Some(url.clone())),
+        Some(serde_json::Value::String(url)) => {
+            trusted_url(cfg, url, true).map(Some).ok_or(AuthError::InvalidUrl(field))
+        }
+        Some(_) if cfg.advanced.disable_origin_check => Ok(None),
         Some(_) => Err(AuthError::UrlNotAString(field)),
     }
 }
@@ -182,6 +253,89 @@ mod tests {
         assert!(!is_trusted(&c, "//evil.com", true));
         assert!(!is_trusted(&c, "/%2fevil.com", true));
         assert!(!is_trusted(&c, "/dashboard", false));
+    }
+
+    /// Shapes that have fooled string-splitting origin checks; a browser lands on
+    /// evil.com (or runs code) for each of them.
+    const BYPASSES: &[&str] = &[
+        "http://evil.com\\@localhost:3000",
+        "http://evil.com\\@localhost:3000/",
+        "http://evil.com%5C@localhost:3000",
+        "https://evil.com\\.localhost:3000",
+        "http://localhost:3000@evil.com",
+        "http://localhost:3000:pw@evil.com/",
+        "http://evil.com#@localhost:3000",
+        "http://evil.com?@localhost:3000",
+        "http://evil.com\t@localhost:3000",
+        "http://evil.com\n@localhost:3000",
+        "http://ev\til.com",
+        "\t//evil.com",
+        "//evil.com",
+        "///evil.com",
+        "/\\evil.com",
+        "/\t/evil.com",
+        "/\n/evil.com",
+        "/%2F/evil.com",
+        "/%5Cevil.com",
+        "\\\\evil.com",
+        "http:evil.com",
+        "http:/evil.com",
+        "https:\\\\evil.com",
+        "javascript:alert(1)",
+        "JavaScript://localhost:3000/%0aalert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "http://localhost:3000.evil.com",
+        "http://localhost%3A3000@evil.com",
+        "http://evil.com/localhost:3000",
+        " http://evil.com",
+        "http://[::1]@evil.com",
+        "myapp://callback.attacker.tld",
+        "myapp://user@callback",
+    ];
+
+    #[test]
+    fn bypass_shapes_are_not_trusted() {
+        let c = cfg();
+        let c = Config { trusted_origins: vec!["myapp://callback".into()], ..c };
+        for url in BYPASSES {
+            assert_eq!(trusted_url(&c, url, true), None, "{url:?} must not be trusted");
+        }
+    }
+
+    #[test]
+    fn the_checked_value_is_the_one_used() {
+        let c = cfg();
+        // Tabs and newlines vanish in browsers; the value handed back has none.
+        assert_eq!(trusted_url(&c, "http://local\thost:3000/a", true).as_deref(), Some("http://localhost:3000/a"));
+        assert_eq!(trusted_url(&c, "HTTP://LOCALHOST:3000/x", true).as_deref(), Some("http://localhost:3000/x"));
+        assert_eq!(trusted_url(&c, "http://localhost:3000", true).as_deref(), Some("http://localhost:3000"));
+        assert_eq!(trusted_url(&c, "http://localhost:3000\\a", true).as_deref(), Some("http://localhost:3000/a"));
+        assert_eq!(
+            trusted_url(&c, "https://app.example.com:443/cb", true).as_deref(),
+            Some("https://app.example.com/cb")
+        );
+        assert_eq!(trusted_url(&c, "/dashboard?tab=1", true).as_deref(), Some("/dashboard?tab=1"));
+    }
+
+    #[test]
+    fn custom_schemes_pin_authority_and_path() {
+        let c = Config { trusted_origins: vec!["myapp://host/cb".into(), "exp://".into()], ..cfg() };
+        assert!(is_trusted(&c, "myapp://host/cb", true));
+        assert!(is_trusted(&c, "myapp://host/cb/done", true));
+        assert!(!is_trusted(&c, "myapp://host/cbx", true));
+        assert!(!is_trusted(&c, "myapp://host/cb/../evil", true));
+        assert!(!is_trusted(&c, "myapp://host/cb/%2e%2e/evil", true));
+        assert!(!is_trusted(&c, "myapp://other/cb", true));
+        assert!(is_trusted(&c, "exp://192.168.1.2:8081/--/x", true));
+    }
+
+    #[test]
+    fn null_origin_is_refused_on_forms() {
+        let c = cfg();
+        let null = Request::new("POST", "/sign-in/email").with_header("origin", "null");
+        assert_eq!(check_form_csrf(&c, &null), Err(AuthError::MissingOrNullOrigin));
+        let blank_metadata = Request::new("POST", "/sign-in/email").with_header("sec-fetch-site", " ");
+        assert_eq!(check_form_csrf(&c, &blank_metadata), Ok(()));
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub struct Request {
     pub body: Vec<u8>,
     /// Address of the TCP peer, when the transport knows it.
     pub peer_ip: Option<String>,
+    /// `HTTP/1.0`, `HTTP/1.1`, ... as the transport received it; empty when unknown.
+    pub http_version: &'static str,
     /// The transport's own data for callbacks (see [`crate::core::hooks::Extension`]).
     pub extension: crate::core::hooks::Extension,
 }

@@ -34,10 +34,10 @@ pub(crate) struct SignInFields {
 
 /// Reads a password sign-in's fields, its callback URL checked against the trusted origins.
 pub(crate) fn sign_in_fields(ctx: &Ctx<'_>, body: &Body, login: &str) -> Result<SignInFields, AuthError> {
-    check_callback_url(&ctx.auth.cfg, UrlField::CallbackUrl, body.get("callbackURL"))?;
+    let callback = check_callback_url(&ctx.auth.cfg, UrlField::CallbackUrl, body.get("callbackURL"))?;
     let mut v = body.validator();
     let (id, password) = (v.string(login), v.string("password"));
-    let callback = v.optional_string("callbackURL");
+    v.optional_string("callbackURL");
     let remember = v.optional_bool("rememberMe").unwrap_or(true);
     v.finish()?;
     let (Some(login), Some(password)) = (id, password) else {

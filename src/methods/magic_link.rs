@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::config::StoreToken;
 use crate::core::body::Body;
 use crate::core::handler::{Ctx, Outcome};
-use crate::core::hooks::{CallbackRequest, MagicLinkMessage};
-use crate::core::origin::{check_callback_url, check_form_csrf, is_trusted};
+use crate::core::hooks::{CallbackRequest, MagicLinkMessage, MagicLinkSender};
+use crate::core::origin::{check_callback_url, check_form_csrf, trusted_url};
 use crate::core::response::Response;
 use crate::crypto::{new_id, random_string};
 use crate::error::{AuthError, UrlField};
@@ -31,12 +31,26 @@ const URL_FIELDS: [(&str, UrlField); 3] = [
     ("errorCallbackURL", UrlField::ErrorCallbackUrl),
 ];
 
-/// What the `verification` row is keyed by: the token, or its hash.
-fn identifier(token: &str, store: StoreToken) -> String {
-    match store {
+/// The SHA-256 of a token, unpadded base64url (`store_token="hashed"`).
+fn sha256_identifier(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+/// What the `verification` row is keyed by: the token, its hash, or the app's hash of it.
+async fn identifier(ctx: &Ctx<'_>, sender: &dyn MagicLinkSender, token: &str) -> Result<String, AuthError> {
+    let store = ctx.auth.cfg.magic_link.as_ref().map_or(StoreToken::Plain, |o| o.store_token);
+    Ok(match store {
         StoreToken::Plain => token.to_owned(),
-        StoreToken::Hashed => URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())),
-    }
+        StoreToken::Hashed => sha256_identifier(token),
+        StoreToken::Custom => {
+            let request = CallbackRequest::of(ctx.req, ctx.client_ip.clone());
+            let hashed = sender.hash_token(&request, token).await?;
+            if hashed.is_empty() {
+                return Err(AuthError::CallbackFailed("store_token hash"));
+            }
+            hashed
+        }
+    })
 }
 
 /// `POST /sign-in/magic-link` (spec §9.1): `{status: true}` once the app's sender returned.
@@ -46,19 +60,28 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         return Err(AuthError::NotFound);
     };
     let body = Body::parse(ctx.req, true)?;
-    for (key, field) in URL_FIELDS {
-        check_callback_url(&auth.cfg, field, body.get(key))?;
-    }
+    let urls = URL_FIELDS
+        .iter()
+        .map(|(key, field)| check_callback_url(&auth.cfg, *field, body.get(key)))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut v = body.validator();
     let email = v.email("email");
     let name = v.optional_string("name");
-    let urls: Vec<Option<String>> = URL_FIELDS.iter().map(|(key, _)| v.optional_string(key)).collect();
+    for (key, _) in URL_FIELDS {
+        v.optional_string(key);
+    }
     let metadata = v.optional_object("metadata");
     v.finish()?;
     let Some(email) = email else { unreachable!("validation passed, so the email is present") };
     check_form_csrf(&auth.cfg, ctx.req)?;
 
-    let token = random_string(32, LETTERS);
+    let request = CallbackRequest::of(ctx.req, ctx.client_ip.clone());
+    let token = match sender.generate_token(&request, &email).await? {
+        Some(token) if !token.is_empty() => token,
+        Some(_) => return Err(AuthError::CallbackFailed("generate_token")),
+        None => random_string(32, LETTERS),
+    };
+    let identifier = identifier(ctx, sender.as_ref(), &token).await?;
     let now = auth.clock.now_ms();
     let mut value = json!({ "email": email });
     if let Some(name) = &name {
@@ -66,7 +89,7 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     }
     let row = Verification {
         id: new_id(),
-        identifier: identifier(&token, opts.store_token),
+        identifier,
         value: value.to_string(),
         expires_at: now + opts.expires_in * 1000,
         created_at: now,
@@ -87,7 +110,6 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
 
     let stored_as = row.identifier.clone();
     auth.store.apply(vec![WriteOp::InsertVerification(row)]).await?;
-    let request = CallbackRequest::of(ctx.req, ctx.client_ip.clone());
     if let Err(e) = sender.send(&request, MagicLinkMessage { email, url, token, metadata }).await {
         // Nothing was delivered, or the app cannot tell: no usable link is left behind.
         auth.store.apply(vec![WriteOp::DeleteVerification(stored_as)]).await?;
@@ -96,24 +118,30 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     Ok(Outcome::json(&json!({ "status": true })))
 }
 
-/// A callback URL of the verify query: trusted (checked before and after the second
-/// decoding Better Auth applies) and resolved against the base URL.
+/// A callback URL of the verify query, decoded a second time as Better Auth does,
+/// then checked in that decoded form (the one the redirect uses) and resolved
+/// against the base URL. The query form is checked too, as Better Auth's global
+/// origin check does before the endpoint.
 fn callback_param(ctx: &Ctx<'_>, key: &str) -> Result<Option<String>, AuthError> {
     let Some(raw) = ctx.req.query_param(key) else { return Ok(None) };
     let cfg = &ctx.auth.cfg;
     let decoded = percent_encoding::percent_decode_str(&raw).decode_utf8_lossy().into_owned();
-    let trusted = cfg.advanced.disable_origin_check || (is_trusted(cfg, &raw, true) && is_trusted(cfg, &decoded, true));
-    if !trusted {
-        return Err(AuthError::InvalidUrl(UrlField::CallbackUrl));
-    }
-    Ok(Some(if decoded.starts_with('/') { format!("{}{decoded}", cfg.base_origin) } else { decoded }))
+    let used = if cfg.advanced.disable_origin_check {
+        Some(decoded)
+    } else {
+        trusted_url(cfg, &raw, true).and_then(|_| trusted_url(cfg, &decoded, true))
+    };
+    let used = used.ok_or(AuthError::InvalidUrl(UrlField::CallbackUrl))?;
+    Ok(Some(if used.starts_with('/') { format!("{}{used}", cfg.base_origin) } else { used }))
 }
 
 /// `GET /magic-link/verify` (spec §9.2). Failures after the URL checks redirect to
 /// the error callback with `?error=<code>`, even when the answer would be JSON.
 pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
-    let Some(opts) = auth.cfg.magic_link.as_ref() else { return Err(AuthError::NotFound) };
+    let (Some(opts), Some(sender)) = (auth.cfg.magic_link.as_ref(), auth.magic_link_sender.as_ref()) else {
+        return Err(AuthError::NotFound);
+    };
     let token = ctx.req.query_param("token").unwrap_or_default();
     let callback = callback_param(ctx, "callbackURL")?;
     let error_url = callback_param(ctx, "errorCallbackURL")?;
@@ -127,7 +155,10 @@ pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         Ok(Outcome::response(Response::redirect_with_error(&error_url, e.redirect_code())).writes(writes))
     };
 
-    let identifier = identifier(&token, opts.store_token);
+    if token.contains('\0') {
+        return Err(AuthError::Validation(format!("[query.token] {}", crate::core::body::NUL_MESSAGE)));
+    }
+    let identifier = identifier(ctx, sender.as_ref(), &token).await?;
     let now = auth.clock.now_ms();
     let Some(row) = auth.store.verification(&identifier).await? else { return fail(AuthError::InvalidToken, vec![]) };
     let link: Value = serde_json::from_str(&row.value).unwrap_or(Value::Null);
@@ -188,7 +219,6 @@ mod tests {
     #[test]
     fn hashed_tokens_are_unpadded_base64url_sha256() {
         // SHA-256("abc"), the FIPS 180-2 test vector, in base64url without padding.
-        assert_eq!(identifier("abc", StoreToken::Hashed), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
-        assert_eq!(identifier("abc", StoreToken::Plain), "abc");
+        assert_eq!(sha256_identifier("abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
     }
 }

@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::core::hooks::Extension;
@@ -24,10 +24,45 @@ use crate::core::response::Response;
 use crate::error::AuthError;
 use crate::Auth;
 
-/// How long a client may take to send its request headers.
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long in-flight requests get to finish at shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// File descriptors kept free of connections, for the database, logs and the app.
+const RESERVED_FDS: usize = 128;
+/// The most connections served at once when the app does not say.
+const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Connections served at once: the option, or what the process's file-descriptor
+/// limit allows (raised to its hard maximum first, as servers usually do).
+fn max_connections(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    let soft = raise_fd_limit();
+    soft.saturating_sub(RESERVED_FDS).clamp(16, DEFAULT_MAX_CONNECTIONS)
+}
+
+#[cfg(unix)]
+fn raise_fd_limit() -> usize {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        let want = lim.rlim_max.min(65_536);
+        if lim.rlim_cur < want {
+            let raised = libc::rlimit { rlim_cur: want, rlim_max: lim.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = want;
+            }
+        }
+    }
+    usize::try_from(lim.rlim_cur).unwrap_or(usize::MAX)
+}
+
+#[cfg(not(unix))]
+fn raise_fd_limit() -> usize {
+    DEFAULT_MAX_CONNECTIONS + RESERVED_FDS
+}
 
 /// A running server; [`Server::stop`] shuts it down gracefully.
 pub struct Server {
@@ -56,20 +91,52 @@ impl Server {
     }
 }
 
+/// A whole HTTP/1.1 response that closes its connection, as bytes.
+fn raw_response(resp: Response) -> Arc<[u8]> {
+    let reason = hyper::StatusCode::from_u16(resp.status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+    let mut out = format!("HTTP/1.1 {} {reason}\r\n", resp.status);
+    for (name, value) in &resp.headers {
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!("connection: close\r\ncontent-length: {}\r\n\r\n", resp.body.len()));
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(&resp.body);
+    bytes.into()
+}
+
+/// Answers a connection over the limit and closes it, without waiting on the client
+/// for long.
+async fn refuse(mut stream: tokio::net::TcpStream, answer: Arc<[u8]>) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await
+    })
+    .await;
+}
+
 async fn accept_loop(listener: TcpListener, auth: Arc<Auth>, extension: Extension, mut stopped: oneshot::Receiver<()>) {
     let graceful = GracefulShutdown::new();
+    let timeout = Duration::from_secs_f64(auth.cfg.advanced.request_timeout);
+    let slots = Arc::new(Semaphore::new(max_connections(auth.cfg.advanced.max_connections)));
+    let over_limit = raw_response(AuthError::TooManyConnections.to_response());
     let mut builder = http1::Builder::new();
-    builder.keep_alive(true).timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+    builder.keep_alive(true).timer(TokioTimer::new()).header_read_timeout(timeout);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Ok(slot) = slots.clone().try_acquire_owned() else {
+                        tokio::spawn(refuse(stream, over_limit.clone()));
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let (auth, extension) = (auth.clone(), extension.clone());
-                    let service = service_fn(move |req| serve_one(auth.clone(), extension.clone(), peer, req));
+                    let service = service_fn(move |req| serve_one(auth.clone(), extension.clone(), peer, timeout, req));
                     let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
                     tokio::spawn(async move {
                         let _ = conn.await;
+                        drop(slot);
                     });
                 }
                 // Out of file descriptors and the like: wait a little instead of spinning.
@@ -99,21 +166,56 @@ fn to_hyper(resp: Response) -> hyper::Response<Full<Bytes>> {
     out
 }
 
+/// A `Content-Length` the body may not have.
+fn declared_too_large(headers: &hyper::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+}
+
+/// The most of a refused body read (and dropped) so its sender gets the answer.
+const DISCARD_AT_MOST: usize = 16 * 1024 * 1024;
+
+async fn discard(mut body: Incoming, timeout: Duration) {
+    let _ = tokio::time::timeout(timeout, async {
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, Bytes::len);
+            if seen > DISCARD_AT_MOST {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 async fn serve_one(
     auth: Arc<Auth>,
     extension: Extension,
     peer: SocketAddr,
+    timeout: Duration,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
     let limit = auth.cfg.advanced.max_body_size;
-    let body = match Limited::new(body, limit).collect().await {
-        Ok(collected) => collected.to_bytes().to_vec(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
+    // Refused before a byte of the body is used. The body is still read and
+    // dropped for a while (in the background, up to a bound): a client that is
+    // sending it reads no answer from a connection closed under its feet.
+    if declared_too_large(&parts.headers, limit) {
+        tokio::spawn(discard(body, timeout));
+        return Ok(to_hyper(AuthError::PayloadTooLarge(limit).to_response()));
+    }
+    let body = match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes().to_vec(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return Ok(to_hyper(AuthError::PayloadTooLarge(limit).to_response()));
         }
         // The client went away or sent a broken body: nobody is left to answer.
-        Err(_) => return Ok(to_hyper(Response::empty(400))),
+        Ok(Err(_)) => return Ok(to_hyper(Response::empty(400))),
+        // A body that never finishes does not hold the connection any longer.
+        Err(_) => return Ok(to_hyper(AuthError::RequestTimeout.to_response())),
     };
     let headers = parts
         .headers
@@ -127,6 +229,11 @@ async fn serve_one(
         headers,
         body,
         peer_ip: Some(peer.ip().to_string()),
+        http_version: match parts.version {
+            hyper::Version::HTTP_10 => "HTTP/1.0",
+            hyper::Version::HTTP_11 => "HTTP/1.1",
+            _ => "",
+        },
         extension,
     };
     Ok(to_hyper(auth.handle(req).await))

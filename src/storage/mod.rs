@@ -7,6 +7,7 @@
 //! list of [`WriteOp`]s and committed by the pipeline with one [`Store::apply`]:
 //! one transaction per request.
 
+pub mod health;
 mod postgres;
 pub mod schema;
 mod sqlite;
@@ -148,6 +149,13 @@ pub enum StoreError {
     /// App SQL run through `ctx.db` failed; the message is the database's.
     #[error("{0}")]
     Sql(String),
+    /// The database cannot be reached or cannot write right now (a server down,
+    /// no connection in time, a full disk); the request may succeed later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A value the database cannot store as text (a NUL character).
+    #[error("text the database cannot store: {0}")]
+    BadText(String),
 }
 
 impl From<StoreError> for AuthError {
@@ -157,6 +165,10 @@ impl From<StoreError> for AuthError {
             StoreError::Conflict(Constraint::UserUsername) => AuthError::UsernameTaken,
             StoreError::Conflict(Constraint::Verification) => AuthError::InvalidToken,
             StoreError::Conflict(Constraint::NotAnonymous) => AuthError::UserIsNotAnonymous.with_status(400),
+            StoreError::Unavailable(detail) => AuthError::DatabaseUnavailable(detail),
+            StoreError::BadText(_) => {
+                AuthError::Validation("Invalid input: text must not contain NUL characters".into())
+            }
             other => AuthError::internal(other.to_string()),
         }
     }
@@ -285,12 +297,13 @@ pub fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
     Ok(DatabaseUrl::SqliteFile(path.to_owned()))
 }
 
-/// Opens the database, creating or migrating the schema.
-pub async fn open(url: &str, pool_size: usize) -> Result<Arc<dyn Store>, ConfigError> {
+/// Opens the database, creating or migrating the schema. `timeout` bounds how long
+/// a request waits for a PostgreSQL connection.
+pub async fn open(url: &str, pool_size: usize, timeout: std::time::Duration) -> Result<Arc<dyn Store>, ConfigError> {
     match parse_database_url(url)? {
         DatabaseUrl::SqliteMemory => Ok(Arc::new(sqlite::SqliteStore::open(None, pool_size).await?)),
         DatabaseUrl::SqliteFile(path) => Ok(Arc::new(sqlite::SqliteStore::open(Some(path), pool_size).await?)),
-        DatabaseUrl::Postgres(u) => Ok(Arc::new(postgres::PgStore::open(&u, pool_size).await?)),
+        DatabaseUrl::Postgres(u) => Ok(Arc::new(postgres::PgStore::open(&u, pool_size, timeout).await?)),
     }
 }
 

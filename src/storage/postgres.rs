@@ -23,12 +23,24 @@ pub struct PgStore {
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return StoreError::Conflict(constraint_from(db.constraint().unwrap_or(db.message())));
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(constraint_from(db.constraint().unwrap_or(db.message())))
         }
+        // 22021: a NUL in text ("invalid byte sequence for encoding UTF8: 0x00").
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("22021") => StoreError::BadText(db.message().into()),
+        // Class 08: connection exceptions; 57P0x: the server shutting down or starting;
+        // 53xxx: out of resources (disk full, too many connections).
+        sqlx::Error::Database(db)
+            if db.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P") || c.starts_with("53")) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Backend(e.to_string()),
     }
-    StoreError::Backend(e.to_string())
 }
 
 fn ts(ms: i64) -> DateTime<Utc> {
@@ -52,7 +64,7 @@ fn redact(url: &str) -> String {
 }
 
 impl PgStore {
-    pub async fn open(url: &str, pool_size: usize) -> Result<PgStore, ConfigError> {
+    pub async fn open(url: &str, pool_size: usize, timeout: Duration) -> Result<PgStore, ConfigError> {
         let size = if pool_size == 0 { 8 } else { pool_size } as u32;
         let cannot =
             |e: sqlx::Error| ConfigError::Database(format!("cannot connect to PostgreSQL at {}: {e}", redact(url)));
@@ -63,7 +75,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(size)
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(timeout)
             .connect_with(connect)
             .await
             .map_err(cannot)?;

@@ -69,12 +69,25 @@ fn closed() -> StoreError {
 }
 
 fn map_err(e: rusqlite::Error) -> StoreError {
-    if let rusqlite::Error::SqliteFailure(code, Some(msg)) = &e {
-        if code.code == rusqlite::ErrorCode::ConstraintViolation && msg.contains("UNIQUE") {
-            return StoreError::Conflict(constraint_from(msg));
+    use rusqlite::ErrorCode::*;
+    match &e {
+        rusqlite::Error::SqliteFailure(code, Some(msg))
+            if code.code == ConstraintViolation && msg.contains("UNIQUE") =>
+        {
+            StoreError::Conflict(constraint_from(msg))
         }
+        // A full disk, an I/O failure, a file that cannot be opened or written, or
+        // a lock held past the busy timeout: the request may succeed later.
+        rusqlite::Error::SqliteFailure(code, _)
+            if matches!(
+                code.code,
+                DiskFull | SystemIoFailure | CannotOpen | ReadOnly | DatabaseBusy | DatabaseLocked | OutOfMemory
+            ) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => backend(e),
     }
-    backend(e)
 }
 
 fn open_connection(path: Option<&str>) -> rusqlite::Result<Connection> {

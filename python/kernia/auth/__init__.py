@@ -19,7 +19,8 @@ from kernia.errors import ConfigurationError
 from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitRule
 from kernia.plugins.anonymous import AnonymousPlugin
 from kernia.plugins.email_and_password import EmailAndPasswordPlugin
-from kernia.plugins.magic_link import MagicLinkPlugin, sender
+from kernia.plugins.magic_link import OPTION_KEYS as MAGIC_LINK_KEYS
+from kernia.plugins.magic_link import MagicLinkPlugin, magic_link
 from kernia.plugins.passkey import PasskeyPlugin
 from kernia.plugins.username import UsernamePlugin
 
@@ -201,6 +202,8 @@ class Auth:
         self._native.close()
 
 
+_MAGIC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(MagicLinkPlugin)}
+
 _PLUGINS = (AnonymousPlugin, EmailAndPasswordPlugin, UsernamePlugin, MagicLinkPlugin, PasskeyPlugin)
 
 
@@ -219,16 +222,32 @@ def _magic_link(options: KerniaOptions) -> tuple[MagicLinkPlugin | None, dict[st
     legacy = advanced.pop("magic-link", None)
     plugin = _one(options, MagicLinkPlugin, "magic_link")
     if plugin is None:
+        if legacy is not None:
+            raise ConfigurationError(
+                'KerniaOptions.advanced["magic-link"] is set but magic_link() is not in plugins: '
+                "add it to turn magic links on"
+            )
         return None, advanced
     if legacy is not None:
         if not isinstance(legacy, Mapping):
             raise TypeError('KerniaOptions.advanced["magic-link"] must be a dict')
-        plugin = dataclasses.replace(
-            plugin,
-            send_magic_link=plugin.send_magic_link or legacy.get("send_magic_link"),
-            expires_in=legacy.get("expires_in", plugin.expires_in),
-            disable_sign_up=legacy.get("disable_sign_up", plugin.disable_sign_up),
-        )
+        unknown = sorted(set(legacy) - set(MAGIC_LINK_KEYS))
+        if unknown:
+            raise ConfigurationError(
+                f'KerniaOptions.advanced["magic-link"]: unknown option(s) {", ".join(unknown)}; '
+                f"known: {', '.join(MAGIC_LINK_KEYS)}"
+            )
+        fields = {f.name: getattr(plugin, f.name) for f in dataclasses.fields(plugin)}
+        given = {k: v for k, v in fields.items() if v != _MAGIC_DEFAULTS[k]}
+        for key, value in legacy.items():
+            if key in given and given[key] != value:
+                raise ConfigurationError(
+                    f"magic link option {key} is given twice with different values: in magic_link() "
+                    'and in KerniaOptions.advanced["magic-link"]'
+                )
+        merged = {**fields, **legacy, **given}
+        # Checked like the plugin's own arguments.
+        plugin = magic_link(merged.pop("send_magic_link"), **merged)
     if not callable(plugin.send_magic_link):
         raise ConfigurationError(
             "magic_link() needs send_magic_link(email, url, token, ctx): pass it to magic_link()"
@@ -244,7 +263,7 @@ def _check_plugins(options: KerniaOptions) -> None:
 
 def _email_password(options: KerniaOptions) -> EmailPasswordOptions:
     plugin = _one(options, EmailAndPasswordPlugin, "email_and_password")
-    return options.email_and_password if plugin is None else plugin.options
+    return options.email_and_password if plugin is None else plugin.merged(options.email_and_password)
 
 
 def _rule(rule: RateLimitRule | None) -> dict[str, int] | None:
@@ -319,7 +338,7 @@ def init(options: KerniaOptions) -> Auth:
     if username is not None:
         callables.update(username.callables())
     if magic is not None:
-        callables["send_magic_link"] = sender(magic.send_magic_link)  # type: ignore[arg-type]
+        callables.update(magic.callables())
     native = NativeAuth(_to_json(options, username, magic, advanced), guest, callables)
     auth = Auth(options, native)
     native._attach(auth)

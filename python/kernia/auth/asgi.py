@@ -64,6 +64,7 @@ class ASGIApp:
             scope["headers"],
             body,
             client[0] if client else None,
+            scope.get("http_version"),
         )
         await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
         await send({"type": "http.response.body", "body": response.body})
