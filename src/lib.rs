@@ -8,6 +8,7 @@ pub mod core;
 pub mod crypto;
 pub mod error;
 pub mod link;
+pub mod log;
 pub mod methods;
 pub mod model;
 pub mod net;
@@ -17,6 +18,7 @@ pub mod server;
 pub mod session;
 pub mod storage;
 pub mod time;
+pub mod webauthn_eddsa;
 
 #[cfg(feature = "python")]
 mod bindings;

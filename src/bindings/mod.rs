@@ -287,6 +287,12 @@ impl NativeAuth {
         self.auth.cfg.advanced.max_body_size
     }
 
+    /// Seconds a client may take to send a request body (`advanced["request_timeout"]`).
+    #[getter]
+    fn request_timeout(&self) -> f64 {
+        self.auth.cfg.advanced.request_timeout
+    }
+
     #[getter]
     fn dialect(&self) -> &'static str {
         self.auth.store.dialect()

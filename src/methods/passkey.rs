@@ -33,6 +33,7 @@ use crate::error::AuthError;
 use crate::model::{Passkey, Session, SessionJson, User, UserJson, Verification};
 use crate::session::Current;
 use crate::storage::{Login, PasskeyBy, Profile, WriteOp};
+use crate::webauthn_eddsa;
 
 /// How long a challenge (cookie and row) lives, in seconds.
 const CHALLENGE_TTL_S: i64 = 300;
@@ -229,6 +230,42 @@ struct Registered {
     aaguid: Option<String>,
 }
 
+/// An AAGUID as a UUID string.
+fn aaguid_string(aaguid: &[u8]) -> String {
+    let hex: String = aaguid.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+}
+
+/// The origins a ceremony may come from, as `scheme://host[:port]`.
+fn origin_strings(origins: &[url::Url]) -> Vec<String> {
+    origins.iter().map(|u| u.origin().ascii_serialization()).collect()
+}
+
+/// Checks a registration: Ed25519 credentials here, the others with `webauthn-rs-core`.
+/// The error is the reason, for the debug log.
+fn verify_registration_response(
+    core: &WebauthnCore,
+    rp_id: &str,
+    origins: &[url::Url],
+    challenge: &str,
+    response: Value,
+) -> Result<Registered, String> {
+    if !webauthn_eddsa::registers_ed25519(&response) {
+        return verify_attestation(core, challenge, response).map_err(|e| format!("{e:?}"));
+    }
+    let origins = origin_strings(origins);
+    let expected = webauthn_eddsa::Expected { rp_id, origins: &origins, challenge };
+    let a = webauthn_eddsa::verify_registration(&expected, &response)?;
+    Ok(Registered {
+        credential_id: URL_SAFE_NO_PAD.encode(&a.credential_id),
+        public_key: STANDARD.encode(&a.cose_key),
+        counter: i64::from(a.counter),
+        backup_eligible: a.backup_eligible,
+        backed_up: a.backed_up,
+        aaguid: Some(aaguid_string(&a.aaguid)),
+    })
+}
+
 /// Checks an attestation with `webauthn-rs-core`.
 fn verify_attestation(core: &WebauthnCore, challenge: &str, response: Value) -> Result<Registered, WebauthnError> {
     // Transports are hints the library need not understand (newer browsers send
@@ -284,9 +321,7 @@ fn attested_key(attestation_object: &[u8]) -> Option<(Vec<u8>, Option<String>)> 
     let mut de = serde_cbor_2::Deserializer::from_slice(rest);
     serde::de::Deserialize::deserialize(&mut de).ok().map(|_: Cbor| ())?;
     let key = rest[..de.byte_offset()].to_vec();
-    let hex: String = aaguid.iter().map(|b| format!("{b:02x}")).collect();
-    let uuid = format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32]);
-    Some((key, Some(uuid)))
+    Some((key, Some(aaguid_string(aaguid))))
 }
 
 fn transports_of(response: &Value) -> String {
@@ -318,13 +353,18 @@ pub async fn verify_registration(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     }
     let expected = challenge["expectedChallenge"].as_str().unwrap_or_default().to_owned();
     let transports = transports_of(&response);
-    let core = webauthn(auth, origins);
-    let verified = tokio::task::spawn_blocking(move || verify_attestation(&core, &expected, response))
-        .await
-        .map_err(|e| AuthError::internal(format!("passkey verification task failed: {e}")))?;
+    let core = webauthn(auth, origins.clone());
+    let rp = rp_id(auth);
+    let verified =
+        tokio::task::spawn_blocking(move || verify_registration_response(&core, &rp, &origins, &expected, response))
+            .await
+            .map_err(|e| AuthError::internal(format!("passkey verification task failed: {e}")))?;
     let registered = match verified {
         Ok(r) => r,
-        Err(_) => return refuse(AuthError::FailedToVerifyRegistration(400), &token),
+        Err(reason) => {
+            crate::log::debug(format_args!("passkey registration refused: {reason}"));
+            return refuse(AuthError::FailedToVerifyRegistration(400), &token);
+        }
     };
 
     let now = auth.clock.now_ms();
@@ -440,20 +480,42 @@ pub async fn verify_authentication(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> 
     let Some(passkey) = auth.store.passkey(PasskeyBy::CredentialId, credential_id).await? else {
         return refuse(AuthError::PasskeyNotFound(401), &token);
     };
-    let Some(cred) = credential(&passkey) else {
-        return refuse(AuthError::internal("a stored passkey's public key does not parse"), &token);
-    };
     let expected = challenge["expectedChallenge"].as_str().unwrap_or_default().to_owned();
-    let core = webauthn(auth, origins);
-    let verified = tokio::task::spawn_blocking(move || verify_assertion(&core, &expected, response, cred))
-        .await
-        .map_err(|e| AuthError::internal(format!("passkey verification task failed: {e}")))?;
+    let cose = STANDARD.decode(&passkey.public_key).unwrap_or_default();
+    let verified = match webauthn_eddsa::ed25519_key(&cose) {
+        Some(Ok(key)) => {
+            let (rp, origins) = (rp_id(auth), origin_strings(&origins));
+            let stored = u32::try_from(passkey.counter).unwrap_or(u32::MAX);
+            let backup_eligible = passkey.device_type == "multiDevice";
+            tokio::task::spawn_blocking(move || {
+                let expected = webauthn_eddsa::Expected { rp_id: &rp, origins: &origins, challenge: &expected };
+                let stored = webauthn_eddsa::Stored { key: &key, counter: stored, backup_eligible };
+                webauthn_eddsa::verify_assertion(&expected, &response, stored).map_err(|r| (401, r))
+            })
+            .await
+        }
+        Some(Err(reason)) => return refuse(AuthError::internal(format!("a stored passkey's key: {reason}")), &token),
+        None => {
+            let Some(cred) = credential(&passkey) else {
+                return refuse(AuthError::internal("a stored passkey's public key does not parse"), &token);
+            };
+            let core = webauthn(auth, origins);
+            tokio::task::spawn_blocking(move || {
+                verify_assertion(&core, &expected, response, cred).map_err(|e| match e {
+                    WebauthnError::ParseNOMFailure | WebauthnError::ParseCBORFailure(_) => (400, format!("{e:?}")),
+                    e => (401, format!("{e:?}")),
+                })
+            })
+            .await
+        }
+    };
+    let verified = verified.map_err(|e| AuthError::internal(format!("passkey verification task failed: {e}")))?;
     let counter = match verified {
         Ok(c) => c,
-        Err(WebauthnError::ParseNOMFailure | WebauthnError::ParseCBORFailure(_)) => {
-            return refuse(AuthError::AuthenticationFailed(400), &token)
+        Err((status, reason)) => {
+            crate::log::debug(format_args!("passkey sign-in refused: {reason}"));
+            return refuse(AuthError::AuthenticationFailed(status), &token);
         }
-        Err(_) => return refuse(AuthError::AuthenticationFailed(401), &token),
     };
     let Some(user) = auth.store.user(Login::Id, &passkey.user_id).await? else {
         return refuse(AuthError::UserNotFound, &token);

@@ -1,27 +1,35 @@
-//! Episodes of an unavailable database: the first failure of an episode is logged
-//! with its cause, then one probe a second watches for the database to come back,
-//! and that is logged too. Requests meanwhile answer 503 without a log line each.
+//! Episodes of an unavailable database. The first failure of an episode is logged
+//! with its cause; requests meanwhile answer 503 without a log line each. The
+//! episode ends once the database has been quiet for a while (no request failed
+//! for [`QUIET`]) and a probe write succeeds, and that is logged too. The quiet
+//! period keeps a database that fails now and then (a nearly full disk takes some
+//! writes, refuses others) to one episode instead of a line per flicker.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Store;
+use super::{Store, StoreError};
 
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+const QUIET: Duration = Duration::from_secs(5);
+/// The rate-limit bucket the probe writes (pruned like any other).
+const PROBE_KEY: &str = "kernia:health-probe";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
 
 #[derive(Default)]
 pub struct Health {
     down: AtomicBool,
+    last_failure_ms: AtomicI64,
 }
 
 impl Health {
-    pub fn is_down(&self) -> bool {
-        self.down.load(Ordering::Acquire)
-    }
-
     /// Records a failure; the first of an episode is logged and starts the probe.
     pub fn failed(self: &Arc<Self>, store: &Arc<dyn Store>, detail: &str) {
+        self.last_failure_ms.store(now_ms(), Ordering::Release);
         if self.down.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -30,12 +38,15 @@ impl Health {
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(PROBE_EVERY).await;
-                // The cheapest lookup there is: one probe of a unique index.
-                match store.verification("").await {
-                    Ok(_) => break,
-                    Err(super::StoreError::Unavailable(_)) => continue,
+                let quiet_for = now_ms() - health.last_failure_ms.load(Ordering::Acquire);
+                if quiet_for < QUIET.as_millis() as i64 {
+                    continue;
+                }
+                // A write, since reads may work while writes cannot (a full disk).
+                match store.rate_limit(PROBE_KEY, now_ms(), 1_000, u64::MAX).await {
+                    Err(StoreError::Unavailable(_)) => continue,
                     // Reachable, if unhappy about something else: back as far as this is concerned.
-                    Err(_) => break,
+                    Ok(_) | Err(_) => break,
                 }
             }
             health.down.store(false, Ordering::Release);

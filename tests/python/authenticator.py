@@ -1,6 +1,7 @@
 """A software WebAuthn authenticator and the browser side of a ceremony.
 
-Real ES256 key pairs (P-256, SHA-256), "none" attestation, assertions signed over
+Real ES256 key pairs (P-256, SHA-256) or Ed25519 ones (EdDSA, what Chromium's
+authenticator picks when a server offers it first), "none" attestation, assertions signed over
 ``authenticatorData || SHA-256(clientDataJSON)`` like a hardware key, and the JSON the
 official client sends (``@simplewebauthn/browser``'s, without ``clientExtensionResults``).
 """
@@ -15,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 
 def b64url(data: bytes) -> str:
@@ -54,26 +55,49 @@ def cbor(value) -> bytes:
 FLAG_UP, FLAG_UV, FLAG_BE, FLAG_BS, FLAG_AT = 0x01, 0x04, 0x08, 0x10, 0x40
 
 
+ES256, EDDSA = -7, -8
+
+
 @dataclass
 class Credential:
     id: bytes
-    key: ec.EllipticCurvePrivateKey
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
     rp_id: str
     user_handle: bytes
     counter: int = 0
 
+    @staticmethod
+    def new_key(algorithm: int) -> ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey:
+        return (
+            ed25519.Ed25519PrivateKey.generate()
+            if algorithm == EDDSA
+            else ec.generate_private_key(ec.SECP256R1())
+        )
+
     def cose_public_key(self) -> bytes:
+        if isinstance(self.key, ed25519.Ed25519PrivateKey):
+            raw = self.key.public_key().public_bytes_raw()
+            return cbor({1: 1, 3: EDDSA, -1: 6, -2: raw})
         numbers = self.key.public_key().public_numbers()
         return cbor(
-            {1: 2, 3: -7, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")}
+            {1: 2, 3: ES256, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")}
         )
+
+    def sign(self, data: bytes) -> bytes:
+        if isinstance(self.key, ed25519.Ed25519PrivateKey):
+            return self.key.sign(data)
+        return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
 @dataclass
 class Authenticator:
-    """One device holding passkeys; ``origin`` is what its browser puts in clientDataJSON."""
+    """One device holding passkeys; ``origin`` is what its browser puts in clientDataJSON.
+
+    ``algorithm``: the key type it creates (ES256 or EDDSA); ``None`` follows the server's
+    ``pubKeyCredParams`` order, as Chromium's authenticator and many security keys do."""
 
     origin: str = "http://localhost:3000"
+    algorithm: int | None = ES256
     aaguid: bytes = bytes(range(16))
     multi_device: bool = False
     counter_step: int = 1
@@ -94,9 +118,10 @@ class Authenticator:
     def create(self, options: dict, *, origin: str | None = None, rp_id: str | None = None) -> dict:
         """``navigator.credentials.create()`` for the server's registration options."""
         rp = rp_id or options["rp"]["id"]
-        cred = Credential(
-            os.urandom(16), ec.generate_private_key(ec.SECP256R1()), rp, unb64url(options["user"]["id"])
-        )
+        offered = [p["alg"] for p in options["pubKeyCredParams"]]
+        algorithm = self.algorithm or next(a for a in offered if a in (ES256, EDDSA))
+        assert algorithm in offered, f"the server does not offer algorithm {algorithm}"
+        cred = Credential(os.urandom(16), Credential.new_key(algorithm), rp, unb64url(options["user"]["id"]))
         cred.counter = 1 if self.counter_step else 0
         auth_data = (
             hashlib.sha256(rp.encode()).digest()
@@ -144,7 +169,7 @@ class Authenticator:
             + struct.pack(">I", cred.counter)
         )
         client_data = self._client_data("webauthn.get", options["challenge"], origin)
-        signature = cred.key.sign(auth_data + hashlib.sha256(client_data).digest(), ec.ECDSA(hashes.SHA256()))
+        signature = cred.sign(auth_data + hashlib.sha256(client_data).digest())
         if tamper:
             signature = signature[:-1] + bytes([signature[-1] ^ 1])
         return {

@@ -7,7 +7,7 @@ import base64
 import json
 
 import pytest
-from authenticator import Authenticator, Credential, b64url
+from authenticator import EDDSA, ES256, Authenticator, Credential, b64url
 
 from kernia import SessionOptions
 from kernia.plugins.anonymous import anonymous
@@ -99,9 +99,16 @@ async def test_authenticate_options_list_a_signed_in_users_passkeys_only(env, br
 # --- register, sign in, manage ----------------------------------------------------------------------
 
 
-async def test_register_sign_out_and_sign_in_with_the_passkey(env, browser_for):
+# What Chromium's authenticator does: take the first algorithm offered (EdDSA).
+ALGORITHMS = pytest.mark.parametrize(
+    "algorithm", [ES256, EDDSA, None], ids=["es256", "eddsa", "browsers-pick"]
+)
+
+
+@ALGORITHMS
+async def test_register_sign_out_and_sign_in_with_the_passkey(env, browser_for, algorithm):
     auth = env.make(plugins=[passkey()])
-    device = Authenticator()
+    device = Authenticator(algorithm=algorithm)
     b, key = await user_with_passkey(auth, browser_for, device)
     user_id = (await b.session())["user"]["id"]
     assert list(key) == [
@@ -214,11 +221,12 @@ async def test_registration_needs_a_fresh_session_except_for_guests(env, browser
 # --- failures -------------------------------------------------------------------------------------------
 
 
-async def test_registration_failures(env, browser_for):
+@ALGORITHMS
+async def test_registration_failures(env, browser_for, algorithm):
     auth = env.make(plugins=[passkey()])
     b = browser_for(auth)
     await b.sign_up()
-    device = Authenticator()
+    device = Authenticator(algorithm=algorithm)
     assert error(await register(b, device, origin="https://evil.example")) == (
         400,
         "FAILED_TO_VERIFY_REGISTRATION",
@@ -269,9 +277,10 @@ async def test_an_expired_challenge_is_refused(env, browser_for):
     assert b.cookies.get("better-auth.session_token") is None
 
 
-async def test_sign_in_failures(env, browser_for):
+@ALGORITHMS
+async def test_sign_in_failures(env, browser_for, algorithm):
     auth = env.make(plugins=[passkey()])
-    device = Authenticator()
+    device = Authenticator(algorithm=algorithm)
     await user_with_passkey(auth, browser_for, device)
     b = browser_for(auth)
     assert error(await sign_in(b, device, origin="https://evil.example")) == (401, "AUTHENTICATION_FAILED")

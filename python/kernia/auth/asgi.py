@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -14,10 +15,19 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
+_TIMEOUT_BODY = b'{"code":"REQUEST_TIMEOUT","message":"The request was not received in time"}'
+_TIMEOUT_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"content-length", str(len(_TIMEOUT_BODY)).encode()),
+    (b"connection", b"close"),
+]
+
+
 class ASGIApp:
     def __init__(self, native: NativeAuth, sweeper: Sweeper | None = None) -> None:
         self._native = native
         self._limit = native.max_body_size
+        self._timeout = native.request_timeout
         self._sweeper = sweeper
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -52,7 +62,14 @@ class ASGIApp:
                 return b"".join(chunks)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await self._read_body(scope, receive)
+        try:
+            async with asyncio.timeout(self._timeout):
+                body = await self._read_body(scope, receive)
+        except TimeoutError:
+            # A body that never finishes does not hold the request any longer.
+            await send({"type": "http.response.start", "status": 408, "headers": _TIMEOUT_HEADERS})
+            await send({"type": "http.response.body", "body": _TIMEOUT_BODY})
+            return
         if body is None:
             return
         client = scope.get("client")
