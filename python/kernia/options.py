@@ -70,5 +70,6 @@ class KerniaOptions:
     rate_limit: RateLimitOptions = field(default_factory=RateLimitOptions)
     plugins: Sequence[Any] = ()
     #: ``cookie_prefix``, ``use_secure_cookies``, ``disable_csrf_check``, ``disable_origin_check``,
-    #: ``trusted_proxies``, ``max_body_size``, ``database_pool_size``.
+    #: ``trusted_proxies``, ``max_body_size``, ``database_pool_size``, ``database_timeout``,
+    #: ``request_timeout``, ``max_connections`` (see the README's "Limits and faults").
     advanced: dict[str, Any] = field(default_factory=dict)
