@@ -8,13 +8,14 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use pyo3::IntoPyObjectExt;
 use pyo3_async_runtimes::TaskLocals;
 use serde_json::Value;
 
 use super::bridge::{self, attach, attach_result};
-use super::{DatabaseError, KerniaError};
+use super::database::ConversionDatabase;
+use super::KerniaError;
 use crate::config::{RateLimitRule, GUEST_RATE_LIMIT};
 use crate::core::hooks::{
     AnonymousCallbacks, CallbackRequest, Extension, GuestEvent, LinkContext, MagicLinkMessage, MagicLinkSender,
@@ -23,7 +24,6 @@ use crate::core::hooks::{
 use crate::error::AuthError;
 use crate::link::LinkDb;
 use crate::model::{User, UserFields, UserJson};
-use crate::storage::{SqlRow, SqlValue, StoreError};
 
 /// What `kernia.plugins.anonymous.anonymous(...)` returns. Arguments are checked here,
 /// when the plugin is built, not at the first request.
@@ -269,149 +269,6 @@ fn user_dict<'py>(py: Python<'py>, user: &User, fields: UserFields) -> PyResult<
     json_to_py(py, &value)
 }
 
-fn sql_value_to_py<'py>(py: Python<'py>, v: &SqlValue) -> PyResult<Bound<'py, PyAny>> {
-    match v {
-        SqlValue::Null => Ok(py.None().into_bound(py)),
-        SqlValue::Bool(b) => Ok(PyBool::new(py, *b).to_owned().into_any()),
-        SqlValue::Int(n) => n.into_bound_py_any(py),
-        SqlValue::Float(f) => f.into_bound_py_any(py),
-        SqlValue::Text(t) => Ok(PyString::new(py, t).into_any()),
-        SqlValue::Bytes(b) => Ok(PyBytes::new(py, b).into_any()),
-    }
-}
-
-fn sql_params(params: Option<Bound<'_, PyAny>>) -> PyResult<Vec<SqlValue>> {
-    let Some(params) = params.filter(|p| !p.is_none()) else { return Ok(Vec::new()) };
-    if params.is_instance_of::<PyString>() || params.is_instance_of::<PyDict>() {
-        return Err(PyTypeError::new_err("ctx.db parameters must be a list or tuple of values"));
-    }
-    let mut out = Vec::new();
-    for item in params.try_iter()? {
-        let v = item?;
-        out.push(if v.is_none() {
-            SqlValue::Null
-        } else if let Ok(b) = v.downcast::<PyBool>() {
-            SqlValue::Bool(b.is_true())
-        } else if v.is_instance_of::<PyInt>() {
-            SqlValue::Int(v.extract()?)
-        } else if v.is_instance_of::<PyFloat>() {
-            SqlValue::Float(v.extract()?)
-        } else if let Ok(s) = v.downcast::<PyString>() {
-            SqlValue::Text(s.to_str()?.to_owned())
-        } else if let Ok(b) = v.downcast::<PyBytes>() {
-            SqlValue::Bytes(b.as_bytes().to_vec())
-        } else {
-            return Err(PyTypeError::new_err(format!(
-                "ctx.db parameters must be None, bool, int, float, str or bytes; got {}",
-                v.get_type().name()?
-            )));
-        });
-    }
-    Ok(out)
-}
-
-/// Rows converted to `list[dict]` on the event loop's thread.
-struct Rows(Vec<SqlRow>);
-
-fn row_dict<'py>(py: Python<'py>, row: &SqlRow) -> PyResult<Bound<'py, PyDict>> {
-    let d = PyDict::new(py);
-    for (name, value) in row {
-        d.set_item(name, sql_value_to_py(py, value)?)?;
-    }
-    Ok(d)
-}
-
-/// The first row as a dict, or `None`.
-struct FirstRow(Option<SqlRow>);
-
-impl<'py> IntoPyObject<'py> for FirstRow {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        match self.0 {
-            Some(row) => Ok(row_dict(py, &row)?.into_any()),
-            None => Ok(py.None().into_bound(py)),
-        }
-    }
-}
-
-impl<'py> IntoPyObject<'py> for Rows {
-    type Target = PyList;
-    type Output = Bound<'py, PyList>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let rows = self.0.iter().map(|row| row_dict(py, row)).collect::<PyResult<Vec<_>>>()?;
-        PyList::new(py, rows)
-    }
-}
-
-fn db_error(e: StoreError) -> PyErr {
-    match e {
-        StoreError::Sql(msg) => DatabaseError::new_err(msg),
-        other => DatabaseError::new_err(other.to_string()),
-    }
-}
-
-/// `ctx.db`: SQL on the auth database inside the conversion's transaction.
-#[pyclass(module = "kernia._native", frozen)]
-pub struct ConversionDatabase {
-    db: LinkDb,
-}
-
-#[pymethods]
-impl ConversionDatabase {
-    /// `"sqlite"` (placeholders `?`) or `"postgres"` (placeholders `$1`).
-    #[getter]
-    fn dialect(&self) -> &'static str {
-        self.db.dialect()
-    }
-
-    /// Runs one statement; the awaitable gives the number of rows it changed.
-    #[pyo3(signature = (sql, params=None))]
-    fn execute<'py>(
-        &self,
-        py: Python<'py>,
-        sql: String,
-        params: Option<Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let params = sql_params(params)?;
-        let db = self.db.clone();
-        bridge::awaitable(py, async move { db.execute(&sql, params).await.map_err(db_error) })
-    }
-
-    /// Runs a query; the awaitable gives its rows as dicts.
-    #[pyo3(signature = (sql, params=None))]
-    fn fetch_all<'py>(
-        &self,
-        py: Python<'py>,
-        sql: String,
-        params: Option<Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let params = sql_params(params)?;
-        let db = self.db.clone();
-        bridge::awaitable(py, async move { db.fetch_all(&sql, params).await.map(Rows).map_err(db_error) })
-    }
-
-    /// The first row as a dict, or `None`.
-    #[pyo3(signature = (sql, params=None))]
-    fn fetch_one<'py>(
-        &self,
-        py: Python<'py>,
-        sql: String,
-        params: Option<Bound<'py, PyAny>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let params = sql_params(params)?;
-        let db = self.db.clone();
-        bridge::awaitable(py, async move {
-            let rows = db.fetch_all(&sql, params).await.map_err(db_error)?;
-            Ok(FirstRow(rows.into_iter().next()))
-        })
-    }
-}
-
 /// The `ctx` callbacks get: `ctx.request` (method, path, headers, client_ip),
 /// `ctx.auth` (the handle `init()` returned), in `on_link` `ctx.db`, and in
 /// `send_magic_link` `ctx.metadata`.
@@ -548,7 +405,7 @@ impl PyCallbacks {
         db: Option<LinkDb>,
         metadata: Option<&Value>,
     ) -> PyResult<Bound<'py, CallbackContext>> {
-        let db = db.map(|db| Py::new(py, ConversionDatabase { db })).transpose()?;
+        let db = db.map(|db| Py::new(py, ConversionDatabase::new(db))).transpose()?;
         let auth = self.handle.get().map(|h| h.clone_ref(py));
         let metadata = metadata.map(|m| json_to_py(py, m).map(Bound::unbind)).transpose()?;
         Bound::new(py, CallbackContext { request: request_dict(py, req)?.unbind(), auth, db, metadata })

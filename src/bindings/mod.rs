@@ -7,6 +7,7 @@
 
 mod bridge;
 mod callbacks;
+mod database;
 
 use std::net::ToSocketAddrs;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -287,6 +288,12 @@ impl NativeAuth {
         self.auth.cfg.advanced.max_body_size
     }
 
+    /// `auth.db`: the app's SQL on the auth database.
+    #[getter]
+    fn db(&self) -> database::AppDatabase {
+        database::AppDatabase::new(self.auth.store.clone())
+    }
+
     /// Seconds a client may take to send a request body (`advanced["request_timeout"]`).
     #[getter]
     fn request_timeout(&self) -> f64 {
@@ -362,7 +369,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DatabaseError", m.py().get_type::<DatabaseError>())?;
     m.add_class::<callbacks::AnonymousPlugin>()?;
     m.add_class::<callbacks::CallbackContext>()?;
-    m.add_class::<callbacks::ConversionDatabase>()?;
+    m.add_class::<database::ConversionDatabase>()?;
+    m.add_class::<database::AppDatabase>()?;
+    m.add_class::<database::AppTransaction>()?;
     m.add_function(wrap_pyfunction!(callbacks::anonymous, m)?)?;
     // Worker threads leave Python before the interpreter finalizes (see `bridge`).
     let drain = wrap_pyfunction!(bridge::drain, m)?;

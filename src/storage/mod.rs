@@ -7,10 +7,12 @@
 //! list of [`WriteOp`]s and committed by the pipeline with one [`Store::apply`]:
 //! one transaction per request.
 
+pub mod app_tx;
 pub mod health;
 mod postgres;
 pub mod schema;
 mod sqlite;
+pub mod sqlite_locks;
 
 use std::sync::Arc;
 
@@ -252,6 +254,9 @@ pub trait Store: Send + Sync {
     async fn count_users(&self, anonymous: Option<bool>) -> Result<u64, StoreError>;
     /// Opens a transaction for work that must await other things between statements.
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+    /// Runs app SQL that only reads, outside any transaction (on SQLite, on a
+    /// reader connection, beside the writer).
+    async fn read_sql(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError>;
     /// SQLite: one writer for the whole database, so an open transaction blocks
     /// every other write and should be opened as late as possible.
     fn single_writer(&self) -> bool;

@@ -601,9 +601,26 @@ impl Store for PgStore {
         self.pool.close().await;
     }
 
+    async fn read_sql(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
+        let rows = bind_all(sqlx::query(sql), &params).fetch_all(&self.pool).await.map_err(sql_err)?;
+        sql_rows(&rows)
+    }
+
     fn dialect(&self) -> &'static str {
         "postgres"
     }
+}
+
+/// App SQL's rows: column name and value, in select order.
+fn sql_rows(rows: &[PgRow]) -> Result<Vec<SqlRow>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            (0..row.columns().len())
+                .map(|i| Ok((row.columns()[i].name().to_owned(), decode(row, i)?)))
+                .collect::<Result<SqlRow, sqlx::Error>>()
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql_err)
 }
 
 struct PgTx {
@@ -689,14 +706,7 @@ impl Tx for PgTx {
 
     async fn fetch_all(&mut self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
         let rows = bind_all(sqlx::query(sql), &params).fetch_all(&mut *self.tx).await.map_err(sql_err)?;
-        rows.iter()
-            .map(|row| {
-                (0..row.columns().len())
-                    .map(|i| Ok((row.columns()[i].name().to_owned(), decode(row, i)?)))
-                    .collect::<Result<SqlRow, sqlx::Error>>()
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql_err)
+        sql_rows(&rows)
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

@@ -150,6 +150,11 @@ impl SqliteStore {
             let target = path.as_deref().unwrap_or(":memory:");
             ConfigError::Database(format!("cannot open SQLite database {target:?}: {e}"))
         };
+        if path.is_some() {
+            // Before the first file is opened: the app's own SQLite must not be able to
+            // drop the engine's locks on a file they share.
+            super::sqlite_locks::install();
+        }
         let writer_conn = open_connection(path.as_deref()).map_err(describe)?;
         migrate(&writer_conn).map_err(describe)?;
 
@@ -885,6 +890,11 @@ impl Store for SqliteStore {
             }
         })
         .await;
+    }
+
+    async fn read_sql(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
+        let sql = sql.to_owned();
+        self.read(move |conn| fetch_all(conn, &sql, &params).map_err(sql_err)).await
     }
 
     fn dialect(&self) -> &'static str {

@@ -14,6 +14,7 @@ from typing import Any
 
 from kernia._native import NativeAuth
 from kernia.auth.asgi import ASGIApp
+from kernia.auth.db import Database
 from kernia.auth.sweeper import Sweeper
 from kernia.errors import ConfigurationError
 from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitRule
@@ -162,6 +163,8 @@ class Auth:
         self._native = native
         guest = _one(options, AnonymousPlugin, "anonymous")
         self.api = API(native, guest)
+        #: The auth database for the app's own SQL (see :mod:`kernia.auth.db`).
+        self.db = Database(native.db)
         interval = guest.cleanup_interval if guest is not None else None
         self._sweeper = Sweeper(self.api.cleanup_anonymous_users, interval) if interval else None
         self.router = Router(native, self._sweeper)

@@ -1,0 +1,79 @@
+//! `auth.db`: the app's own SQL on the auth database, outside any sign-in. One
+//! statement commits on its own; a transaction holds several, committed together
+//! or rolled back. The transaction opens at its first statement, so an app
+//! transaction that never runs SQL holds nothing (on SQLite an open transaction
+//! holds the one writer, so every sign-in waits for it: keep them short).
+
+use std::sync::Arc;
+
+use super::{SqlRow, SqlValue, Store, StoreError, Tx};
+
+enum State {
+    NotBegun,
+    Open(Box<dyn Tx>),
+    Over,
+}
+
+pub struct AppTx {
+    store: Arc<dyn Store>,
+    state: tokio::sync::Mutex<State>,
+}
+
+fn over() -> StoreError {
+    StoreError::Sql("this transaction is over (committed or rolled back)".into())
+}
+
+impl AppTx {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        AppTx { store, state: tokio::sync::Mutex::new(State::NotBegun) }
+    }
+
+    /// `"sqlite"` (placeholders `?`) or `"postgres"` (placeholders `$1`).
+    pub fn dialect(&self) -> &'static str {
+        self.store.dialect()
+    }
+
+    async fn open<'s>(&self, state: &'s mut State) -> Result<&'s mut Box<dyn Tx>, StoreError> {
+        if let State::NotBegun = state {
+            *state = State::Open(self.store.begin().await?);
+        }
+        match state {
+            State::Open(tx) => Ok(tx),
+            _ => Err(over()),
+        }
+    }
+
+    /// Runs a statement in the transaction; returns the rows it changed.
+    pub async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        let mut state = self.state.lock().await;
+        self.open(&mut state).await?.execute(sql, params).await
+    }
+
+    pub async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
+        let mut state = self.state.lock().await;
+        self.open(&mut state).await?.fetch_all(sql, params).await
+    }
+
+    pub async fn commit(&self) -> Result<(), StoreError> {
+        let mut state = self.state.lock().await;
+        match std::mem::replace(&mut *state, State::Over) {
+            State::Open(tx) => tx.commit().await,
+            State::NotBegun => Ok(()),
+            State::Over => Err(over()),
+        }
+    }
+
+    /// Undoes every statement of the transaction; nothing to do if it is over.
+    pub async fn rollback(&self) {
+        // Dropping an open transaction rolls it back.
+        drop(std::mem::replace(&mut *self.state.lock().await, State::Over));
+    }
+
+    /// One statement in a transaction of its own.
+    pub async fn execute_once(store: Arc<dyn Store>, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        let tx = AppTx::new(store);
+        let changed = tx.execute(sql, params).await?;
+        tx.commit().await?;
+        Ok(changed)
+    }
+}
