@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -43,15 +44,18 @@ struct file {
     dev_t dev;
     ino_t ino;
     int refs;
-    int master;
+    _Atomic int master;
 };
 
+/* Opens and closes are rare and take the mutex; a lock request reads two atomics
+ * and takes the mutex only to make a file's master description the first time. */
+#define MAX_FILES 4096
+#define MAX_FD 65536
 static pthread_mutex_t mutex = PTHREAD_MUTEX_INITIALIZER;
-static struct file *files;
-static int n_files, cap_files;
-/* Descriptor -> index in `files`, or -1. */
-static int *by_fd;
-static int cap_fd;
+static struct file files[MAX_FILES];
+static int n_files;
+/* Descriptor -> 1 + index in `files`, or 0. */
+static _Atomic int by_fd[MAX_FD];
 
 static int file_index(dev_t dev, ino_t ino) {
     for (int i = 0; i < n_files; i++) {
@@ -61,62 +65,53 @@ static int file_index(dev_t dev, ino_t ino) {
 }
 
 static int new_file(dev_t dev, ino_t ino) {
-    for (int i = 0; i < n_files; i++) {
-        if (files[i].refs == 0) {
-            files[i] = (struct file){dev, ino, 0, -1};
-            return i;
-        }
-    }
-    if (n_files == cap_files) {
-        int cap = cap_files ? cap_files * 2 : 16;
-        struct file *grown = realloc(files, sizeof *files * cap);
-        if (!grown) return -1;
-        files = grown;
-        cap_files = cap;
-    }
-    files[n_files] = (struct file){dev, ino, 0, -1};
-    return n_files++;
-}
-
-static int remember_fd(int fd, int index) {
-    if (fd >= cap_fd) {
-        int cap = cap_fd ? cap_fd : 64;
-        while (cap <= fd) cap *= 2;
-        int *grown = realloc(by_fd, sizeof *by_fd * cap);
-        if (!grown) return -1;
-        for (int i = cap_fd; i < cap; i++) grown[i] = -1;
-        by_fd = grown;
-        cap_fd = cap;
-    }
-    by_fd[fd] = index;
-    return 0;
+    int i = 0;
+    while (i < n_files && files[i].refs > 0) i++;
+    if (i == MAX_FILES) return -1;
+    if (i == n_files) n_files++;
+    files[i].dev = dev;
+    files[i].ino = ino;
+    files[i].refs = 0;
+    atomic_store(&files[i].master, -1);
+    return i;
 }
 
 int kernia_locks_open(const char *path, int flags, int mode) {
     int fd = real_open(path, flags, mode);
-    if (fd < 0) return fd;
+    if (fd >= MAX_FD) {
+        /* Past the table: move it to the lowest free descriptor, or fail the open
+         * rather than lock this file two different ways. */
+        int low = real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        real_close(fd);
+        if (low >= MAX_FD) real_close(low);
+        if (low < 0 || low >= MAX_FD) {
+            errno = EMFILE;
+            return -1;
+        }
+        fd = low;
+    }
     struct stat st;
-    if (fstat(fd, &st) != 0) return fd;
+    if (fd < 0 || fstat(fd, &st) != 0) return fd;
     pthread_mutex_lock(&mutex);
     int i = file_index(st.st_dev, st.st_ino);
     if (i < 0) i = new_file(st.st_dev, st.st_ino);
-    if (i >= 0 && remember_fd(fd, i) == 0) files[i].refs++;
+    if (i >= 0) {
+        files[i].refs++;
+        atomic_store(&by_fd[fd], i + 1);
+    }
     pthread_mutex_unlock(&mutex);
     return fd;
 }
 
 int kernia_locks_close(int fd) {
     int master = -1;
-    pthread_mutex_lock(&mutex);
-    if (fd >= 0 && fd < cap_fd && by_fd[fd] >= 0) {
-        struct file *f = &files[by_fd[fd]];
-        by_fd[fd] = -1;
-        if (--f->refs == 0) {
-            master = f->master;
-            f->master = -1;
-        }
+    if (fd >= 0 && fd < MAX_FD && atomic_load(&by_fd[fd]) > 0) {
+        pthread_mutex_lock(&mutex);
+        struct file *f = &files[atomic_load(&by_fd[fd]) - 1];
+        atomic_store(&by_fd[fd], 0);
+        if (--f->refs == 0) master = atomic_exchange(&f->master, -1);
+        pthread_mutex_unlock(&mutex);
     }
-    pthread_mutex_unlock(&mutex);
     if (master >= 0) real_close(master);
     return real_close(fd);
 }
@@ -124,12 +119,17 @@ int kernia_locks_close(int fd) {
 /* The description the locks of `fd`'s file are held on; -1 for a file not opened
  * through `kernia_locks_open`. */
 static int master_of(int fd) {
-    int master = -1;
+    if (fd < 0 || fd >= MAX_FD) return -1;
+    int index = atomic_load(&by_fd[fd]);
+    if (index == 0) return -1;
+    struct file *f = &files[index - 1];
+    int master = atomic_load(&f->master);
+    if (master >= 0) return master;
     pthread_mutex_lock(&mutex);
-    if (fd >= 0 && fd < cap_fd && by_fd[fd] >= 0) {
-        struct file *f = &files[by_fd[fd]];
-        if (f->master < 0) f->master = real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        master = f->master;
+    master = atomic_load(&f->master);
+    if (master < 0) {
+        master = real_fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        atomic_store(&f->master, master);
     }
     pthread_mutex_unlock(&mutex);
     return master;

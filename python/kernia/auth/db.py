@@ -25,25 +25,34 @@ from kernia._native import AppDatabase, AppTransaction
 Params = Sequence[Any] | None
 
 
-class Transaction:
-    """Statements that commit together (``async with auth.db.transaction() as tx``)."""
+class _Statements:
+    """What ``auth.db`` and its transactions both offer."""
 
-    def __init__(self, native: AppTransaction) -> None:
+    def __init__(self, native: AppDatabase | AppTransaction) -> None:
         self._native = native
 
     @property
     def dialect(self) -> str:
+        """``"sqlite"`` (placeholders ``?``) or ``"postgres"`` (placeholders ``$1``)."""
         return self._native.dialect
 
     async def execute(self, sql: str, params: Params = None) -> int:
-        """Runs one statement in the transaction; returns how many rows it changed."""
+        """Runs one statement; returns how many rows it changed."""
         return await self._native.execute(sql, params)
 
     async def fetch_all(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
+        """The rows of a query, as dicts."""
         return await self._native.fetch_all(sql, params)
 
     async def fetch_one(self, sql: str, params: Params = None) -> dict[str, Any] | None:
+        """The first row of a query, or ``None``."""
         return await self._native.fetch_one(sql, params)
+
+
+class Transaction(_Statements):
+    """Statements that commit together (``async with auth.db.transaction() as tx``)."""
+
+    _native: AppTransaction
 
     async def __aenter__(self) -> Transaction:
         return self
@@ -55,28 +64,11 @@ class Transaction:
             await self._native.rollback()
 
 
-class Database:
-    """The auth database for app code: ``execute``, ``fetch_all``, ``fetch_one``, ``transaction()``."""
+class Database(_Statements):
+    """The auth database for app code: each ``execute`` commits on its own; ``transaction()``
+    groups statements."""
 
-    def __init__(self, native: AppDatabase) -> None:
-        self._native = native
-
-    @property
-    def dialect(self) -> str:
-        """``"sqlite"`` (placeholders ``?``) or ``"postgres"`` (placeholders ``$1``)."""
-        return self._native.dialect
-
-    async def execute(self, sql: str, params: Params = None) -> int:
-        """Runs one statement in a transaction of its own; returns how many rows it changed."""
-        return await self._native.execute(sql, params)
-
-    async def fetch_all(self, sql: str, params: Params = None) -> list[dict[str, Any]]:
-        """The rows of a query, as dicts."""
-        return await self._native.fetch_all(sql, params)
-
-    async def fetch_one(self, sql: str, params: Params = None) -> dict[str, Any] | None:
-        """The first row of a query, or ``None``."""
-        return await self._native.fetch_one(sql, params)
+    _native: AppDatabase
 
     def transaction(self) -> Transaction:
         """``async with auth.db.transaction() as tx:``: commits at the end, rolls back on an exception."""
