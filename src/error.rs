@@ -1,146 +1,111 @@
-//! One error type for the whole engine. Every variant has a stable `code`, a
-//! readable message and an HTTP status (spec §1.5 and the per-endpoint tables);
-//! [`AuthError::to_response`] is the only place that turns one into HTTP.
+//! One error type for the whole engine. Every variant has an HTTP status, a stable
+//! `code` and a readable message, in one table ([`AuthError::describe`]; spec §1.5
+//! and the per-endpoint tables); [`AuthError::to_response`] is the only place that
+//! turns one into HTTP, and the Python bindings raise it as `kernia.APIError`.
+
+use std::borrow::Cow;
 
 use crate::core::response::Response;
 
 /// Seconds a client is told to wait before trying again after a 503.
 pub const RETRY_AFTER_S: u64 = 2;
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthError {
     // Transport and body (spec §1.1, §1.2).
-    #[error("Not Found")]
     NotFound,
-    #[error("Invalid JSON in request body")]
     InvalidJson,
-    #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("Request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
-    #[error("{0}")]
     Validation(String),
-    #[error("HTTP/1.1 requests must carry a Host header")]
     MissingHost,
-    #[error("The request was not received in time")]
     RequestTimeout,
-    #[error("The server is at its connection limit. Please try again shortly.")]
     TooManyConnections,
     /// The database is down, out of connections or out of disk; the detail is logged.
-    #[error("The database is unavailable. Please try again shortly.")]
     DatabaseUnavailable(String),
 
     // Email and password (spec §6).
-    #[error("Email and password sign up is not enabled")]
     EmailPasswordSignUpDisabled,
-    #[error("Email and password is not enabled")]
     EmailPasswordDisabled,
-    #[error("Password too short")]
     PasswordTooShort,
-    #[error("Password too long")]
     PasswordTooLong,
-    #[error("User already exists. Use another email.")]
     UserAlreadyExists,
-    #[error("Invalid email")]
     InvalidEmail,
-    #[error("Invalid email or password")]
     InvalidEmailOrPassword,
-    #[error("Email not verified")]
     EmailNotVerified,
 
     // Sessions (spec §11).
-    #[error("Unauthorized")]
     Unauthorized,
-    #[error("POST method requires deferSessionRefresh to be enabled in session config")]
     MethodNotAllowedDeferSessionRequired,
 
     // Origin and CSRF (spec §13).
-    #[error("Missing or null Origin")]
     MissingOrNullOrigin,
-    #[error("Invalid origin")]
     InvalidOrigin,
-    #[error("Cross-site navigation login blocked. This request appears to be a CSRF attack.")]
     CrossSiteNavigationLoginBlocked,
-    #[error("Invalid {0}")]
     InvalidUrl(UrlField),
-    #[error("Invalid {0}: expected a string")]
     UrlNotAString(UrlField),
 
     // Rate limiting (spec §12).
-    #[error("Too many requests. Please try again later.")]
-    TooManyRequests { retry_after: u64 },
+    TooManyRequests {
+        retry_after: u64,
+    },
 
     // Anonymous plugin (spec §7.4).
-    #[error("Email was not generated in a valid format")]
     InvalidEmailFormat,
-    #[error("Failed to create user")]
     FailedToCreateUser,
-    #[error("Anonymous users cannot sign in again anonymously")]
     AnonymousCannotSignInAgain,
-    #[error("User is not anonymous")]
     UserIsNotAnonymous,
-    #[error("Deleting anonymous users is disabled")]
     DeleteAnonymousUserDisabled,
-    #[error("Linking anonymous users to accounts is disabled")]
     LinkingDisabled,
     /// `on_link` raised something other than `kernia.APIError`.
-    #[error("The app's on_link callback failed; the guest was not converted")]
     OnLinkFailed,
     /// Another app callback (`generate_name`, `generate_random_email`) raised.
-    #[error("The app's {0} callback failed")]
     CallbackFailed(&'static str),
 
     // Username plugin (spec §8.4): validation answers 400 on sign-up, 422 elsewhere.
-    #[error("Username is too short")]
     UsernameTooShort(u16),
-    #[error("Username is too long")]
     UsernameTooLong(u16),
-    #[error("Username is invalid")]
     InvalidUsername(u16),
-    #[error("Display username is invalid")]
     InvalidDisplayUsername,
-    #[error("Username is already taken. Please try another.")]
     UsernameTaken,
-    #[error("Invalid username or password")]
     InvalidUsernameOrPassword,
 
     // Magic link (spec §9.2): sent as `?error=` on a redirect.
-    #[error("Invalid or expired token")]
     InvalidToken,
-    #[error("Sign-up with a magic link is disabled")]
     NewUserSignupDisabled,
 
     // Passkeys (spec §10). Statuses vary by endpoint, as in Better Auth.
-    #[error("Challenge not found")]
     ChallengeNotFound,
-    #[error("You are not allowed to register this passkey")]
     NotAllowedToRegisterPasskey,
-    #[error("Failed to verify registration")]
     FailedToVerifyRegistration(u16),
-    #[error("Passkey not found")]
     PasskeyNotFound(u16),
-    #[error("Authentication failed")]
     AuthenticationFailed(u16),
-    #[error("origin missing")]
     OriginMissing,
-    #[error("User not found")]
     UserNotFound,
-    #[error("Session is not fresh")]
     SessionNotFresh,
 
     /// Another error answered with another status (an endpoint whose statuses
     /// differ from Better Auth's for the same code).
-    #[error("{1}")]
     WithStatus(u16, Box<AuthError>),
 
     /// An error raised by application code (for example `kernia.APIError`).
-    #[error("{message}")]
-    Custom { status: u16, code: String, message: String },
+    Custom {
+        status: u16,
+        code: String,
+        message: String,
+    },
 
     /// Something broke that the client cannot fix; the detail is logged, not sent.
-    #[error("Internal server error")]
     Internal(String),
 }
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe().2)
+    }
+}
+
+impl std::error::Error for AuthError {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UrlField {
@@ -148,6 +113,17 @@ pub enum UrlField {
     RedirectUrl,
     ErrorCallbackUrl,
     NewUserCallbackUrl,
+}
+
+impl UrlField {
+    fn code(self) -> &'static str {
+        match self {
+            UrlField::CallbackUrl => "INVALID_CALLBACK_URL",
+            UrlField::RedirectUrl => "INVALID_REDIRECT_URL",
+            UrlField::ErrorCallbackUrl => "INVALID_ERROR_CALLBACK_URL",
+            UrlField::NewUserCallbackUrl => "INVALID_NEW_USER_CALLBACK_URL",
+        }
+    }
 }
 
 impl std::fmt::Display for UrlField {
@@ -171,107 +147,112 @@ impl AuthError {
         AuthError::WithStatus(status, Box::new(self))
     }
 
-    pub fn status(&self) -> u16 {
+    /// The one table: every variant's HTTP status, stable code (`None` where Better
+    /// Auth sends only a message) and message.
+    fn describe(&self) -> (u16, Option<&str>, Cow<'_, str>) {
         use AuthError::*;
+        let fixed =
+            |status: u16, code: &'static str, message: &'static str| (status, Some(code), Cow::Borrowed(message));
         match self {
-            NotFound => 404,
-            InvalidEmailFormat | AnonymousCannotSignInAgain | DeleteAnonymousUserDisabled => 400,
-            UserIsNotAnonymous | LinkingDisabled => 403,
-            WithStatus(status, _) => *status,
-            FailedToCreateUser | OnLinkFailed | CallbackFailed(_) => 500,
-            UsernameTooShort(status) | UsernameTooLong(status) | InvalidUsername(status) => *status,
-            InvalidDisplayUsername | UsernameTaken | InvalidToken => 400,
-            InvalidUsernameOrPassword => 401,
-            ChallengeNotFound | OriginMissing => 400,
-            NotAllowedToRegisterPasskey => 401,
-            FailedToVerifyRegistration(status) | PasskeyNotFound(status) | AuthenticationFailed(status) => *status,
-            UserNotFound => 500,
-            SessionNotFresh => 403,
-            NewUserSignupDisabled => 403,
-            MissingHost => 400,
-            RequestTimeout => 408,
-            TooManyConnections | DatabaseUnavailable(_) => 503,
-            InvalidJson
-            | Validation(_)
-            | EmailPasswordSignUpDisabled
-            | EmailPasswordDisabled
-            | PasswordTooShort
-            | PasswordTooLong
-            | InvalidEmail
-            | UrlNotAString(_) => 400,
-            UnsupportedMediaType(_) => 415,
-            PayloadTooLarge(_) => 413,
-            UserAlreadyExists => 422,
-            InvalidEmailOrPassword | Unauthorized => 401,
-            EmailNotVerified
-            | MissingOrNullOrigin
-            | InvalidOrigin
-            | CrossSiteNavigationLoginBlocked
-            | InvalidUrl(_) => 403,
-            MethodNotAllowedDeferSessionRequired => 405,
-            TooManyRequests { .. } => 429,
-            Custom { status, .. } => *status,
-            Internal(_) => 500,
+            NotFound => fixed(404, "NOT_FOUND", "Not Found"),
+            InvalidJson => fixed(400, "BAD_REQUEST", "Invalid JSON in request body"),
+            UnsupportedMediaType(m) => (415, Some("UNSUPPORTED_MEDIA_TYPE"), Cow::Borrowed(m)),
+            PayloadTooLarge(n) => {
+                (413, Some("PAYLOAD_TOO_LARGE"), format!("Request body is larger than {n} bytes").into())
+            }
+            Validation(m) => (400, Some("VALIDATION_ERROR"), Cow::Borrowed(m)),
+            MissingHost => fixed(400, "MISSING_HOST", "HTTP/1.1 requests must carry a Host header"),
+            RequestTimeout => fixed(408, "REQUEST_TIMEOUT", "The request was not received in time"),
+            TooManyConnections => {
+                fixed(503, "TOO_MANY_CONNECTIONS", "The server is at its connection limit. Please try again shortly.")
+            }
+            DatabaseUnavailable(_) => {
+                fixed(503, "DATABASE_UNAVAILABLE", "The database is unavailable. Please try again shortly.")
+            }
+            EmailPasswordSignUpDisabled => {
+                fixed(400, "EMAIL_PASSWORD_SIGN_UP_DISABLED", "Email and password sign up is not enabled")
+            }
+            EmailPasswordDisabled => fixed(400, "EMAIL_PASSWORD_DISABLED", "Email and password is not enabled"),
+            PasswordTooShort => fixed(400, "PASSWORD_TOO_SHORT", "Password too short"),
+            PasswordTooLong => fixed(400, "PASSWORD_TOO_LONG", "Password too long"),
+            UserAlreadyExists => {
+                fixed(422, "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL", "User already exists. Use another email.")
+            }
+            InvalidEmail => fixed(400, "INVALID_EMAIL", "Invalid email"),
+            InvalidEmailOrPassword => fixed(401, "INVALID_EMAIL_OR_PASSWORD", "Invalid email or password"),
+            EmailNotVerified => fixed(403, "EMAIL_NOT_VERIFIED", "Email not verified"),
+            Unauthorized => fixed(401, "UNAUTHORIZED", "Unauthorized"),
+            MethodNotAllowedDeferSessionRequired => fixed(
+                405,
+                "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED",
+                "POST method requires deferSessionRefresh to be enabled in session config",
+            ),
+            MissingOrNullOrigin => fixed(403, "MISSING_OR_NULL_ORIGIN", "Missing or null Origin"),
+            InvalidOrigin => fixed(403, "INVALID_ORIGIN", "Invalid origin"),
+            CrossSiteNavigationLoginBlocked => fixed(
+                403,
+                "CROSS_SITE_NAVIGATION_LOGIN_BLOCKED",
+                "Cross-site navigation login blocked. This request appears to be a CSRF attack.",
+            ),
+            InvalidUrl(field) => (403, Some(field.code()), format!("Invalid {field}").into()),
+            UrlNotAString(field) => (400, None, format!("Invalid {field}: expected a string").into()),
+            TooManyRequests { .. } => (429, None, "Too many requests. Please try again later.".into()),
+            InvalidEmailFormat => fixed(400, "INVALID_EMAIL_FORMAT", "Email was not generated in a valid format"),
+            FailedToCreateUser => fixed(500, "FAILED_TO_CREATE_USER", "Failed to create user"),
+            AnonymousCannotSignInAgain => fixed(
+                400,
+                "ANONYMOUS_USERS_CANNOT_SIGN_IN_AGAIN_ANONYMOUSLY",
+                "Anonymous users cannot sign in again anonymously",
+            ),
+            UserIsNotAnonymous => fixed(403, "USER_IS_NOT_ANONYMOUS", "User is not anonymous"),
+            DeleteAnonymousUserDisabled => {
+                fixed(400, "DELETE_ANONYMOUS_USER_DISABLED", "Deleting anonymous users is disabled")
+            }
+            LinkingDisabled => {
+                fixed(403, "ANONYMOUS_LINKING_DISABLED", "Linking anonymous users to accounts is disabled")
+            }
+            OnLinkFailed => {
+                fixed(500, "ON_LINK_FAILED", "The app's on_link callback failed; the guest was not converted")
+            }
+            CallbackFailed(name) => (500, Some("CALLBACK_FAILED"), format!("The app's {name} callback failed").into()),
+            UsernameTooShort(status) => (*status, Some("USERNAME_TOO_SHORT"), "Username is too short".into()),
+            UsernameTooLong(status) => (*status, Some("USERNAME_TOO_LONG"), "Username is too long".into()),
+            InvalidUsername(status) => (*status, Some("INVALID_USERNAME"), "Username is invalid".into()),
+            InvalidDisplayUsername => fixed(400, "INVALID_DISPLAY_USERNAME", "Display username is invalid"),
+            UsernameTaken => fixed(400, "USERNAME_IS_ALREADY_TAKEN", "Username is already taken. Please try another."),
+            InvalidUsernameOrPassword => fixed(401, "INVALID_USERNAME_OR_PASSWORD", "Invalid username or password"),
+            InvalidToken => fixed(400, "INVALID_TOKEN", "Invalid or expired token"),
+            NewUserSignupDisabled => fixed(403, "new_user_signup_disabled", "Sign-up with a magic link is disabled"),
+            ChallengeNotFound => fixed(400, "CHALLENGE_NOT_FOUND", "Challenge not found"),
+            NotAllowedToRegisterPasskey => fixed(
+                401,
+                "YOU_ARE_NOT_ALLOWED_TO_REGISTER_THIS_PASSKEY",
+                "You are not allowed to register this passkey",
+            ),
+            FailedToVerifyRegistration(status) => {
+                (*status, Some("FAILED_TO_VERIFY_REGISTRATION"), "Failed to verify registration".into())
+            }
+            PasskeyNotFound(status) => (*status, Some("PASSKEY_NOT_FOUND"), "Passkey not found".into()),
+            AuthenticationFailed(status) => (*status, Some("AUTHENTICATION_FAILED"), "Authentication failed".into()),
+            OriginMissing => (400, None, "origin missing".into()),
+            UserNotFound => (500, None, "User not found".into()),
+            SessionNotFresh => fixed(403, "SESSION_NOT_FRESH", "Session is not fresh"),
+            WithStatus(status, inner) => {
+                let (_, code, message) = inner.describe();
+                (*status, code, message)
+            }
+            Custom { status, code, message } => (*status, Some(code), Cow::Borrowed(message)),
+            Internal(_) => fixed(500, "INTERNAL_SERVER_ERROR", "Internal server error"),
         }
+    }
+
+    pub fn status(&self) -> u16 {
+        self.describe().0
     }
 
     /// The stable code clients switch on; `None` where Better Auth sends only a message.
     pub fn code(&self) -> Option<&str> {
-        use AuthError::*;
-        Some(match self {
-            NotFound => "NOT_FOUND",
-            InvalidJson => "BAD_REQUEST",
-            UnsupportedMediaType(_) => "UNSUPPORTED_MEDIA_TYPE",
-            PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
-            Validation(_) => "VALIDATION_ERROR",
-            MissingHost => "MISSING_HOST",
-            RequestTimeout => "REQUEST_TIMEOUT",
-            TooManyConnections => "TOO_MANY_CONNECTIONS",
-            DatabaseUnavailable(_) => "DATABASE_UNAVAILABLE",
-            EmailPasswordSignUpDisabled => "EMAIL_PASSWORD_SIGN_UP_DISABLED",
-            EmailPasswordDisabled => "EMAIL_PASSWORD_DISABLED",
-            PasswordTooShort => "PASSWORD_TOO_SHORT",
-            PasswordTooLong => "PASSWORD_TOO_LONG",
-            UserAlreadyExists => "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL",
-            InvalidEmail => "INVALID_EMAIL",
-            InvalidEmailOrPassword => "INVALID_EMAIL_OR_PASSWORD",
-            EmailNotVerified => "EMAIL_NOT_VERIFIED",
-            Unauthorized => "UNAUTHORIZED",
-            MethodNotAllowedDeferSessionRequired => "METHOD_NOT_ALLOWED_DEFER_SESSION_REQUIRED",
-            MissingOrNullOrigin => "MISSING_OR_NULL_ORIGIN",
-            InvalidOrigin => "INVALID_ORIGIN",
-            CrossSiteNavigationLoginBlocked => "CROSS_SITE_NAVIGATION_LOGIN_BLOCKED",
-            InvalidUrl(UrlField::CallbackUrl) => "INVALID_CALLBACK_URL",
-            InvalidUrl(UrlField::RedirectUrl) => "INVALID_REDIRECT_URL",
-            InvalidUrl(UrlField::ErrorCallbackUrl) => "INVALID_ERROR_CALLBACK_URL",
-            InvalidUrl(UrlField::NewUserCallbackUrl) => "INVALID_NEW_USER_CALLBACK_URL",
-            InvalidEmailFormat => "INVALID_EMAIL_FORMAT",
-            FailedToCreateUser => "FAILED_TO_CREATE_USER",
-            AnonymousCannotSignInAgain => "ANONYMOUS_USERS_CANNOT_SIGN_IN_AGAIN_ANONYMOUSLY",
-            UserIsNotAnonymous => "USER_IS_NOT_ANONYMOUS",
-            DeleteAnonymousUserDisabled => "DELETE_ANONYMOUS_USER_DISABLED",
-            LinkingDisabled => "ANONYMOUS_LINKING_DISABLED",
-            WithStatus(_, inner) => return inner.code(),
-            OnLinkFailed => "ON_LINK_FAILED",
-            CallbackFailed(_) => "CALLBACK_FAILED",
-            UsernameTooShort(_) => "USERNAME_TOO_SHORT",
-            UsernameTooLong(_) => "USERNAME_TOO_LONG",
-            InvalidUsername(_) => "INVALID_USERNAME",
-            InvalidDisplayUsername => "INVALID_DISPLAY_USERNAME",
-            UsernameTaken => "USERNAME_IS_ALREADY_TAKEN",
-            InvalidUsernameOrPassword => "INVALID_USERNAME_OR_PASSWORD",
-            InvalidToken => "INVALID_TOKEN",
-            NewUserSignupDisabled => "new_user_signup_disabled",
-            ChallengeNotFound => "CHALLENGE_NOT_FOUND",
-            NotAllowedToRegisterPasskey => "YOU_ARE_NOT_ALLOWED_TO_REGISTER_THIS_PASSKEY",
-            FailedToVerifyRegistration(_) => "FAILED_TO_VERIFY_REGISTRATION",
-            PasskeyNotFound(_) => "PASSKEY_NOT_FOUND",
-            AuthenticationFailed(_) => "AUTHENTICATION_FAILED",
-            SessionNotFresh => "SESSION_NOT_FRESH",
-            UrlNotAString(_) | TooManyRequests { .. } | OriginMissing | UserNotFound => return None,
-            Custom { code, .. } => code,
-            Internal(_) => "INTERNAL_SERVER_ERROR",
-        })
+        self.describe().1
     }
 
     /// The `?error=` value of a redirect that reports this error (spec §9.2).
@@ -283,7 +264,7 @@ impl AuthError {
     }
 
     pub fn message(&self) -> String {
-        self.to_string()
+        self.describe().2.into_owned()
     }
 
     pub fn to_response(&self) -> Response {

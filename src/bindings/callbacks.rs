@@ -15,7 +15,6 @@ use serde_json::Value;
 
 use super::bridge::{self, attach, attach_result};
 use super::database::ConversionDatabase;
-use super::KerniaError;
 use crate::config::{RateLimitRule, GUEST_RATE_LIMIT};
 use crate::core::hooks::{
     AnonymousCallbacks, CallbackRequest, Extension, GuestEvent, LinkContext, MagicLinkMessage, MagicLinkSender,
@@ -654,7 +653,15 @@ impl MagicLinkSender for PyCallbacks {
     }
 }
 
-/// Raised from `api.get_session` and friends when the engine fails.
+// The class apps catch, defined in Python; looked up when an error is raised, with the GIL.
+pyo3::import_exception!(kernia.errors, APIError);
+
+/// Raised from `api.get_session` and friends when the engine fails: `kernia.APIError`
+/// with the error's `status`, `code` and `message`. Made without the GIL; the exception
+/// object is built where it is raised.
 pub fn engine_error(e: AuthError) -> PyErr {
-    KerniaError::new_err(format!("{}: {}", e.code().unwrap_or("ERROR"), e.message()))
+    if let AuthError::Internal(detail) = &e {
+        eprintln!("kernia: internal error: {detail}");
+    }
+    APIError::new_err((e.status(), e.code().unwrap_or("INTERNAL_SERVER_ERROR").to_owned(), e.message()))
 }

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from kernia import EmailPasswordOptions, KerniaOptions, RateLimitOptions
+from kernia import APIError, EmailPasswordOptions, KerniaOptions, RateLimitOptions
 from kernia.auth import init
 
 from conftest import BASE, SECRET
@@ -125,6 +125,11 @@ async def test_postgres_stopped_and_started_again(private_postgres, browser_for,
             assert time.monotonic() - started < 3
         r = await b.get("/get-session")
         assert _unavailable(r)
+        # The server-side API raises the same error, as kernia.APIError.
+        cookie = "; ".join(f"{k}={v}" for k, v in b.cookies.items())
+        with pytest.raises(APIError) as raised:
+            await auth.api.get_session({"cookie": cookie})
+        assert (raised.value.status, raised.value.code) == (503, "DATABASE_UNAVAILABLE")
         err = capfd.readouterr().err
         assert err.count("the database is unavailable") == 1, err
 
