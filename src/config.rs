@@ -337,7 +337,7 @@ impl Config {
         let secret = o.secret.filter(|s| !s.is_empty()).ok_or_else(|| {
             invalid("a secret is required: pass secret=... (at least 32 random characters, e.g. from `openssl rand -hex 32`)")
         })?;
-        let base_origin = crate::core::origin::origin_of(&o.base_url)
+        let base_origin = crate::weburl::origin_of(&o.base_url)
             .filter(|origin| origin.starts_with("http://") || origin.starts_with("https://"))
             .ok_or_else(|| invalid(format!("base_url must be an http(s) URL, got {:?}", o.base_url)))?;
         let base_path = normalize_base_path(&o.base_path)?;
@@ -403,9 +403,7 @@ impl Config {
             }
         }
         if let Some(p) = &o.passkey {
-            if let Some(bad) =
-                p.origin.iter().find(|o| crate::core::origin::origin_of(o).as_deref() != Some(o.as_str()))
-            {
+            if let Some(bad) = p.origin.iter().find(|o| crate::weburl::origin_of(o).as_deref() != Some(o.as_str())) {
                 return Err(invalid(format!("passkey: origin {bad:?} must be scheme://host[:port], without a path")));
             }
             if p.rp_id.as_deref().is_some_and(|id| id.is_empty() || id.contains(['/', ':'])) {

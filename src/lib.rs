@@ -19,6 +19,7 @@ pub mod session;
 pub mod storage;
 pub mod time;
 pub mod webauthn_eddsa;
+pub mod weburl;
 
 #[cfg(feature = "python")]
 mod bindings;

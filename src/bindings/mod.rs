@@ -237,7 +237,7 @@ impl NativeAuth {
         batch_size: usize,
         max_age: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let extension: crate::core::hooks::Extension =
+        let extension: crate::core::request::Extension =
             Some(Arc::new(pyo3_async_runtimes::tokio::get_current_locals(py)?));
         let options = crate::cleanup::CleanupOptions { dry_run, batch_size, max_age, extension };
         let auth = self.auth.clone();
@@ -326,7 +326,7 @@ impl NativeAuth {
             .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot resolve {host}:{port}: {e}")))?
             .next()
             .ok_or_else(|| pyo3::exceptions::PyOSError::new_err(format!("no address for {host}")))?;
-        let extension: crate::core::hooks::Extension = match event_loop {
+        let extension: crate::core::request::Extension = match event_loop {
             Some(event_loop) => Some(Arc::new(pyo3_async_runtimes::TaskLocals::new(event_loop).copy_context(py)?)),
             None if self.has_callbacks => {
                 return Err(pyo3::exceptions::PyValueError::new_err(

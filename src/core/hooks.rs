@@ -2,7 +2,6 @@
 //! the bindings implement [`AnonymousCallbacks`] by awaiting Python coroutines,
 //! Rust tests implement it with closures.
 
-use std::any::Any;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -12,9 +11,7 @@ use crate::error::AuthError;
 use crate::link::LinkDb;
 use crate::model::User;
 
-/// Data a transport attaches to a request for its own callbacks (the Python
-/// bindings keep the asyncio event loop of the request there).
-pub type Extension = Option<Arc<dyn Any + Send + Sync>>;
+pub use crate::core::request::Extension;
 
 /// What callbacks learn about the request that triggered them.
 #[derive(Clone)]

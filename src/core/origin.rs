@@ -17,16 +17,8 @@ use crate::error::{AuthError, UrlField};
 /// run code or embed content instead of navigating somewhere.
 const NEVER_TRUSTED: [&str; 5] = ["javascript", "data", "vbscript", "file", "blob"];
 
-fn is_web(url: &Url) -> bool {
-    matches!(url.scheme(), "http" | "https")
-}
-
-/// `scheme://host[:port]` of an absolute http(s) URL, as a browser serializes its
-/// origin; `None` for anything else.
-pub fn origin_of(url: &str) -> Option<String> {
-    let parsed = Url::parse(url).ok()?;
-    is_web(&parsed).then(|| parsed.origin().ascii_serialization())
-}
+use crate::weburl::is_web;
+pub use crate::weburl::origin_of;
 
 /// `*` any run of characters, `?` exactly one.
 fn glob(pattern: &[u8], text: &[u8]) -> bool {

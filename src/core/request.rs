@@ -1,3 +1,7 @@
+/// Data a transport attaches to a request for its own callbacks (the Python
+/// bindings keep the asyncio event loop of the request there).
+pub type Extension = Option<std::sync::Arc<dyn std::any::Any + Send + Sync>>;
+
 /// A request as the core sees it: the path is already relative to the base path.
 #[derive(Clone, Default)]
 pub struct Request {
@@ -13,8 +17,8 @@ pub struct Request {
     pub peer_ip: Option<String>,
     /// `HTTP/1.0`, `HTTP/1.1`, ... as the transport received it; empty when unknown.
     pub http_version: &'static str,
-    /// The transport's own data for callbacks (see [`crate::core::hooks::Extension`]).
-    pub extension: crate::core::hooks::Extension,
+    /// The transport's own data for callbacks (see [`Extension`]).
+    pub extension: Extension,
 }
 
 impl std::fmt::Debug for Request {

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::core::hooks::Extension;
+use crate::core::request::Extension;
 use crate::core::request::Request;
 use crate::core::response::Response;
 use crate::error::AuthError;
