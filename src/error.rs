@@ -267,10 +267,15 @@ impl AuthError {
         self.describe().2.into_owned()
     }
 
-    pub fn to_response(&self) -> Response {
+    /// An internal error's detail goes to the log, never to the client.
+    pub fn log_if_internal(&self) {
         if let AuthError::Internal(detail) = self {
             eprintln!("kernia: internal error: {detail}");
         }
+    }
+
+    pub fn to_response(&self) -> Response {
+        self.log_if_internal();
         let status = self.status();
         if status == 404 && matches!(self, AuthError::NotFound) {
             return Response::empty(404);

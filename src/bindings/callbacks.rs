@@ -660,8 +660,6 @@ pyo3::import_exception!(kernia.errors, APIError);
 /// with the error's `status`, `code` and `message`. Made without the GIL; the exception
 /// object is built where it is raised.
 pub fn engine_error(e: AuthError) -> PyErr {
-    if let AuthError::Internal(detail) = &e {
-        eprintln!("kernia: internal error: {detail}");
-    }
+    e.log_if_internal();
     APIError::new_err((e.status(), e.code().unwrap_or("INTERNAL_SERVER_ERROR").to_owned(), e.message()))
 }

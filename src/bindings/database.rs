@@ -68,39 +68,6 @@ impl SqlTarget for Autocommit {
     }
 }
 
-fn execute<'py, T: SqlTarget>(
-    py: Python<'py>,
-    target: Arc<T>,
-    sql: String,
-    params: Option<Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let params = sql_params(params)?;
-    bridge::awaitable(py, async move { target.execute(&sql, params).await.map_err(db_error) })
-}
-
-fn fetch_all<'py, T: SqlTarget>(
-    py: Python<'py>,
-    target: Arc<T>,
-    sql: String,
-    params: Option<Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let params = sql_params(params)?;
-    bridge::awaitable(py, async move { target.fetch_all(&sql, params).await.map(Rows).map_err(db_error) })
-}
-
-fn fetch_one<'py, T: SqlTarget>(
-    py: Python<'py>,
-    target: Arc<T>,
-    sql: String,
-    params: Option<Bound<'py, PyAny>>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let params = sql_params(params)?;
-    bridge::awaitable(py, async move {
-        let rows = target.fetch_all(&sql, params).await.map_err(db_error)?;
-        Ok(FirstRow(rows.into_iter().next()))
-    })
-}
-
 /// The statements every handle offers, for a pyclass whose `target` is a
 /// [`SqlTarget`], with the class's own methods after them.
 macro_rules! sql_methods {
@@ -123,7 +90,8 @@ macro_rules! sql_methods {
                 sql: String,
                 params: Option<Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                execute(py, self.target.clone(), sql, params)
+                let (target, params) = (self.target.clone(), sql_params(params)?);
+                bridge::awaitable(py, async move { target.execute(&sql, params).await.map_err(db_error) })
             }
 
             /// Runs a query; the awaitable gives its rows as dicts.
@@ -134,7 +102,8 @@ macro_rules! sql_methods {
                 sql: String,
                 params: Option<Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                fetch_all(py, self.target.clone(), sql, params)
+                let (target, params) = (self.target.clone(), sql_params(params)?);
+                bridge::awaitable(py, async move { target.fetch_all(&sql, params).await.map(Rows).map_err(db_error) })
             }
 
             /// The first row as a dict, or `None`.
@@ -145,7 +114,11 @@ macro_rules! sql_methods {
                 sql: String,
                 params: Option<Bound<'py, PyAny>>,
             ) -> PyResult<Bound<'py, PyAny>> {
-                fetch_one(py, self.target.clone(), sql, params)
+                let (target, params) = (self.target.clone(), sql_params(params)?);
+                bridge::awaitable(py, async move {
+                    let rows = target.fetch_all(&sql, params).await.map_err(db_error)?;
+                    Ok(FirstRow(rows.into_iter().next()))
+                })
             }
         }
     };

@@ -288,6 +288,12 @@ impl NativeAuth {
         self.auth.cfg.advanced.max_body_size
     }
 
+    /// The engine's 408 answer, for the ASGI adapter to send when a body does not arrive in time.
+    fn request_timeout_response(&self) -> NativeResponse {
+        let resp = crate::error::AuthError::RequestTimeout.to_response();
+        NativeResponse { status: resp.status, headers: resp.headers, body: resp.body }
+    }
+
     /// `auth.db`: the app's SQL on the auth database.
     #[getter]
     fn db(&self) -> database::AppDatabase {

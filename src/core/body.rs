@@ -59,6 +59,15 @@ impl Body {
 
 pub const NUL_MESSAGE: &str = "Invalid input: text must not contain NUL characters";
 
+/// A query parameter as text (`None` when absent); a NUL character, which no
+/// database stores as text, is a validation error.
+pub fn query_text(req: &Request, key: &str) -> Result<Option<String>, AuthError> {
+    match req.query_param(key) {
+        Some(v) if v.contains('\0') => Err(AuthError::Validation(format!("[query.{key}] {NUL_MESSAGE}"))),
+        v => Ok(v),
+    }
+}
+
 /// Whether any string (or key) inside `v` holds a NUL character.
 fn holds_nul(v: &Value) -> bool {
     match v {

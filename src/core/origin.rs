@@ -247,40 +247,19 @@ mod tests {
         assert!(!is_trusted(&c, "/dashboard", false));
     }
 
-    /// Shapes that have fooled string-splitting origin checks; a browser lands on
-    /// evil.com (or runs code) for each of them.
+    /// One shape of each kind that fools string-splitting origin checks; the whole
+    /// matrix runs against every route in tests/python/test_hardening.py.
     const BYPASSES: &[&str] = &[
         "http://evil.com\\@localhost:3000",
-        "http://evil.com\\@localhost:3000/",
         "http://evil.com%5C@localhost:3000",
-        "https://evil.com\\.localhost:3000",
         "http://localhost:3000@evil.com",
-        "http://localhost:3000:pw@evil.com/",
         "http://evil.com#@localhost:3000",
-        "http://evil.com?@localhost:3000",
         "http://evil.com\t@localhost:3000",
-        "http://evil.com\n@localhost:3000",
-        "http://ev\til.com",
-        "\t//evil.com",
         "//evil.com",
-        "///evil.com",
         "/\\evil.com",
-        "/\t/evil.com",
-        "/\n/evil.com",
         "/%2F/evil.com",
-        "/%5Cevil.com",
-        "\\\\evil.com",
-        "http:evil.com",
-        "http:/evil.com",
         "https:\\\\evil.com",
         "javascript:alert(1)",
-        "JavaScript://localhost:3000/%0aalert(1)",
-        "data:text/html,<script>alert(1)</script>",
-        "http://localhost:3000.evil.com",
-        "http://localhost%3A3000@evil.com",
-        "http://evil.com/localhost:3000",
-        " http://evil.com",
-        "http://[::1]@evil.com",
         "myapp://callback.attacker.tld",
         "myapp://user@callback",
     ];

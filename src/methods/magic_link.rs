@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::StoreToken;
-use crate::core::body::Body;
+use crate::core::body::{query_text, Body};
 use crate::core::handler::{Ctx, Outcome};
 use crate::core::hooks::{CallbackRequest, MagicLinkMessage, MagicLinkSender};
 use crate::core::origin::{check_callback_url, check_form_csrf, trusted_url};
@@ -37,8 +37,12 @@ fn sha256_identifier(token: &str) -> String {
 }
 
 /// What the `verification` row is keyed by: the token, its hash, or the app's hash of it.
-async fn identifier(ctx: &Ctx<'_>, sender: &dyn MagicLinkSender, token: &str) -> Result<String, AuthError> {
-    let store = ctx.auth.cfg.magic_link.as_ref().map_or(StoreToken::Plain, |o| o.store_token);
+async fn identifier(
+    ctx: &Ctx<'_>,
+    sender: &dyn MagicLinkSender,
+    store: StoreToken,
+    token: &str,
+) -> Result<String, AuthError> {
     Ok(match store {
         StoreToken::Plain => token.to_owned(),
         StoreToken::Hashed => sha256_identifier(token),
@@ -81,7 +85,7 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         Some(_) => return Err(AuthError::CallbackFailed("generate_token")),
         None => random_string(32, LETTERS),
     };
-    let identifier = identifier(ctx, sender.as_ref(), &token).await?;
+    let identifier = identifier(ctx, sender.as_ref(), opts.store_token, &token).await?;
     let now = auth.clock.now_ms();
     let mut value = json!({ "email": email });
     if let Some(name) = &name {
@@ -142,7 +146,7 @@ pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let (Some(opts), Some(sender)) = (auth.cfg.magic_link.as_ref(), auth.magic_link_sender.as_ref()) else {
         return Err(AuthError::NotFound);
     };
-    let token = ctx.req.query_param("token").unwrap_or_default();
+    let token = query_text(ctx.req, "token")?.unwrap_or_default();
     let callback = callback_param(ctx, "callbackURL")?;
     let error_url = callback_param(ctx, "errorCallbackURL")?;
     let new_user_url = callback_param(ctx, "newUserCallbackURL")?;
@@ -155,10 +159,7 @@ pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         Ok(Outcome::response(Response::redirect_with_error(&error_url, e.redirect_code())).writes(writes))
     };
 
-    if token.contains('\0') {
-        return Err(AuthError::Validation(format!("[query.token] {}", crate::core::body::NUL_MESSAGE)));
-    }
-    let identifier = identifier(ctx, sender.as_ref(), &token).await?;
+    let identifier = identifier(ctx, sender.as_ref(), opts.store_token, &token).await?;
     let now = auth.clock.now_ms();
     let Some(row) = auth.store.verification(&identifier).await? else { return fail(AuthError::InvalidToken, vec![]) };
     let link: Value = serde_json::from_str(&row.value).unwrap_or(Value::Null);

@@ -42,8 +42,9 @@ impl Health {
                 if quiet_for < QUIET.as_millis() as i64 {
                     continue;
                 }
-                // A write, since reads may work while writes cannot (a full disk).
-                match store.rate_limit(PROBE_KEY, now_ms(), 1_000, u64::MAX).await {
+                // A write, since reads may work while writes cannot (a full disk): a
+                // limit it never reaches, so the bucket's row is written every time.
+                match store.rate_limit(PROBE_KEY, now_ms(), 1_000, i32::MAX as u64).await {
                     Err(StoreError::Unavailable(_)) => continue,
                     // Reachable, if unhappy about something else: back as far as this is concerned.
                     Ok(_) | Err(_) => break,

@@ -15,14 +15,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-_TIMEOUT_BODY = b'{"code":"REQUEST_TIMEOUT","message":"The request was not received in time"}'
-_TIMEOUT_HEADERS = [
-    (b"content-type", b"application/json"),
-    (b"content-length", str(len(_TIMEOUT_BODY)).encode()),
-    (b"connection", b"close"),
-]
-
-
 class ASGIApp:
     def __init__(self, native: NativeAuth, sweeper: Sweeper | None = None) -> None:
         self._native = native
@@ -67,8 +59,7 @@ class ASGIApp:
                 body = await self._read_body(scope, receive)
         except TimeoutError:
             # A body that never finishes does not hold the request any longer.
-            await send({"type": "http.response.start", "status": 408, "headers": _TIMEOUT_HEADERS})
-            await send({"type": "http.response.body", "body": _TIMEOUT_BODY})
+            await self._send(send, self._native.request_timeout_response())
             return
         if body is None:
             return
@@ -83,6 +74,10 @@ class ASGIApp:
             client[0] if client else None,
             scope.get("http_version"),
         )
+        await self._send(send, response)
+
+    @staticmethod
+    async def _send(send: Send, response: Any) -> None:
         await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
         await send({"type": "http.response.body", "body": response.body})
 
