@@ -612,10 +612,20 @@ async def test_list_and_count_users(env, browser_for):
     assert await auth.api.count_users() == 4
     assert await auth.api.count_users(is_anonymous=True) == 3
     assert await auth.api.count_users(is_anonymous=False) == 1
+    # Newest first; guests made within one millisecond are in id order (the tie-break).
+    newest_first = [
+        row[0]
+        for row in env.db.rows(
+            'SELECT "id" FROM "user" WHERE "isAnonymous" ORDER BY "createdAt" DESC, "id" DESC'
+        )
+    ]
+    assert sorted(newest_first) == sorted(guests)
     listed = await auth.api.list_users(is_anonymous=True, limit=2)
-    assert [u["id"] for u in listed] == guests[::-1][:2]
+    assert [u["id"] for u in listed] == newest_first[:2]
     assert all(u["isAnonymous"] for u in listed)
-    assert [u["id"] for u in await auth.api.list_users(is_anonymous=True, limit=2, offset=2)] == [guests[0]]
+    assert [u["id"] for u in await auth.api.list_users(is_anonymous=True, limit=2, offset=2)] == newest_first[
+        2:
+    ]
     assert [u["id"] for u in await auth.api.list_users(is_anonymous=False)] == [user]
     assert (await auth.api.list_users())[0]["id"] == user
     with pytest.raises(ValueError):
