@@ -1,20 +1,19 @@
-//! The engine: configuration, storage, clock and hashing pool, built once at
-//! `init()` and shared by every request of either transport.
+//! The engine: configuration, storage, clock, hashing pool and the services
+//! (sessions, rate limits, conversions), built once at `init()` and shared by
+//! every request of either transport. Serving a request is `pipeline.rs`.
 
 use std::sync::Arc;
 
-use crate::config::{Config, ConfigError};
-use crate::core::hooks::{
-    AnonymousCallbacks, EventKind, EventOrigin, GuestEvent, Hooks, MagicLinkSender, NoCallbacks, UsernameHooks,
+use crate::callbacks::{
+    AnonymousCallbacks, Callbacks, EventKind, EventOrigin, GuestEvent, MagicLinkCallbacks, NoCallbacks,
+    UsernameCallbacks,
 };
-use crate::core::request::Request;
-use crate::error::AuthError;
-use crate::link::GuestLocks;
-use crate::model::{Session, User, UserFields};
+use crate::config::{Config, ConfigError};
+use crate::link::Linker;
+use crate::model::UserFields;
 use crate::password::PasswordHasher;
 use crate::ratelimit::RateLimiter;
-use crate::session::cookies::CookieNames;
-use crate::session::Current;
+use crate::session::Sessions;
 use crate::storage::{self, Store};
 use crate::time::Clock;
 
@@ -24,42 +23,45 @@ pub struct Auth {
     pub clock: Clock,
     pub hasher: PasswordHasher,
     pub limiter: RateLimiter,
-    pub cookies: CookieNames,
+    pub sessions: Sessions,
     pub user_fields: UserFields,
     /// Present exactly when the anonymous plugin is on.
     pub anonymous_callbacks: Option<Arc<dyn AnonymousCallbacks>>,
     /// Present exactly when the username plugin is on.
-    pub username_hooks: Option<Arc<dyn UsernameHooks>>,
+    pub username_callbacks: Option<Arc<dyn UsernameCallbacks>>,
     /// Present exactly when the magic-link plugin is on.
-    pub magic_link_sender: Option<Arc<dyn MagicLinkSender>>,
-    pub guest_locks: GuestLocks,
+    pub magic_link_callbacks: Option<Arc<dyn MagicLinkCallbacks>>,
+    /// Guest conversions (`link.rs`).
+    pub linker: Arc<Linker>,
     /// Whether the database is in an episode of unavailability (logged once each).
     pub db_health: Arc<crate::storage::health::Health>,
 }
 
 impl Auth {
     pub async fn new(cfg: Config) -> Result<Auth, ConfigError> {
-        Self::with_hooks(cfg, Hooks::default()).await
+        Self::with_callbacks(cfg, Callbacks::default()).await
     }
 
     /// With the app's callbacks (each used only when its plugin is on).
-    pub async fn with_hooks(cfg: Config, hooks: Hooks) -> Result<Auth, ConfigError> {
-        if cfg.magic_link.is_some() && hooks.magic_link.is_none() {
+    pub async fn with_callbacks(cfg: Config, callbacks: Callbacks) -> Result<Auth, ConfigError> {
+        if cfg.magic_link.is_some() && callbacks.magic_link.is_none() {
             return Err(ConfigError::Invalid("magic_link needs send_magic_link(email, url, token, ctx)".into()));
         }
         let timeout = std::time::Duration::from_secs_f64(cfg.advanced.database_timeout);
         let store = storage::open(&cfg.database, cfg.advanced.database_pool_size, timeout).await?;
-        Ok(Self::with_store(cfg, store, hooks))
+        Ok(Self::with_store(cfg, store, callbacks))
     }
 
-    pub fn with_store(cfg: Config, store: Arc<dyn Store>, hooks: Hooks) -> Auth {
+    pub fn with_store(cfg: Config, store: Arc<dyn Store>, callbacks: Callbacks) -> Auth {
         let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let none = || Arc::new(NoCallbacks);
-        let anonymous_callbacks =
-            cfg.anonymous.as_ref().map(|_| hooks.anonymous.unwrap_or_else(|| none() as Arc<dyn AnonymousCallbacks>));
-        let username_hooks =
-            cfg.username.as_ref().map(|_| hooks.username.unwrap_or_else(|| none() as Arc<dyn UsernameHooks>));
-        let magic_link_sender = cfg.magic_link.as_ref().and(hooks.magic_link);
+        let anonymous_callbacks = cfg
+            .anonymous
+            .as_ref()
+            .map(|_| callbacks.anonymous.unwrap_or_else(|| none() as Arc<dyn AnonymousCallbacks>));
+        let username_callbacks =
+            cfg.username.as_ref().map(|_| callbacks.username.unwrap_or_else(|| none() as Arc<dyn UsernameCallbacks>));
+        let magic_link_callbacks = cfg.magic_link.as_ref().and(callbacks.magic_link);
         let mut plugin_rules = Vec::new();
         if cfg.magic_link.is_some() {
             // The magic-link plugin's own rule (spec §12): 5 per minute, before custom rules.
@@ -71,19 +73,26 @@ impl Auth {
             // Guest sign-ins per IP (10 a minute unless configured); `None`: not limited.
             plugin_rules.push(("/sign-in/anonymous".to_owned(), a.rate_limit));
         }
+        let keep_guest = cfg.anonymous.as_ref().is_some_and(|a| a.disable_delete_anonymous_user);
+        let linker = Arc::new(Linker::new(store.clone(), anonymous_callbacks.clone(), keep_guest));
+        let cfg = Arc::new(cfg);
+        let clock = Clock::default();
         Auth {
-            cookies: CookieNames::new(&cfg),
+            sessions: Sessions::new(cfg.clone(), store.clone(), clock.clone()),
             limiter: RateLimiter::new(cfg.rate_limit.clone(), plugin_rules),
             hasher: PasswordHasher::new(cores),
-            clock: Clock::default(),
-            user_fields: UserFields { anonymous: anonymous_callbacks.is_some(), username: username_hooks.is_some() },
+            clock,
+            user_fields: UserFields {
+                anonymous: anonymous_callbacks.is_some(),
+                username: username_callbacks.is_some(),
+            },
             anonymous_callbacks,
-            username_hooks,
-            magic_link_sender,
-            guest_locks: GuestLocks::default(),
+            username_callbacks,
+            magic_link_callbacks,
+            linker,
             db_health: Arc::default(),
             store,
-            cfg: Arc::new(cfg),
+            cfg,
         }
     }
 
@@ -99,30 +108,6 @@ impl Auth {
             path.strip_prefix(root).filter(|r| r.starts_with('/')).unwrap_or(path)
         };
         (rest.starts_with('/') && rest.len() > 1).then_some(rest)
-    }
-
-    /// The live session and user for app code; refreshes the expiry like get-session.
-    pub async fn session_for_headers(
-        &self,
-        headers: Vec<(String, String)>,
-    ) -> Result<Option<(Session, User)>, AuthError> {
-        let req = Request { headers, ..Request::new("GET", "/get-session") };
-        match self.current_session(&req).await? {
-            Current::Valid { mut session, user, dont_remember } => {
-                let refresh = if dont_remember { None } else { self.refresh(&mut session, user.is_anonymous) };
-                if let Some(op) = refresh {
-                    self.store.apply(vec![op]).await?;
-                }
-                Ok(Some((session, user)))
-            }
-            _ => Ok(None),
-        }
-    }
-
-    /// Seconds a new or refreshed session of this user lives (guests may have their own lifetime).
-    pub fn session_lifetime(&self, anonymous: bool) -> i64 {
-        let guest = if anonymous { self.cfg.anonymous.as_ref().and_then(|a| a.expires_in) } else { None };
-        guest.unwrap_or(self.cfg.session.expires_in)
     }
 
     /// Whether guests may become registered accounts (`anonymous(allow_linking=...)`).

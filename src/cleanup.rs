@@ -11,10 +11,10 @@
 use serde::Serialize;
 
 use crate::auth::Auth;
-use crate::core::hooks::{CallbackRequest, EventKind, EventOrigin, Extension, LinkContext};
+use crate::callbacks::{CallbackRequest, EventKind, EventOrigin, Extension, LinkContext};
 use crate::error::AuthError;
-use crate::link::LinkDb;
 use crate::model::User;
+use crate::storage::conversion_db::ConversionDb;
 use crate::storage::{GuestRef, WriteOp};
 
 /// What a cleanup did.
@@ -92,8 +92,11 @@ impl Auth {
             let gone = if cb.has_before_delete() {
                 let mut gone = Vec::new();
                 for user in doomed {
-                    let db =
-                        LinkDb::new(self.store.clone(), Vec::new(), GuestRef::Stale { id: user.id.clone(), cutoff_ms });
+                    let db = ConversionDb::new(
+                        self.store.clone(),
+                        Vec::new(),
+                        GuestRef::Stale { id: user.id.clone(), cutoff_ms },
+                    );
                     let ctx = LinkContext { request: request.clone(), db: db.clone() };
                     if cb.before_delete(&user, ctx).await.is_err() {
                         db.abandon().await;

@@ -7,6 +7,15 @@ use serde::Deserialize;
 
 use crate::crypto::Signer;
 
+/// The plugins that turn routes on; routes without one are always served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plugin {
+    Anonymous,
+    Username,
+    MagicLink,
+    Passkey,
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("{0}")]
@@ -331,6 +340,16 @@ impl Config {
     pub fn from_json(json: &str) -> Result<Config, ConfigError> {
         let opts: Options = serde_json::from_str(json).map_err(|e| invalid(format!("invalid options: {e}")))?;
         Config::from_options(opts)
+    }
+
+    /// Whether `plugin` is on.
+    pub fn has(&self, plugin: Plugin) -> bool {
+        match plugin {
+            Plugin::Anonymous => self.anonymous.is_some(),
+            Plugin::Username => self.username.is_some(),
+            Plugin::MagicLink => self.magic_link.is_some(),
+            Plugin::Passkey => self.passkey.is_some(),
+        }
     }
 
     pub fn from_options(o: Options) -> Result<Config, ConfigError> {

@@ -1,11 +1,9 @@
 //! One error type for the whole engine. Every variant has an HTTP status, a stable
 //! `code` and a readable message, in one table ([`AuthError::describe`]; spec §1.5
-//! and the per-endpoint tables); [`AuthError::to_response`] is the only place that
-//! turns one into HTTP, and the Python bindings raise it as `kernia.APIError`.
+//! and the per-endpoint tables); `Response::error` (in `http/response.rs`) is the
+//! only place that turns one into HTTP, and the Python bindings raise it as `kernia.APIError`.
 
 use std::borrow::Cow;
-
-use crate::core::response::Response;
 
 /// Seconds a client is told to wait before trying again after a 503.
 pub const RETRY_AFTER_S: u64 = 2;
@@ -272,73 +270,5 @@ impl AuthError {
         if let AuthError::Internal(detail) = self {
             eprintln!("kernia: internal error: {detail}");
         }
-    }
-
-    pub fn to_response(&self) -> Response {
-        self.log_if_internal();
-        let status = self.status();
-        if status == 404 && matches!(self, AuthError::NotFound) {
-            return Response::empty(404);
-        }
-        let mut body = serde_json::Map::new();
-        if let Some(code) = self.code() {
-            body.insert("code".into(), code.into());
-        }
-        body.insert("message".into(), self.message().into());
-        let mut resp = Response::json(status, &serde_json::Value::Object(body));
-        match self {
-            AuthError::TooManyRequests { retry_after } => {
-                resp.headers.push(("x-retry-after".into(), retry_after.to_string()));
-            }
-            AuthError::DatabaseUnavailable(_) | AuthError::TooManyConnections => {
-                resp.headers.push(("retry-after".into(), RETRY_AFTER_S.to_string()));
-            }
-            AuthError::RequestTimeout => resp.headers.push(("connection".into(), "close".into())),
-            _ => {}
-        }
-        resp
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn errors_render_as_code_and_message() {
-        let r = AuthError::UserAlreadyExists.to_response();
-        assert_eq!(r.status, 422);
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(v["code"], "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL");
-        assert_eq!(v["message"], "User already exists. Use another email.");
-    }
-
-    #[test]
-    fn not_found_has_an_empty_body() {
-        let r = AuthError::NotFound.to_response();
-        assert_eq!((r.status, r.body.len()), (404, 0));
-    }
-
-    #[test]
-    fn rate_limit_has_only_a_message_and_a_retry_header() {
-        let r = AuthError::TooManyRequests { retry_after: 7 }.to_response();
-        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert!(v.get("code").is_none());
-        assert!(r.headers.iter().any(|(k, v)| k == "x-retry-after" && v == "7"));
-    }
-
-    #[test]
-    fn an_unavailable_database_is_a_503_to_retry_without_details() {
-        let r = AuthError::DatabaseUnavailable("connection refused at 10.0.0.5".into()).to_response();
-        assert_eq!(r.status, 503);
-        assert_eq!(r.header("retry-after"), Some("2"));
-        let body = String::from_utf8_lossy(&r.body);
-        assert!(body.contains("DATABASE_UNAVAILABLE") && !body.contains("10.0.0.5"));
-    }
-
-    #[test]
-    fn internal_errors_do_not_leak_details() {
-        let r = AuthError::internal("disk on fire at /var/secret").to_response();
-        assert!(!String::from_utf8_lossy(&r.body).contains("secret"));
     }
 }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use kernia::cleanup::CleanupOptions;
+use kernia::pipeline::handle;
 use kernia::storage::{self, Login, WriteOp};
 use kernia::{Auth, Config, Request, Response};
 use serde_json::{json, Value};
@@ -86,23 +87,23 @@ async fn sign_up_session_sign_out_sign_in() {
     for (url, auth) in engines().await {
         let email = format!("{}@example.com", unique("flow"));
         let body = json!({ "name": "Ada", "email": email, "password": "correct-horse" });
-        let r = auth.handle(post("/sign-up/email", body, None)).await;
+        let r = handle(&auth, post("/sign-up/email", body, None)).await;
         assert_eq!(r.status, 200, "{url}: {}", String::from_utf8_lossy(&r.body));
         let cookie = session_cookie(&r).expect("session cookie");
         let user_id = json_of(&r)["user"]["id"].as_str().unwrap().to_owned();
 
-        let s = auth.handle(get("/get-session", Some(&cookie))).await;
+        let s = handle(&auth, get("/get-session", Some(&cookie))).await;
         assert_eq!(json_of(&s)["user"]["id"], user_id.as_str(), "{url}");
 
-        let out = auth.handle(post("/sign-out", json!({}), Some(&cookie))).await;
+        let out = handle(&auth, post("/sign-out", json!({}), Some(&cookie))).await;
         assert_eq!(json_of(&out), json!({ "success": true }), "{url}");
-        assert_eq!(auth.handle(get("/get-session", Some(&cookie))).await.body, b"null", "{url}");
+        assert_eq!(handle(&auth, get("/get-session", Some(&cookie))).await.body, b"null", "{url}");
 
         let login = json!({ "email": email, "password": "correct-horse" });
-        let r = auth.handle(post("/sign-in/email", login, None)).await;
+        let r = handle(&auth, post("/sign-in/email", login, None)).await;
         assert_eq!(r.status, 200, "{url}");
         let cookie = session_cookie(&r).unwrap();
-        assert_eq!(json_of(&auth.handle(get("/get-session", Some(&cookie))).await)["user"]["id"], user_id.as_str());
+        assert_eq!(json_of(&handle(&auth, get("/get-session", Some(&cookie))).await)["user"]["id"], user_id.as_str());
         auth.close().await;
     }
 }
@@ -120,7 +121,7 @@ async fn concurrent_sign_ups_with_duplicates_lose_nothing() {
             let auth = auth.clone();
             tasks.push(tokio::spawn(async move {
                 let body = json!({ "name": "N", "email": email, "password": "password123" });
-                auth.handle(post("/sign-up/email", body, None)).await.status
+                handle(&auth, post("/sign-up/email", body, None)).await.status
             }));
         }
         let mut statuses = Vec::new();
@@ -148,7 +149,7 @@ async fn a_failed_write_set_changes_nothing() {
         let first = unique("u");
         auth.store.apply(vec![WriteOp::InsertUser(user(&first))]).await.unwrap();
         // A new session for the first user, then a user that conflicts: both must roll back.
-        let session = auth.new_session(&first, true, &Request::new("GET", "/"), None);
+        let session = auth.sessions.create(&first, false, true, &Request::new("GET", "/"), None);
         let token = session.token.clone();
         let err =
             auth.store.apply(vec![WriteOp::InsertSession(session), WriteOp::InsertUser(user(&unique("u")))]).await;
@@ -162,10 +163,10 @@ async fn a_failed_write_set_changes_nothing() {
 async fn closed_stores_fail_cleanly() {
     let auth = Arc::new(Auth::new(config("sqlite::memory:")).await.unwrap());
     auth.close().await;
-    let r = auth.handle(get("/get-session", Some("better-auth.session_token=x.y"))).await;
+    let r = handle(&auth, get("/get-session", Some("better-auth.session_token=x.y"))).await;
     assert_eq!(r.status, 200); // an unsigned cookie never reaches the store
     let body = json!({ "name": "A", "email": "closed@example.com", "password": "password123" });
-    let r = auth.handle(post("/sign-up/email", body, None)).await;
+    let r = handle(&auth, post("/sign-up/email", body, None)).await;
     assert_eq!(r.status, 500);
     assert_eq!(json_of(&r)["code"], "INTERNAL_SERVER_ERROR");
 }
@@ -220,7 +221,7 @@ async fn starting_beside_a_busy_engine_fails_no_request() {
         workers.push(tokio::spawn(async move {
             let mut statuses = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                statuses.push(busy.handle(post("/sign-in/anonymous", json!({}), None)).await.status);
+                statuses.push(handle(&busy, post("/sign-in/anonymous", json!({}), None)).await.status);
             }
             statuses
         }));
@@ -240,14 +241,14 @@ async fn starting_beside_a_busy_engine_fails_no_request() {
 
 /// Keeps the links it is asked to send.
 #[derive(Default)]
-struct Outbox(std::sync::Mutex<Vec<kernia::core::hooks::MagicLinkMessage>>);
+struct Outbox(std::sync::Mutex<Vec<kernia::callbacks::MagicLinkMessage>>);
 
 #[async_trait::async_trait]
-impl kernia::core::hooks::MagicLinkSender for Outbox {
+impl kernia::callbacks::MagicLinkCallbacks for Outbox {
     async fn send(
         &self,
-        _: &kernia::core::hooks::CallbackRequest,
-        m: kernia::core::hooks::MagicLinkMessage,
+        _: &kernia::callbacks::CallbackRequest,
+        m: kernia::callbacks::MagicLinkMessage,
     ) -> Result<(), kernia::AuthError> {
         self.0.lock().unwrap().push(m);
         Ok(())
@@ -269,25 +270,25 @@ async fn usernames_and_magic_links_in_rust_alone() {
     });
     let outbox = Arc::new(Outbox::default());
     let without = Config::from_json(&opts.to_string()).unwrap();
-    let refused = Auth::with_hooks(without, Default::default()).await.err().expect("a sender is required");
+    let refused = Auth::with_callbacks(without, Default::default()).await.err().expect("a sender is required");
     assert!(refused.to_string().contains("send_magic_link"));
     opts["database"] = json!("sqlite::memory:");
-    let hooks = kernia::core::hooks::Hooks { magic_link: Some(outbox.clone()), ..Default::default() };
-    let auth = Arc::new(Auth::with_hooks(Config::from_json(&opts.to_string()).unwrap(), hooks).await.unwrap());
+    let hooks = kernia::callbacks::Callbacks { magic_link: Some(outbox.clone()), ..Default::default() };
+    let auth = Arc::new(Auth::with_callbacks(Config::from_json(&opts.to_string()).unwrap(), hooks).await.unwrap());
 
     let up = json!({ "name": "Ada", "email": "ada@example.com", "password": "correct-horse", "username": "Ada_L" });
-    let r = auth.handle(post("/sign-up/email", up, None)).await;
+    let r = handle(&auth, post("/sign-up/email", up, None)).await;
     assert_eq!((json_of(&r)["user"]["username"].as_str(), r.status), (Some("ada_l"), 200));
-    let r = auth.handle(post("/sign-in/username", json!({ "username": "ADA_L", "password": "correct-horse" }), None));
+    let r = handle(&auth, post("/sign-in/username", json!({ "username": "ADA_L", "password": "correct-horse" }), None));
     assert_eq!(r.await.status, 200);
 
-    let r = auth.handle(post("/sign-in/magic-link", json!({ "email": "grace@example.com" }), None)).await;
+    let r = handle(&auth, post("/sign-in/magic-link", json!({ "email": "grace@example.com" }), None)).await;
     assert_eq!(json_of(&r), json!({ "status": true }));
     let token = outbox.0.lock().unwrap()[0].token.clone();
     let verify = || Request { query: format!("token={token}"), ..get("/magic-link/verify", None) };
-    let r = auth.handle(verify()).await;
+    let r = handle(&auth, verify()).await;
     assert_eq!((r.status, json_of(&r)["user"]["emailVerified"].as_bool()), (200, Some(true)));
-    let again = auth.handle(verify()).await;
+    let again = handle(&auth, verify()).await;
     assert_eq!(again.status, 302);
     assert_eq!(again.header("location"), Some("http://localhost:3000/?error=INVALID_TOKEN"));
     auth.close().await;
@@ -304,26 +305,26 @@ fn seconds_between(start: &Value, end: &Value) -> i64 {
 async fn guest_lifecycle_in_rust_alone() {
     let guests = json!({ "anonymous": { "expires_in": 3600, "max_age": 60 } });
     for (url, auth) in engines_with(guests).await {
-        let sign_in = || auth.handle(post("/sign-in/anonymous", json!({}), None));
+        let sign_in = || handle(&auth, post("/sign-in/anonymous", json!({}), None));
         let r = sign_in().await;
         assert_eq!(r.status, 200, "{url}");
         let upgraded = session_cookie(&r).unwrap();
         let id = json_of(&r)["user"]["id"].as_str().unwrap().to_owned();
-        let session = json_of(&auth.handle(get("/get-session", Some(&upgraded))).await)["session"].clone();
+        let session = json_of(&handle(&auth, get("/get-session", Some(&upgraded))).await)["session"].clone();
         assert_eq!(seconds_between(&session["createdAt"], &session["expiresAt"]), 3600, "{url}");
 
         let email = format!("{}@example.com", unique("upgrade"));
         let body = json!({ "email": email.to_uppercase(), "password": "correct-horse", "name": "Ada" });
-        let r = auth.handle(post("/anonymous/upgrade", body.clone(), Some(&upgraded))).await;
+        let r = handle(&auth, post("/anonymous/upgrade", body.clone(), Some(&upgraded))).await;
         assert_eq!(r.status, 200, "{url}: {}", String::from_utf8_lossy(&r.body));
         let user = &json_of(&r)["user"];
         assert_eq!(
             (user["id"].as_str(), user["email"].as_str(), &user["isAnonymous"]),
             (Some(&*id), Some(&*email), &json!(false))
         );
-        let again = auth.handle(post("/anonymous/upgrade", body, Some(&upgraded))).await;
+        let again = handle(&auth, post("/anonymous/upgrade", body, Some(&upgraded))).await;
         assert_eq!((again.status, json_of(&again)["code"].as_str()), (400, Some("USER_IS_NOT_ANONYMOUS")), "{url}");
-        let login = auth.handle(post("/sign-in/email", json!({ "email": email, "password": "correct-horse" }), None));
+        let login = handle(&auth, post("/sign-in/email", json!({ "email": email, "password": "correct-horse" }), None));
         assert_eq!(json_of(&login.await)["user"]["id"], id.as_str(), "{url}");
 
         let idle: Vec<String> = [sign_in().await, sign_in().await].iter().map(|r| session_cookie(r).unwrap()).collect();
@@ -333,20 +334,20 @@ async fn guest_lifecycle_in_rust_alone() {
         let dry = auth.cleanup_anonymous_users(options(true)).await.unwrap();
         assert!(dry.dry_run && dry.deleted >= 2, "{url}: {dry:?}");
         assert!(
-            auth.handle(get("/get-session", Some(&idle[0]))).await.body != b"null",
+            handle(&auth, get("/get-session", Some(&idle[0]))).await.body != b"null",
             "{url}: a dry run deletes nothing"
         );
         let report = auth.cleanup_anonymous_users(options(false)).await.unwrap();
         assert!(report.deleted >= 2 && report.failed == 0, "{url}: {report:?}");
         for cookie in &idle {
             assert_eq!(
-                auth.handle(get("/get-session", Some(cookie))).await.body,
+                handle(&auth, get("/get-session", Some(cookie))).await.body,
                 b"null",
                 "{url}: an idle guest is gone"
             );
         }
         for cookie in [&fresh, &upgraded] {
-            assert!(auth.handle(get("/get-session", Some(cookie))).await.body != b"null", "{url}: kept");
+            assert!(handle(&auth, get("/get-session", Some(cookie))).await.body != b"null", "{url}: kept");
         }
         auth.close().await;
     }

@@ -5,10 +5,11 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use kernia::core::body::Body;
-use kernia::core::hooks::{CallbackRequest, Hooks, MagicLinkMessage, MagicLinkSender};
-use kernia::core::origin;
+use kernia::callbacks::{CallbackRequest, Callbacks, MagicLinkCallbacks, MagicLinkMessage};
 use kernia::error::AuthError;
+use kernia::http::body::Body;
+use kernia::http::origin;
+use kernia::pipeline::handle;
 use kernia::{Auth, Config, Request};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -258,7 +259,7 @@ fn config(extra: Value) -> Config {
 struct DropMail;
 
 #[async_trait]
-impl MagicLinkSender for DropMail {
+impl MagicLinkCallbacks for DropMail {
     async fn send(&self, _: &CallbackRequest, _: MagicLinkMessage) -> Result<(), AuthError> {
         Ok(())
     }
@@ -308,13 +309,13 @@ proptest! {
 fn no_request_gets_a_5xx_on(database: &str, cases: u32) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let extra = json!({ "database": database, "anonymous": {}, "username": {}, "magic_link": {}, "passkey": {} });
-    let hooks = Hooks { magic_link: Some(Arc::new(DropMail)), ..Hooks::default() };
-    let auth = Arc::new(rt.block_on(Auth::with_hooks(config(extra), hooks)).unwrap());
+    let hooks = Callbacks { magic_link: Some(Arc::new(DropMail)), ..Callbacks::default() };
+    let auth = Arc::new(rt.block_on(Auth::with_callbacks(config(extra), hooks)).unwrap());
     // A signed-in user, so that requests carrying its cookie reach the routes behind a session.
     let sign_up = Request::new("POST", "/sign-up/email")
         .with_header("host", "localhost:3000")
         .with_json(&json!({"name": "Eve", "email": format!("eve-{}@example.com", kernia::crypto::new_id().to_lowercase()), "password": "correct-horse-battery"}));
-    let resp = rt.block_on(auth.handle(sign_up));
+    let resp = rt.block_on(handle(&auth, sign_up));
     assert_eq!(resp.status, 200);
     let session = resp.header("set-cookie").and_then(|c| c.split(';').next()).map(str::to_owned);
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
@@ -327,7 +328,7 @@ fn no_request_gets_a_5xx_on(database: &str, cases: u32) {
         .run(&request_with(session), |req| {
             served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let summary = format!("{} {}?{} {:?}", req.method, req.path, req.query, String::from_utf8_lossy(&req.body));
-            let resp = rt.block_on(auth.handle(req));
+            let resp = rt.block_on(handle(&auth, req));
             prop_assert!(
                 resp.status < 500,
                 "{} answered {}: {}",

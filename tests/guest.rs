@@ -4,9 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use kernia::core::hooks::{AnonymousCallbacks, CallbackRequest, LinkContext};
+use kernia::callbacks::{AnonymousCallbacks, CallbackRequest, LinkContext};
 use kernia::link::Conversion;
 use kernia::model::User;
+use kernia::pipeline::handle;
 use kernia::storage::{Login, SqlValue, WriteOp};
 use kernia::{Auth, AuthError, Config, Request};
 use serde_json::json;
@@ -58,14 +59,14 @@ async fn engine(url: &str, recorder: Arc<Recorder>) -> Arc<Auth> {
         "email_and_password": { "enabled": true }, "rate_limit": { "enabled": false }, "anonymous": {},
     });
     let cfg = Config::from_json(&opts.to_string()).unwrap();
-    let hooks = kernia::core::hooks::Hooks { anonymous: Some(recorder), ..Default::default() };
-    Arc::new(Auth::with_hooks(cfg, hooks).await.unwrap())
+    let hooks = kernia::callbacks::Callbacks { anonymous: Some(recorder), ..Default::default() };
+    Arc::new(Auth::with_callbacks(cfg, hooks).await.unwrap())
 }
 
 async fn new_guest(auth: &Arc<Auth>) -> (kernia::model::Session, User) {
     let mut req = Request::new("POST", "/sign-in/anonymous").with_json(&json!({}));
     req.peer_ip = Some("127.0.0.1".into());
-    let resp = auth.handle(req).await;
+    let resp = handle(auth, req).await;
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
     let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(body["user"]["name"], "Rusty Guest");
@@ -89,9 +90,9 @@ async fn the_same_user_keeps_the_guest_and_still_calls_on_link() {
         let rec = Arc::new(Recorder::default());
         let auth = engine(&url, rec.clone()).await;
         let (session, guest) = new_guest(&auth).await;
-        let fresh = auth.new_session(&guest.id, true, &Request::new("GET", "/"), None);
+        let fresh = auth.sessions.create(&guest.id, false, true, &Request::new("GET", "/"), None);
         let c = conversion(&session, &guest, guest.clone(), vec![WriteOp::InsertSession(fresh.clone())]);
-        auth.clone().convert(c).await.unwrap();
+        auth.linker.clone().convert(c).await.unwrap();
         assert_eq!(*rec.calls.lock().unwrap(), vec![(guest.id.clone(), guest.id.clone())], "{url}");
         assert!(auth.store.session_with_user(&session.token).await.unwrap().is_some(), "{url}: guest session kept");
         assert!(auth.store.session_with_user(&fresh.token).await.unwrap().is_some(), "{url}: new session committed");
@@ -107,7 +108,7 @@ async fn an_anonymous_new_user_keeps_the_guest() {
         let (session, guest) = new_guest(&auth).await;
         let (_, other_guest) = new_guest(&auth).await;
         let c = conversion(&session, &guest, other_guest.clone(), vec![]);
-        auth.clone().convert(c).await.unwrap();
+        auth.linker.clone().convert(c).await.unwrap();
         assert_eq!(rec.calls.lock().unwrap().len(), 1, "{url}");
         assert!(auth.store.session_with_user(&session.token).await.unwrap().is_some(), "{url}");
         auth.close().await;
@@ -124,11 +125,11 @@ async fn a_real_new_user_deletes_the_guest_and_leaves_no_locks() {
         let email = format!("{}@example.com", kernia::crypto::new_id().to_lowercase());
         let real = User::new(kernia::crypto::new_id(), "Real".into(), email, false, now);
         let c = conversion(&session, &guest, real.clone(), vec![WriteOp::InsertUser(real.clone())]);
-        auth.clone().convert(c).await.unwrap();
+        auth.linker.clone().convert(c).await.unwrap();
         assert!(auth.store.session_with_user(&session.token).await.unwrap().is_none(), "{url}");
         assert!(auth.store.user(Login::Email, &guest.email).await.unwrap().is_none(), "{url}: guest deleted");
         assert!(auth.store.user(Login::Email, &real.email).await.unwrap().is_some(), "{url}");
-        assert!(auth.guest_locks.is_empty(), "{url}: lock entries must not pile up");
+        assert!(auth.linker.locks.is_empty(), "{url}: lock entries must not pile up");
         auth.close().await;
     }
 }

@@ -15,14 +15,14 @@ use serde_json::Value;
 
 use super::bridge::{self, attach, attach_result};
 use super::database::ConversionDatabase;
-use crate::config::{RateLimitRule, GUEST_RATE_LIMIT};
-use crate::core::hooks::{
-    AnonymousCallbacks, CallbackRequest, Extension, GuestEvent, LinkContext, MagicLinkMessage, MagicLinkSender,
-    UsernameHooks,
+use crate::callbacks::{
+    AnonymousCallbacks, CallbackRequest, Extension, GuestEvent, LinkContext, MagicLinkCallbacks, MagicLinkMessage,
+    UsernameCallbacks,
 };
+use crate::config::{RateLimitRule, GUEST_RATE_LIMIT};
 use crate::error::AuthError;
-use crate::link::LinkDb;
 use crate::model::{User, UserFields, UserJson};
+use crate::storage::conversion_db::ConversionDb;
 
 /// What `kernia.plugins.anonymous.anonymous(...)` returns. Arguments are checked here,
 /// when the plugin is built, not at the first request.
@@ -170,7 +170,7 @@ pub fn anonymous(
                 PyTypeError::new_err("anonymous(): email_domain_name must be a str such as \"guests.example.com\"")
             })?;
             let domain = s.to_str()?.to_owned();
-            if !crate::core::body::is_valid_email(&format!("guest@{domain}")) {
+            if !crate::http::body::is_valid_email(&format!("guest@{domain}")) {
                 return Err(PyValueError::new_err(format!(
                     "anonymous(): email_domain_name {domain:?} is not a domain"
                 )));
@@ -401,7 +401,7 @@ impl PyCallbacks {
         &self,
         py: Python<'py>,
         req: &CallbackRequest,
-        db: Option<LinkDb>,
+        db: Option<ConversionDb>,
         metadata: Option<&Value>,
     ) -> PyResult<Bound<'py, CallbackContext>> {
         let db = db.map(|db| Py::new(py, ConversionDatabase::new(db))).transpose()?;
@@ -582,7 +582,7 @@ impl PyCallbacks {
         cb: &Callback,
         user: &User,
         request: &CallbackRequest,
-        db: Option<LinkDb>,
+        db: Option<ConversionDb>,
     ) -> Result<Py<PyAny>, AuthError> {
         let fields = self.user_fields;
         let with_ctx = db.is_some();
@@ -604,7 +604,7 @@ impl PyCallbacks {
 }
 
 #[async_trait]
-impl UsernameHooks for PyCallbacks {
+impl UsernameCallbacks for PyCallbacks {
     async fn validate(&self, req: &CallbackRequest, username: &str) -> Result<Option<bool>, AuthError> {
         let Some(cb) = &self.username_validator else { return Ok(None) };
         cb.test(req, username).await.map(Some)
@@ -624,7 +624,7 @@ impl UsernameHooks for PyCallbacks {
 }
 
 #[async_trait]
-impl MagicLinkSender for PyCallbacks {
+impl MagicLinkCallbacks for PyCallbacks {
     async fn send(&self, req: &CallbackRequest, m: MagicLinkMessage) -> Result<(), AuthError> {
         let Some(cb) = &self.send_magic_link else { return Err(AuthError::CallbackFailed("send_magic_link")) };
         cb.call(

@@ -13,8 +13,8 @@ use pyo3::IntoPyObjectExt;
 
 use super::bridge;
 use super::DatabaseError;
-use crate::link::LinkDb;
 use crate::storage::app_tx::AppTx;
+use crate::storage::conversion_db::ConversionDb;
 use crate::storage::{SqlRow, SqlValue, Store, StoreError};
 
 /// Where SQL from Python runs.
@@ -26,15 +26,15 @@ trait SqlTarget: Send + Sync + 'static {
 }
 
 #[async_trait]
-impl SqlTarget for LinkDb {
+impl SqlTarget for ConversionDb {
     fn dialect(&self) -> &'static str {
-        LinkDb::dialect(self)
+        ConversionDb::dialect(self)
     }
     async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
-        LinkDb::execute(self, sql, params).await
+        ConversionDb::execute(self, sql, params).await
     }
     async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
-        LinkDb::fetch_all(self, sql, params).await
+        ConversionDb::fetch_all(self, sql, params).await
     }
 }
 
@@ -127,11 +127,11 @@ macro_rules! sql_methods {
 /// `ctx.db`: SQL on the auth database inside the engine's transaction.
 #[pyclass(module = "kernia._native", frozen)]
 pub struct ConversionDatabase {
-    target: Arc<LinkDb>,
+    target: Arc<ConversionDb>,
 }
 
 impl ConversionDatabase {
-    pub fn new(db: LinkDb) -> Self {
+    pub fn new(db: ConversionDb) -> Self {
         ConversionDatabase { target: Arc::new(db) }
     }
 }

@@ -17,9 +17,9 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
+use crate::callbacks::{AnonymousCallbacks, Callbacks, MagicLinkCallbacks, UsernameCallbacks};
 use crate::config::{Config, ConfigError, Options};
-use crate::core::hooks::{AnonymousCallbacks, Hooks, MagicLinkSender, UsernameHooks};
-use crate::core::request::Request;
+use crate::http::request::Request;
 use crate::model::{SessionJson, UserJson};
 use crate::server::Server;
 use crate::Auth;
@@ -154,13 +154,13 @@ impl NativeAuth {
             },
         });
         let has_callbacks = cb.any();
-        let hooks = Hooks {
+        let hooks = Callbacks {
             anonymous: options.anonymous.is_some().then(|| cb.clone() as Arc<dyn AnonymousCallbacks>),
-            username: options.username.is_some().then(|| cb.clone() as Arc<dyn UsernameHooks>),
-            magic_link: cb.send_magic_link.is_some().then(|| cb.clone() as Arc<dyn MagicLinkSender>),
+            username: options.username.is_some().then(|| cb.clone() as Arc<dyn UsernameCallbacks>),
+            magic_link: cb.send_magic_link.is_some().then(|| cb.clone() as Arc<dyn MagicLinkCallbacks>),
         };
         let cfg = Config::from_options(options).map_err(config_error)?;
-        let auth = py.detach(|| runtime().block_on(Auth::with_hooks(cfg, hooks))).map_err(config_error)?;
+        let auth = py.detach(|| runtime().block_on(Auth::with_callbacks(cfg, hooks))).map_err(config_error)?;
         Ok(NativeAuth { auth: Arc::new(auth), handle, has_callbacks })
     }
 
@@ -207,7 +207,7 @@ impl NativeAuth {
         };
         let auth = self.auth.clone();
         bridge::awaitable(py, async move {
-            let resp = auth.handle(req).await;
+            let resp = crate::pipeline::handle(&auth, req).await;
             Ok(NativeResponse { status: resp.status, headers: resp.headers, body: resp.body })
         })
     }
@@ -217,7 +217,7 @@ impl NativeAuth {
         let headers = headers_from(headers)?;
         let auth = self.auth.clone();
         bridge::awaitable(py, async move {
-            match auth.session_for_headers(headers).await {
+            match auth.sessions.for_headers(headers).await {
                 Ok(None) => Ok(None),
                 Ok(Some((session, user))) => {
                     let json = serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
@@ -237,7 +237,7 @@ impl NativeAuth {
         batch_size: usize,
         max_age: Option<i64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let extension: crate::core::request::Extension =
+        let extension: crate::http::request::Extension =
             Some(Arc::new(pyo3_async_runtimes::tokio::get_current_locals(py)?));
         let options = crate::cleanup::CleanupOptions { dry_run, batch_size, max_age, extension };
         let auth = self.auth.clone();
@@ -290,7 +290,7 @@ impl NativeAuth {
 
     /// The engine's 408 answer, for the ASGI adapter to send when a body does not arrive in time.
     fn request_timeout_response(&self) -> NativeResponse {
-        let resp = crate::error::AuthError::RequestTimeout.to_response();
+        let resp = crate::http::response::Response::error(&crate::error::AuthError::RequestTimeout);
         NativeResponse { status: resp.status, headers: resp.headers, body: resp.body }
     }
 
@@ -332,7 +332,7 @@ impl NativeAuth {
             .map_err(|e| pyo3::exceptions::PyOSError::new_err(format!("cannot resolve {host}:{port}: {e}")))?
             .next()
             .ok_or_else(|| pyo3::exceptions::PyOSError::new_err(format!("no address for {host}")))?;
-        let extension: crate::core::request::Extension = match event_loop {
+        let extension: crate::http::request::Extension = match event_loop {
             Some(event_loop) => Some(Arc::new(pyo3_async_runtimes::TaskLocals::new(event_loop).copy_context(py)?)),
             None if self.has_callbacks => {
                 return Err(pyo3::exceptions::PyValueError::new_err(

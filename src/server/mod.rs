@@ -18,10 +18,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::core::request::Extension;
-use crate::core::request::Request;
-use crate::core::response::Response;
 use crate::error::AuthError;
+use crate::http::request::Extension;
+use crate::http::request::Request;
+use crate::http::response::Response;
 use crate::Auth;
 
 /// How long in-flight requests get to finish at shutdown.
@@ -119,7 +119,7 @@ async fn accept_loop(listener: TcpListener, auth: Arc<Auth>, extension: Extensio
     let graceful = GracefulShutdown::new();
     let timeout = Duration::from_secs_f64(auth.cfg.advanced.request_timeout);
     let slots = Arc::new(Semaphore::new(max_connections(auth.cfg.advanced.max_connections)));
-    let over_limit = raw_response(AuthError::TooManyConnections.to_response());
+    let over_limit = raw_response(Response::error(&AuthError::TooManyConnections));
     let mut builder = http1::Builder::new();
     builder.keep_alive(true).timer(TokioTimer::new()).header_read_timeout(timeout);
     loop {
@@ -205,17 +205,17 @@ async fn serve_one(
     // sending it reads no answer from a connection closed under its feet.
     if declared_too_large(&parts.headers, limit) {
         tokio::spawn(discard(body, timeout));
-        return Ok(to_hyper(AuthError::PayloadTooLarge(limit).to_response()));
+        return Ok(to_hyper(Response::error(&AuthError::PayloadTooLarge(limit))));
     }
     let body = match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
         Ok(Ok(collected)) => collected.to_bytes().to_vec(),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return Ok(to_hyper(AuthError::PayloadTooLarge(limit).to_response()));
+            return Ok(to_hyper(Response::error(&AuthError::PayloadTooLarge(limit))));
         }
         // The client went away or sent a broken body: nobody is left to answer.
         Ok(Err(_)) => return Ok(to_hyper(Response::empty(400))),
         // A body that never finishes does not hold the connection any longer.
-        Err(_) => return Ok(to_hyper(AuthError::RequestTimeout.to_response())),
+        Err(_) => return Ok(to_hyper(Response::error(&AuthError::RequestTimeout))),
     };
     let headers = parts
         .headers
@@ -236,7 +236,7 @@ async fn serve_one(
         },
         extension,
     };
-    Ok(to_hyper(auth.handle(req).await))
+    Ok(to_hyper(crate::pipeline::handle(&auth, req).await))
 }
 
 /// Resolves when the process gets SIGINT or SIGTERM.

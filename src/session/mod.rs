@@ -1,14 +1,19 @@
-//! Sessions: create, look up, refresh, revoke (spec §2.4, §11).
+//! Sessions: create, look up, refresh, revoke (spec §2.4, §11). The service the
+//! engine owns; the routes that expose it are in `routes/session.rs`.
 
 pub mod cookies;
-pub mod routes;
 
-use crate::auth::Auth;
-use crate::core::request::Request;
+use std::sync::Arc;
+
+use crate::config::Config;
 use crate::crypto::{new_id, new_session_token};
 use crate::error::AuthError;
+use crate::http::request::Request;
 use crate::model::{Session, User};
-use crate::storage::WriteOp;
+use crate::storage::{Store, WriteOp};
+use crate::time::Clock;
+
+use cookies::CookieNames;
 
 /// `rememberMe: false` sessions live one day, whatever `expires_in` says.
 const DONT_REMEMBER_LIFETIME_S: i64 = 86_400;
@@ -31,22 +36,40 @@ pub enum Current {
     },
 }
 
-impl Auth {
+/// Sessions and their cookies.
+pub struct Sessions {
+    cfg: Arc<Config>,
+    store: Arc<dyn Store>,
+    clock: Clock,
+    pub cookies: CookieNames,
+}
+
+impl Sessions {
+    pub fn new(cfg: Arc<Config>, store: Arc<dyn Store>, clock: Clock) -> Self {
+        Sessions { cookies: CookieNames::new(&cfg), cfg, store, clock }
+    }
+
+    /// Seconds a new or refreshed session of this user lives (guests may have their own lifetime).
+    pub fn lifetime(&self, anonymous: bool) -> i64 {
+        let guest = if anonymous { self.cfg.anonymous.as_ref().and_then(|a| a.expires_in) } else { None };
+        guest.unwrap_or(self.cfg.session.expires_in)
+    }
+
     /// The signed session token carried by the request, if its signature verifies.
-    pub fn session_token(&self, req: &Request) -> Option<String> {
+    pub fn token(&self, req: &Request) -> Option<String> {
         let raw = req.cookie(&self.cookies.session_token)?;
         self.cfg.signer.verify_cookie_value(raw)
     }
 
-    pub fn has_dont_remember(&self, req: &Request) -> bool {
+    pub fn dont_remember(&self, req: &Request) -> bool {
         req.cookie(&self.cookies.dont_remember)
             .and_then(|v| self.cfg.signer.verify_cookie_value(v))
             .is_some_and(|v| v == "true")
     }
 
     /// One indexed lookup: the session and its user, if the cookie is valid and the session live.
-    pub async fn current_session(&self, req: &Request) -> Result<Current, AuthError> {
-        let Some(token) = self.session_token(req) else {
+    pub async fn current(&self, req: &Request) -> Result<Current, AuthError> {
+        let Some(token) = self.token(req) else {
             return Ok(Current::None);
         };
         match self.store.session_with_user(&token).await? {
@@ -54,18 +77,13 @@ impl Auth {
             Some((session, _)) if session.expires_at <= self.clock.now_ms() => {
                 Ok(Current::Stale { token, expired_row: true })
             }
-            Some((session, user)) => Ok(Current::Valid { session, user, dont_remember: self.has_dont_remember(req) }),
+            Some((session, user)) => Ok(Current::Valid { session, user, dont_remember: self.dont_remember(req) }),
         }
     }
 
-    /// A new session row for `user` (a registered user's lifetime); `remember:
-    /// false` makes it a one-day session.
-    pub fn new_session(&self, user_id: &str, remember: bool, req: &Request, client_ip: Option<&str>) -> Session {
-        self.new_session_for(user_id, false, remember, req, client_ip)
-    }
-
-    /// A new session row, with a guest's lifetime when `anonymous`.
-    pub fn new_session_for(
+    /// A new session row for `user_id`, with a guest's lifetime when `anonymous`;
+    /// `remember: false` makes it a one-day session.
+    pub fn create(
         &self,
         user_id: &str,
         anonymous: bool,
@@ -74,7 +92,7 @@ impl Auth {
         client_ip: Option<&str>,
     ) -> Session {
         let now = self.clock.now_ms();
-        let lifetime = if remember { self.session_lifetime(anonymous) } else { DONT_REMEMBER_LIFETIME_S };
+        let lifetime = if remember { self.lifetime(anonymous) } else { DONT_REMEMBER_LIFETIME_S };
         Session {
             id: new_id(),
             token: new_session_token(),
@@ -87,17 +105,13 @@ impl Auth {
         }
     }
 
-    /// `Set-Cookie` values for a new session. Without `remember` the token is a
-    /// browser-session cookie and a signed `dont_remember` flag goes with it.
-    pub fn session_cookies(&self, session: &Session, remember: bool) -> Vec<String> {
-        self.session_cookies_for(session, false, remember)
-    }
-
-    /// [`Auth::session_cookies`], with a guest's lifetime as Max-Age when `anonymous`.
-    pub fn session_cookies_for(&self, session: &Session, anonymous: bool, remember: bool) -> Vec<String> {
+    /// `Set-Cookie` values for a new session, with a guest's lifetime as Max-Age
+    /// when `anonymous`. Without `remember` the token is a browser-session cookie
+    /// and a signed `dont_remember` flag goes with it.
+    pub fn cookies_for(&self, session: &Session, anonymous: bool, remember: bool) -> Vec<String> {
         let value = self.cfg.signer.sign_cookie_value(&session.token);
         if remember {
-            vec![self.cookies.set(&self.cookies.session_token, &value, Some(self.session_lifetime(anonymous)))]
+            vec![self.cookies.set(&self.cookies.session_token, &value, Some(self.lifetime(anonymous)))]
         } else {
             let flag = self.cfg.signer.sign_cookie_value("true");
             vec![
@@ -115,7 +129,7 @@ impl Auth {
             return None;
         }
         let now = self.clock.now_ms();
-        let lifetime = self.session_lifetime(anonymous);
+        let lifetime = self.lifetime(anonymous);
         let last_refresh = session.expires_at - lifetime * 1000;
         if now < last_refresh + s.update_age * 1000 {
             return None;
@@ -123,5 +137,20 @@ impl Auth {
         session.expires_at = now + lifetime * 1000;
         session.updated_at = now;
         Some(WriteOp::RefreshSession { id: session.id.clone(), expires_at: session.expires_at, updated_at: now })
+    }
+
+    /// The live session and user for app code; refreshes the expiry like get-session.
+    pub async fn for_headers(&self, headers: Vec<(String, String)>) -> Result<Option<(Session, User)>, AuthError> {
+        let req = Request { headers, ..Request::new("GET", "/get-session") };
+        match self.current(&req).await? {
+            Current::Valid { mut session, user, dont_remember } => {
+                let refresh = if dont_remember { None } else { self.refresh(&mut session, user.is_anonymous) };
+                if let Some(op) = refresh {
+                    self.store.apply(vec![op]).await?;
+                }
+                Ok(Some((session, user)))
+            }
+            _ => Ok(None),
+        }
     }
 }

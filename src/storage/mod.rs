@@ -8,6 +8,7 @@
 //! one transaction per request.
 
 pub mod app_tx;
+pub mod conversion_db;
 pub mod health;
 mod postgres;
 pub mod schema;

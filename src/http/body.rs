@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::core::request::Request;
 use crate::error::AuthError;
+use crate::http::request::Request;
 
 pub struct Body {
     pub fields: Map<String, Value>,

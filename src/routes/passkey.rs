@@ -25,15 +25,27 @@ use webauthn_rs_core::proto::{
 use webauthn_rs_core::WebauthnCore;
 
 use crate::auth::Auth;
-use crate::core::body::Body;
-use crate::core::handler::{Ctx, Outcome};
-use crate::core::hooks::EventKind;
+use crate::callbacks::EventKind;
 use crate::crypto::{new_id, random_string};
+use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
+use crate::http::body::Body;
+use crate::http::response::Response;
 use crate::model::{Passkey, Session, SessionJson, User, UserJson, Verification};
+use crate::route;
 use crate::session::Current;
 use crate::storage::{Login, PasskeyBy, Profile, WriteOp};
 use crate::webauthn_eddsa;
+
+pub const ROUTES: &[RouteDef] = &[
+    route!("GET", "/passkey/generate-register-options", register_options, plugin = Passkey),
+    route!("POST", "/passkey/verify-registration", verify_registration, plugin = Passkey),
+    route!("GET", "/passkey/generate-authenticate-options", authenticate_options, plugin = Passkey),
+    route!("POST", "/passkey/verify-authentication", verify_authentication, plugin = Passkey, mints_session),
+    route!("GET", "/passkey/list-user-passkeys", list, plugin = Passkey),
+    route!("POST", "/passkey/delete-passkey", delete, plugin = Passkey),
+    route!("POST", "/passkey/update-passkey", update, plugin = Passkey),
+];
 
 /// How long a challenge (cookie and row) lives, in seconds.
 const CHALLENGE_TTL_S: i64 = 300;
@@ -125,8 +137,8 @@ fn issue_challenge(auth: &Auth, value: Value) -> (Verification, String) {
         created_at: now,
         updated_at: now,
     };
-    let cookie = auth.cookies.set(
-        &auth.cookies.passkey_challenge,
+    let cookie = auth.sessions.cookies.set(
+        &auth.sessions.cookies.passkey_challenge,
         &auth.cfg.signer.sign_cookie_value(&token),
         Some(CHALLENGE_TTL_S),
     );
@@ -140,7 +152,7 @@ async fn take_challenge(ctx: &Ctx<'_>, kind: &str) -> Result<(String, Value), Au
     let auth = ctx.auth;
     let token = ctx
         .req
-        .cookie(&auth.cookies.passkey_challenge)
+        .cookie(&auth.sessions.cookies.passkey_challenge)
         .and_then(|raw| auth.cfg.signer.verify_cookie_value(raw))
         .ok_or(AuthError::ChallengeNotFound)?;
     let row = auth.store.verification(&token).await?.ok_or(AuthError::ChallengeNotFound)?;
@@ -154,7 +166,7 @@ async fn take_challenge(ctx: &Ctx<'_>, kind: &str) -> Result<(String, Value), Au
 
 /// A refusal once a challenge was read: it is used up all the same (spec notes, §10).
 fn refuse(e: AuthError, token: &str) -> Result<Outcome, AuthError> {
-    Ok(Outcome::response(e.to_response()).writes([WriteOp::DeleteVerification(token.to_owned())]))
+    Ok(Outcome::response(Response::error(&e)).writes([WriteOp::DeleteVerification(token.to_owned())]))
 }
 
 fn descriptor(p: &Passkey) -> Value {
@@ -394,13 +406,13 @@ pub async fn verify_registration(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         user.updated_at = now;
     }
     let out = if create_session {
-        let remember = !auth.has_dont_remember(ctx.req);
-        let new_session = auth.new_session(&user.id, true, ctx.req, ctx.client_ip.as_deref());
+        let remember = !auth.sessions.dont_remember(ctx.req);
+        let new_session = auth.sessions.create(&user.id, false, true, ctx.req, ctx.client_ip.as_deref());
         let mut body = serde_json::to_value(&passkey).unwrap_or_default();
         body["session"] = serde_json::to_value(SessionJson(&new_session)).unwrap_or_default();
         body["user"] = serde_json::to_value(UserJson(&user, auth.user_fields)).unwrap_or_default();
         writes.push(WriteOp::InsertSession(new_session.clone()));
-        Outcome::json(&body).cookies(auth.session_cookies(&new_session, remember))
+        Outcome::json(&body).cookies(auth.sessions.cookies_for(&new_session, false, remember))
     } else {
         Outcome::json(&passkey)
     };
@@ -521,8 +533,8 @@ pub async fn verify_authentication(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> 
         return refuse(AuthError::UserNotFound, &token);
     };
 
-    let remember = !auth.has_dont_remember(ctx.req);
-    let session = auth.new_session(&user.id, true, ctx.req, ctx.client_ip.as_deref());
+    let remember = !auth.sessions.dont_remember(ctx.req);
+    let session = auth.sessions.create(&user.id, false, true, ctx.req, ctx.client_ip.as_deref());
     let body = json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
     let mut writes = vec![WriteOp::ConsumeVerification(token)];
     if i64::from(counter) > passkey.counter {
@@ -530,7 +542,7 @@ pub async fn verify_authentication(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> 
     }
     writes.push(WriteOp::InsertSession(session.clone()));
     Ok(Outcome::json(&body)
-        .cookies(auth.session_cookies(&session, remember))
+        .cookies(auth.sessions.cookies_for(&session, false, remember))
         .writes(writes)
         .on_used(AuthError::ChallengeNotFound)
         .minted(session, user))

@@ -10,8 +10,8 @@
 use url::Url;
 
 use crate::config::Config;
-use crate::core::request::Request;
 use crate::error::{AuthError, UrlField};
+use crate::http::request::Request;
 
 /// Schemes a callback may never have, whatever the trusted origins say: they
 /// run code or embed content instead of navigating somewhere.

@@ -11,16 +11,22 @@ use base64::Engine;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use crate::callbacks::{CallbackRequest, MagicLinkCallbacks, MagicLinkMessage};
 use crate::config::StoreToken;
-use crate::core::body::{query_text, Body};
-use crate::core::handler::{Ctx, Outcome};
-use crate::core::hooks::{CallbackRequest, MagicLinkMessage, MagicLinkSender};
-use crate::core::origin::{check_callback_url, check_form_csrf, trusted_url};
-use crate::core::response::Response;
 use crate::crypto::{new_id, random_string};
+use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::{AuthError, UrlField};
+use crate::http::body::{query_text, Body};
+use crate::http::origin::{check_callback_url, check_form_csrf, trusted_url};
+use crate::http::response::Response;
 use crate::model::{SessionJson, User, UserJson, Verification};
+use crate::route;
 use crate::storage::{Login, WriteOp};
+
+pub const ROUTES: &[RouteDef] = &[
+    route!("POST", "/sign-in/magic-link", sign_in, plugin = MagicLink),
+    route!("GET", "/magic-link/verify", verify, plugin = MagicLink, mints_session),
+];
 
 const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
@@ -39,7 +45,7 @@ fn sha256_identifier(token: &str) -> String {
 /// What the `verification` row is keyed by: the token, its hash, or the app's hash of it.
 async fn identifier(
     ctx: &Ctx<'_>,
-    sender: &dyn MagicLinkSender,
+    sender: &dyn MagicLinkCallbacks,
     store: StoreToken,
     token: &str,
 ) -> Result<String, AuthError> {
@@ -60,7 +66,7 @@ async fn identifier(
 /// `POST /sign-in/magic-link` (spec §9.1): `{status: true}` once the app's sender returned.
 pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
-    let (Some(opts), Some(sender)) = (auth.cfg.magic_link.as_ref(), auth.magic_link_sender.as_ref()) else {
+    let (Some(opts), Some(sender)) = (auth.cfg.magic_link.as_ref(), auth.magic_link_callbacks.as_ref()) else {
         return Err(AuthError::NotFound);
     };
     let body = Body::parse(ctx.req, true)?;
@@ -143,7 +149,7 @@ fn callback_param(ctx: &Ctx<'_>, key: &str) -> Result<Option<String>, AuthError>
 /// the error callback with `?error=<code>`, even when the answer would be JSON.
 pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
-    let (Some(opts), Some(sender)) = (auth.cfg.magic_link.as_ref(), auth.magic_link_sender.as_ref()) else {
+    let (Some(opts), Some(sender)) = (auth.cfg.magic_link.as_ref(), auth.magic_link_callbacks.as_ref()) else {
         return Err(AuthError::NotFound);
     };
     let token = query_text(ctx.req, "token")?.unwrap_or_default();
@@ -192,7 +198,7 @@ pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         }
     };
 
-    let session = auth.new_session(&user.id, true, ctx.req, ctx.client_ip.as_deref());
+    let session = auth.sessions.create(&user.id, false, true, ctx.req, ctx.client_ip.as_deref());
     writes.push(WriteOp::InsertSession(session.clone()));
     let out = match &callback {
         None => Outcome::json(&json!({
@@ -206,7 +212,7 @@ pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         }
     };
     Ok(out
-        .cookies(auth.session_cookies(&session, true))
+        .cookies(auth.sessions.cookies_for(&session, false, true))
         .writes(writes)
         .minted(session, user)
         .on_conflict(AuthError::FailedToCreateUser)

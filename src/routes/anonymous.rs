@@ -3,18 +3,26 @@
 
 use serde_json::json;
 
-use crate::core::body::{is_valid_email, Body};
-use crate::core::handler::{Ctx, Outcome};
-use crate::core::hooks::{AnonymousCallbacks, CallbackRequest, EventKind};
+use crate::callbacks::{AnonymousCallbacks, CallbackRequest, EventKind};
 use crate::crypto::new_id;
+use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
+use crate::http::body::{is_valid_email, Body};
 use crate::model::{Account, Session, User, UserJson};
+use crate::route;
 use crate::session::Current;
 use crate::storage::{Login, Profile, WriteOp};
 
+pub const ROUTES: &[RouteDef] = &[
+    route!("POST", "/sign-in/anonymous", sign_in, plugin = Anonymous, mints_session),
+    route!("POST", "/delete-anonymous-user", delete_user, plugin = Anonymous),
+    route!("POST", "/anonymous/upgrade", upgrade, plugin = Anonymous),
+    route!("POST", "/anonymous/link", upgrade, plugin = Anonymous),
+];
+
 /// Where guests' placeholder addresses live by default: `.invalid` is reserved
 /// and can never receive mail (what Better Auth 1.7.25 writes).
-pub const PLACEHOLDER_DOMAIN: &str = "anonymous.placeholder.invalid";
+pub const GUEST_EMAIL_DOMAIN: &str = "anonymous.placeholder.invalid";
 
 fn callbacks<'a>(ctx: &'a Ctx<'_>) -> Result<&'a dyn AnonymousCallbacks, AuthError> {
     ctx.auth.anonymous_callbacks.as_deref().ok_or(AuthError::NotFound)
@@ -23,7 +31,7 @@ fn callbacks<'a>(ctx: &'a Ctx<'_>) -> Result<&'a dyn AnonymousCallbacks, AuthErr
 /// Whether an address is a guest's placeholder, which no plugin may mail or verify.
 pub fn is_placeholder_email(email: &str, domain: Option<&str>) -> bool {
     let at = email.rsplit_once('@').map_or("", |(_, d)| d);
-    at == PLACEHOLDER_DOMAIN || domain.is_some_and(|d| email.starts_with("temp-") && at.eq_ignore_ascii_case(d))
+    at == GUEST_EMAIL_DOMAIN || domain.is_some_and(|d| email.starts_with("temp-") && at.eq_ignore_ascii_case(d))
 }
 
 pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
@@ -43,7 +51,7 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         Some(_) => return Err(AuthError::InvalidEmailFormat),
         None => match auth.cfg.anonymous.as_ref().and_then(|a| a.email_domain_name.as_deref()) {
             Some(domain) => format!("temp-{id}@{domain}"),
-            None => format!("{id}@{PLACEHOLDER_DOMAIN}"),
+            None => format!("{id}@{GUEST_EMAIL_DOMAIN}"),
         },
     };
     let name = cb.generate_name(&request).await?.filter(|n| !n.is_empty()).unwrap_or_else(|| "Anonymous".into());
@@ -51,11 +59,11 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let now = auth.clock.now_ms();
     let user = User::new(id, name, email.to_lowercase(), true, now);
     // No rememberMe here: a browser that asked not to be remembered stays so.
-    let remember = !auth.has_dont_remember(ctx.req);
-    let session = auth.new_session_for(&user.id, true, true, ctx.req, ctx.client_ip.as_deref());
+    let remember = !auth.sessions.dont_remember(ctx.req);
+    let session = auth.sessions.create(&user.id, true, true, ctx.req, ctx.client_ip.as_deref());
     let body = json!({ "token": session.token, "user": UserJson(&user, auth.user_fields) });
     Ok(Outcome::json(&body)
-        .cookies(auth.session_cookies_for(&session, true, remember))
+        .cookies(auth.sessions.cookies_for(&session, true, remember))
         .writes([WriteOp::InsertUser(user.clone()), WriteOp::InsertSession(session.clone())])
         .on_conflict(AuthError::FailedToCreateUser)
         .event(EventKind::Created, &user.id)
@@ -75,7 +83,7 @@ pub async fn delete_user(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         return Err(AuthError::UserIsNotAnonymous);
     }
     Ok(Outcome::json(&json!({ "success": true }))
-        .cookies(auth.cookies.expire_session())
+        .cookies(auth.sessions.cookies.expire_session())
         .writes([WriteOp::DeleteUser(user.id.clone())])
         .event(EventKind::Deleted, &user.id))
 }
@@ -94,7 +102,7 @@ pub async fn upgrade(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let mut v = body.validator();
     let (email, password) = (v.string("email"), v.string("password"));
     let name = v.optional_string("name");
-    if auth.username_hooks.is_some() {
+    if auth.username_callbacks.is_some() {
         v.optional_string("username");
         v.optional_string("displayUsername");
     }
@@ -113,8 +121,8 @@ pub async fn upgrade(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     if !is_valid_email(&email) || is_placeholder_email(&email, domain) {
         return Err(AuthError::InvalidEmail.with_status(422));
     }
-    crate::methods::email::check_password_length(ctx, &password).map_err(|e| e.with_status(422))?;
-    let (username, display_username) = crate::methods::username::sign_up_fields(ctx, &body, false).await?;
+    crate::routes::password_account::check_password_length(ctx, &password).map_err(|e| e.with_status(422))?;
+    let (username, display_username) = crate::routes::username::sign_up_fields(ctx, &body, false).await?;
     if auth.store.user(Login::Email, &email).await?.is_some() {
         return Err(AuthError::UserAlreadyExists.with_status(409));
     }
@@ -152,7 +160,7 @@ pub async fn upgrade(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         let expires_at = now + auth.cfg.session.expires_in * 1000;
         let refreshed = Session { expires_at, updated_at: now, ..session.clone() };
         writes.push(WriteOp::RefreshSession { id: session.id.clone(), expires_at, updated_at: now });
-        cookies = auth.session_cookies(&refreshed, true);
+        cookies = auth.sessions.cookies_for(&refreshed, false, true);
     }
     let conflict = AuthError::UserAlreadyExists.with_status(409);
     Ok(Outcome::json(&json!({ "success": true, "user": UserJson(&upgraded, auth.user_fields) }))
@@ -171,6 +179,6 @@ mod tests {
         assert!(is_placeholder_email("abc@anonymous.placeholder.invalid", None));
         assert!(is_placeholder_email("temp-abc@guests.example.com", Some("guests.example.com")));
         assert!(!is_placeholder_email("ada@example.com", Some("guests.example.com")));
-        assert!(is_valid_email(&format!("{}@{PLACEHOLDER_DOMAIN}", new_id().to_lowercase())));
+        assert!(is_valid_email(&format!("{}@{GUEST_EMAIL_DOMAIN}", new_id().to_lowercase())));
     }
 }

@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::core::request::Request;
 use crate::error::AuthError;
-use crate::link::LinkDb;
+use crate::http::request::Request;
 use crate::model::User;
+use crate::storage::conversion_db::ConversionDb;
 
-pub use crate::core::request::Extension;
+pub use crate::http::request::Extension;
 
 /// What callbacks learn about the request that triggered them.
 #[derive(Clone)]
@@ -39,7 +39,7 @@ impl CallbackRequest {
 pub struct LinkContext {
     pub request: CallbackRequest,
     /// The auth database, inside the conversion's transaction.
-    pub db: LinkDb,
+    pub db: ConversionDb,
 }
 
 /// What happened to a guest (the `type` of an `on_event` event).
@@ -144,7 +144,7 @@ impl AnonymousCallbacks for NoCallbacks {
 
 /// The username plugin's app rules. `None` means "use the default rule".
 #[async_trait]
-pub trait UsernameHooks: Send + Sync {
+pub trait UsernameCallbacks: Send + Sync {
     /// Whether `username` is acceptable (default: only `[a-zA-Z0-9_.]`).
     async fn validate(&self, req: &CallbackRequest, username: &str) -> Result<Option<bool>, AuthError>;
     /// Whether `display` is acceptable (default: anything).
@@ -156,7 +156,7 @@ pub trait UsernameHooks: Send + Sync {
 }
 
 #[async_trait]
-impl UsernameHooks for NoCallbacks {
+impl UsernameCallbacks for NoCallbacks {
     async fn validate(&self, _: &CallbackRequest, _: &str) -> Result<Option<bool>, AuthError> {
         Ok(None)
     }
@@ -183,7 +183,7 @@ pub struct MagicLinkMessage {
 
 /// Delivers magic links (the app's `send_magic_link`). An error means nothing was sent.
 #[async_trait]
-pub trait MagicLinkSender: Send + Sync {
+pub trait MagicLinkCallbacks: Send + Sync {
     async fn send(&self, req: &CallbackRequest, message: MagicLinkMessage) -> Result<(), AuthError>;
     /// The app's `generate_token(email)`; `None`: the engine makes a random one.
     async fn generate_token(&self, _req: &CallbackRequest, _email: &str) -> Result<Option<String>, AuthError> {
@@ -198,8 +198,8 @@ pub trait MagicLinkSender: Send + Sync {
 
 /// Every app callback the engine may await, by plugin.
 #[derive(Clone, Default)]
-pub struct Hooks {
+pub struct Callbacks {
     pub anonymous: Option<Arc<dyn AnonymousCallbacks>>,
-    pub username: Option<Arc<dyn UsernameHooks>>,
-    pub magic_link: Option<Arc<dyn MagicLinkSender>>,
+    pub username: Option<Arc<dyn UsernameCallbacks>>,
+    pub magic_link: Option<Arc<dyn MagicLinkCallbacks>>,
 }

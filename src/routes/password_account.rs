@@ -1,17 +1,17 @@
-//! `POST /sign-up/email` and `POST /sign-in/email` (spec §6).
+//! What the password sign-in methods (email, username, a guest's upgrade) share:
+//! password rules, the sign-in fields, the new account with its credential, and
+//! the end of a password sign-in.
 
 use serde_json::json;
 
-use crate::core::body::{is_valid_email, Body};
-use crate::core::handler::{Ctx, Outcome};
-use crate::core::origin::{check_callback_url, check_form_csrf};
-use crate::crypto::new_id;
+use crate::endpoint::{Ctx, Outcome};
 use crate::error::{AuthError, UrlField};
-use crate::methods::username;
+use crate::http::body::Body;
+use crate::http::origin::check_callback_url;
 use crate::model::{Account, User, UserJson};
-use crate::storage::{Login, WriteOp};
+use crate::storage::WriteOp;
 
-pub(crate) fn check_password_length(ctx: &Ctx<'_>, password: &str) -> Result<(), AuthError> {
+pub fn check_password_length(ctx: &Ctx<'_>, password: &str) -> Result<(), AuthError> {
     let ep = &ctx.auth.cfg.email_password;
     // Counted in UTF-16 units, as JavaScript's `length` does.
     let len = password.encode_utf16().count();
@@ -25,7 +25,7 @@ pub(crate) fn check_password_length(ctx: &Ctx<'_>, password: &str) -> Result<(),
 }
 
 /// What a password sign-in reads: `{<login field>, password, callbackURL?, rememberMe?}`.
-pub(crate) struct SignInFields {
+pub struct SignInFields {
     pub login: String,
     pub password: String,
     pub callback: Option<String>,
@@ -33,7 +33,7 @@ pub(crate) struct SignInFields {
 }
 
 /// Reads a password sign-in's fields, its callback URL checked against the trusted origins.
-pub(crate) fn sign_in_fields(ctx: &Ctx<'_>, body: &Body, login: &str) -> Result<SignInFields, AuthError> {
+pub fn sign_in_fields(ctx: &Ctx<'_>, body: &Body, login: &str) -> Result<SignInFields, AuthError> {
     let callback = check_callback_url(&ctx.auth.cfg, UrlField::CallbackUrl, body.get("callbackURL"))?;
     let mut v = body.validator();
     let (id, password) = (v.string(login), v.string("password"));
@@ -46,50 +46,9 @@ pub(crate) fn sign_in_fields(ctx: &Ctx<'_>, body: &Body, login: &str) -> Result<
     Ok(SignInFields { login, password, callback, remember })
 }
 
-pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
-    let auth = ctx.auth;
-    let ep = &auth.cfg.email_password;
-    let body = Body::parse(ctx.req, true)?;
-    check_callback_url(&auth.cfg, UrlField::CallbackUrl, body.get("callbackURL"))?;
-    let mut v = body.validator();
-    let (name, email, password) = (v.string("name"), v.email("email"), v.string("password"));
-    let image = v.optional_string("image");
-    v.optional_string("callbackURL");
-    let remember = v.optional_bool("rememberMe").unwrap_or(true);
-    if auth.username_hooks.is_some() {
-        v.optional_string("username");
-        v.optional_string("displayUsername");
-    }
-    v.finish()?;
-    let (Some(name), Some(email), Some(password)) = (name, email, password) else {
-        unreachable!("validation passed, so the required fields are present")
-    };
-    check_form_csrf(&auth.cfg, ctx.req)?;
-    if !ep.enabled || ep.disable_sign_up {
-        return Err(AuthError::EmailPasswordSignUpDisabled);
-    }
-    let (username, display_username) = username::sign_up_fields(ctx, &body, false).await?;
-    check_password_length(ctx, &password)?;
-
-    let now = auth.clock.now_ms();
-    let user =
-        User { image, username, display_username, ..User::new(new_id(), name, email.to_lowercase(), false, now) };
-    let signs_in = ep.auto_sign_in && !ep.require_email_verification;
-    if auth.store.user(Login::Email, &user.email).await?.is_some() {
-        if signs_in {
-            return Err(AuthError::UserAlreadyExists);
-        }
-        // Without sign-in the answer must not reveal that the email is taken:
-        // spend the same hashing time and answer as for a new account.
-        auth.hasher.hash(password).await?;
-        return Ok(Outcome::json(&json!({ "token": null, "user": UserJson(&user, auth.user_fields) })));
-    }
-    create_account(ctx, user, password, remember, signs_in).await
-}
-
 /// Stages a new user with a password credential and, when `signs_in`, its first
 /// session: `{token, user}` (spec §6.1 steps 4-7).
-pub(crate) async fn create_account(
+pub async fn create_account(
     ctx: &Ctx<'_>,
     user: User,
     password: String,
@@ -105,32 +64,15 @@ pub(crate) async fn create_account(
     if !signs_in {
         return Ok(Outcome::json(&json!({ "token": null, "user": user_json })).writes(writes));
     }
-    let session = auth.new_session(&user.id, remember, ctx.req, ctx.client_ip.as_deref());
-    let cookies = auth.session_cookies(&session, remember);
+    let session = auth.sessions.create(&user.id, false, remember, ctx.req, ctx.client_ip.as_deref());
+    let cookies = auth.sessions.cookies_for(&session, false, remember);
     let body = json!({ "token": session.token, "user": user_json });
     writes.push(WriteOp::InsertSession(session.clone()));
     Ok(Outcome::json(&body).cookies(cookies).writes(writes).minted(session, user))
 }
 
-pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
-    let auth = ctx.auth;
-    let ep = &auth.cfg.email_password;
-    let body = Body::parse(ctx.req, true)?;
-    let SignInFields { login: email, password, callback, remember } = sign_in_fields(ctx, &body, "email")?;
-    check_form_csrf(&auth.cfg, ctx.req)?;
-    if !ep.enabled {
-        return Err(AuthError::EmailPasswordDisabled);
-    }
-    if !is_valid_email(&email) {
-        return Err(AuthError::InvalidEmail);
-    }
-    let found = auth.store.user_with_password(Login::Email, &email.to_lowercase()).await?;
-    let sign_in = PasswordSignIn { password, remember, callback, wrong: AuthError::InvalidEmailOrPassword };
-    sign_in.finish(ctx, found).await
-}
-
 /// The common end of a password sign-in, by email or by username (spec §6.2, §8.2).
-pub(crate) struct PasswordSignIn {
+pub struct PasswordSignIn {
     pub password: String,
     pub remember: bool,
     pub callback: Option<String>,
@@ -157,8 +99,8 @@ impl PasswordSignIn {
             return Err(AuthError::EmailNotVerified);
         }
 
-        let session = auth.new_session(&user.id, self.remember, ctx.req, ctx.client_ip.as_deref());
-        let cookies = auth.session_cookies(&session, self.remember);
+        let session = auth.sessions.create(&user.id, false, self.remember, ctx.req, ctx.client_ip.as_deref());
+        let cookies = auth.sessions.cookies_for(&session, false, self.remember);
         let mut body = json!({ "redirect": self.callback.is_some(), "token": session.token });
         if let Some(url) = &self.callback {
             body["url"] = json!(url);

@@ -6,19 +6,28 @@
 //! typed by default (`pre-normalization`), the stored value with `post-normalization`,
 //! the same way on every endpoint.
 
+use crate::callbacks::{CallbackRequest, UsernameCallbacks};
 use crate::config::{UsernameOptions, ValidationOrder};
-use crate::core::body::Body;
-use crate::core::handler::{Ctx, Outcome};
-use crate::core::hooks::{CallbackRequest, UsernameHooks};
-use crate::core::origin::check_form_csrf;
 use crate::crypto::new_id;
+use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
-use crate::methods::email::{check_password_length, create_account, sign_in_fields, PasswordSignIn, SignInFields};
+use crate::http::body::Body;
+use crate::http::origin::check_form_csrf;
 use crate::model::User;
+use crate::route;
+use crate::routes::password_account::{
+    check_password_length, create_account, sign_in_fields, PasswordSignIn, SignInFields,
+};
 use crate::storage::Login;
 
+pub const ROUTES: &[RouteDef] = &[
+    route!("POST", "/sign-in/username", sign_in, plugin = Username, mints_session),
+    route!("POST", "/sign-up/username", sign_up, plugin = Username, mints_session),
+    route!("POST", "/is-username-available", is_available, plugin = Username),
+];
+
 /// Usernames for accounts made by `/sign-up/username` without an email.
-pub const PLACEHOLDER_DOMAIN: &str = "username.placeholder.invalid";
+pub const USERNAME_EMAIL_DOMAIN: &str = "username.placeholder.invalid";
 
 /// The default rule: letters, digits, `_` and `.`.
 pub fn default_valid(username: &str) -> bool {
@@ -28,14 +37,14 @@ pub fn default_valid(username: &str) -> bool {
 /// The plugin's options and the app's rules, for one request.
 struct Rules<'a> {
     opts: &'a UsernameOptions,
-    hooks: &'a dyn UsernameHooks,
+    hooks: &'a dyn UsernameCallbacks,
     req: CallbackRequest,
 }
 
 impl<'a> Rules<'a> {
     fn of(ctx: &'a Ctx<'_>) -> Option<Self> {
         let opts = ctx.auth.cfg.username.as_ref()?;
-        let hooks = ctx.auth.username_hooks.as_deref()?;
+        let hooks = ctx.auth.username_callbacks.as_deref()?;
         Some(Rules { opts, hooks, req: CallbackRequest::of(ctx.req, ctx.client_ip.clone()) })
     }
 
@@ -196,7 +205,7 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
             }
             email
         }
-        None => format!("{}@{PLACEHOLDER_DOMAIN}", id.to_lowercase()),
+        None => format!("{}@{USERNAME_EMAIL_DOMAIN}", id.to_lowercase()),
     };
     let name = name.unwrap_or_else(|| display.clone());
     let now = auth.clock.now_ms();

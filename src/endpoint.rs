@@ -1,0 +1,172 @@
+//! What an endpoint is: a function from a request's [`Ctx`] to an [`Outcome`]
+//! (the response and the writes to commit), declared in a route table of
+//! [`RouteDef`]s. Endpoints live in `routes/`; the pipeline runs them.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Serialize;
+
+use crate::auth::Auth;
+use crate::callbacks::EventKind;
+pub use crate::config::Plugin;
+use crate::error::AuthError;
+use crate::http::request::Request;
+use crate::http::response::Response;
+use crate::model::{Session, User};
+use crate::session::Current;
+use crate::storage::WriteOp;
+
+/// An endpoint's future, boxed so that every endpoint has one type.
+pub type EndpointFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, AuthError>> + Send + 'a>>;
+
+/// An endpoint as a route table holds it (see [`endpoint!`](crate::endpoint!)).
+pub type Endpoint = for<'a, 'b> fn(&'a Ctx<'b>) -> EndpointFuture<'a>;
+
+/// One route: everything the pipeline needs to know about it.
+pub struct RouteDef {
+    pub method: &'static str,
+    /// Relative to the base path; matched exactly.
+    pub path: &'static str,
+    pub endpoint: Endpoint,
+    /// The plugin that serves it; `None`: always served.
+    pub plugin: Option<Plugin>,
+    /// Whether it signs someone in with a new session (what converts a guest who
+    /// makes the request: spec §7.3). The endpoint reports the session with
+    /// [`Outcome::minted`].
+    pub mints_session: bool,
+}
+
+/// A [`RouteDef`] entry: `route!("POST", "/sign-in/email", sign_in, mints_session)`,
+/// `route!("GET", "/passkey/list-user-passkeys", list, plugin = Passkey)`.
+#[macro_export]
+macro_rules! route {
+    (@def $method:literal, $path:literal, $endpoint:path, $plugin:expr, $mints:expr) => {
+        $crate::endpoint::RouteDef {
+            method: $method,
+            path: $path,
+            endpoint: {
+                fn run<'a, 'b>(ctx: &'a $crate::endpoint::Ctx<'b>) -> $crate::endpoint::EndpointFuture<'a> {
+                    Box::pin($endpoint(ctx))
+                }
+                run
+            },
+            plugin: $plugin,
+            mints_session: $mints,
+        }
+    };
+    ($method:literal, $path:literal, $endpoint:path) => {
+        $crate::route!(@def $method, $path, $endpoint, None, false)
+    };
+    ($method:literal, $path:literal, $endpoint:path, mints_session) => {
+        $crate::route!(@def $method, $path, $endpoint, None, true)
+    };
+    ($method:literal, $path:literal, $endpoint:path, plugin = $plugin:ident) => {
+        $crate::route!(@def $method, $path, $endpoint, Some($crate::endpoint::Plugin::$plugin), false)
+    };
+    ($method:literal, $path:literal, $endpoint:path, plugin = $plugin:ident, mints_session) => {
+        $crate::route!(@def $method, $path, $endpoint, Some($crate::endpoint::Plugin::$plugin), true)
+    };
+}
+
+/// What an endpoint decided: the response it wants and the writes that must
+/// commit, all together, before that response may be sent.
+#[derive(Debug)]
+pub struct Outcome {
+    pub response: Response,
+    pub writes: Vec<WriteOp>,
+    /// The session this request minted and its user (what the guest-conversion hook keys on).
+    pub new_session: Option<Session>,
+    pub new_user: Option<User>,
+    /// The error to answer with if the writes hit a unique constraint of the user table.
+    pub on_conflict: Option<AuthError>,
+    /// The error to answer with if a verification row to consume was already used.
+    pub on_used: Option<AuthError>,
+    /// Where a failure after the endpoint (commit, conversion) sends the browser,
+    /// with `?error=<code>`, instead of answering with JSON (navigations, spec §9.2).
+    pub error_redirect: Option<String>,
+    /// Guest events to report once the writes are committed: kind, user id, new user id.
+    pub events: Vec<(EventKind, String, Option<String>)>,
+}
+
+impl Outcome {
+    /// Any response, with nothing staged yet.
+    pub fn response(response: Response) -> Self {
+        Outcome {
+            response,
+            writes: Vec::new(),
+            new_session: None,
+            new_user: None,
+            on_conflict: None,
+            on_used: None,
+            error_redirect: None,
+            events: Vec::new(),
+        }
+    }
+
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Self {
+        Outcome::response(Response::json(200, value))
+    }
+
+    pub fn error_redirect(mut self, url: impl Into<String>) -> Self {
+        self.error_redirect = Some(url.into());
+        self
+    }
+
+    pub fn cookies(mut self, cookies: impl IntoIterator<Item = String>) -> Self {
+        self.response.headers.extend(cookies.into_iter().map(|c| ("set-cookie".to_owned(), c)));
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.response.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    pub fn writes(mut self, ops: impl IntoIterator<Item = WriteOp>) -> Self {
+        self.writes.extend(ops);
+        self
+    }
+
+    pub fn minted(mut self, session: Session, user: User) -> Self {
+        self.new_session = Some(session);
+        self.new_user = Some(user);
+        self
+    }
+
+    pub fn on_conflict(mut self, err: AuthError) -> Self {
+        self.on_conflict = Some(err);
+        self
+    }
+
+    /// Reports `kind` for `user_id` to the app's `on_event` once the writes commit.
+    pub fn event(mut self, kind: EventKind, user_id: &str) -> Self {
+        self.events.push((kind, user_id.to_owned(), None));
+        self
+    }
+
+    pub fn on_used(mut self, err: AuthError) -> Self {
+        self.on_used = Some(err);
+        self
+    }
+}
+
+/// One request as an endpoint sees it.
+pub struct Ctx<'a> {
+    pub auth: &'a Auth,
+    pub req: &'a Request,
+    pub client_ip: Option<String>,
+    current: tokio::sync::OnceCell<Current>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(auth: &'a Auth, req: &'a Request, client_ip: Option<String>) -> Self {
+        Ctx { auth, req, client_ip, current: tokio::sync::OnceCell::new() }
+    }
+
+    /// The request's own session, looked up once however many steps ask for it
+    /// (an endpoint and the conversion hook).
+    pub async fn current(&self) -> Result<&Current, AuthError> {
+        self.current.get_or_try_init(|| self.auth.sessions.current(self.req)).await
+    }
+}
