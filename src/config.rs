@@ -182,6 +182,9 @@ pub struct AnonymousOptions {
     pub rate_limit: Option<RateLimitRule>,
     /// Seconds of inactivity after which a guest is stale and cleanup deletes it.
     pub max_age: Option<i64>,
+    /// Seconds between runs of the in-process sweeper (run by the Python package);
+    /// `None`: no sweeper.
+    pub cleanup_interval: Option<f64>,
 }
 
 impl Default for AnonymousOptions {
@@ -193,6 +196,7 @@ impl Default for AnonymousOptions {
             expires_in: None,
             rate_limit: Some(GUEST_RATE_LIMIT),
             max_age: None,
+            cleanup_interval: None,
         }
     }
 }
@@ -400,34 +404,17 @@ impl Config {
         if o.advanced.cookie_prefix.is_empty() || o.advanced.cookie_prefix.contains([';', '=', ' ', ',']) {
             return Err(invalid("advanced.cookie_prefix must be a non-empty cookie-name token"));
         }
-        if let Some(u) = &o.username {
-            if u.min_username_length == 0 || u.min_username_length > u.max_username_length {
-                return Err(invalid("username: need 0 < min_username_length <= max_username_length"));
-            }
-        }
         if let Some(a) = &o.anonymous {
-            if a.expires_in.is_some_and(|s| s <= 0 || s > 34_560_000) {
-                return Err(invalid("anonymous: expires_in must be positive and at most 400 days"));
-            }
-            if a.max_age.is_some_and(|s| s <= 0) {
-                return Err(invalid("anonymous: max_age must be a positive number of seconds"));
-            }
-            if a.rate_limit.is_some_and(|r| r.window == 0 || r.max == 0) {
-                return Err(invalid("anonymous: rate_limit needs a positive window and max"));
-            }
+            a.check()?;
+        }
+        if let Some(u) = &o.username {
+            u.check()?;
         }
         if let Some(m) = &o.magic_link {
-            if m.expires_in <= 0 {
-                return Err(invalid("magic_link: expires_in must be a positive number of seconds"));
-            }
+            m.check()?;
         }
         if let Some(p) = &o.passkey {
-            if let Some(bad) = p.origin.iter().find(|o| crate::weburl::origin_of(o).as_deref() != Some(o.as_str())) {
-                return Err(invalid(format!("passkey: origin {bad:?} must be scheme://host[:port], without a path")));
-            }
-            if p.rp_id.as_deref().is_some_and(|id| id.is_empty() || id.contains(['/', ':'])) {
-                return Err(invalid("passkey: rp_id must be a bare host name such as example.com"));
-            }
+            p.check()?;
         }
         let secure_cookies = o.advanced.use_secure_cookies.unwrap_or_else(|| base_origin.starts_with("https://"));
         Ok(Config {
@@ -448,6 +435,84 @@ impl Config {
             magic_link: o.magic_link,
             passkey: o.passkey,
         })
+    }
+}
+
+/// Plugin options are checked here, once: when `init()` builds the configuration,
+/// and when Python builds the plugin (through [`check_plugin`]), so a bad value is
+/// refused where it is written. Messages name the plugin and the option.
+impl AnonymousOptions {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(domain) = &self.email_domain_name {
+            if !crate::model::is_valid_email(&format!("guest@{domain}")) {
+                return Err(invalid(format!("anonymous(): email_domain_name {domain:?} is not a domain")));
+            }
+        }
+        if self.expires_in.is_some_and(|s| s <= 0 || s > 34_560_000) {
+            return Err(invalid("anonymous(): expires_in must be positive and at most 400 days"));
+        }
+        if self.max_age.is_some_and(|s| s <= 0) {
+            return Err(invalid("anonymous(): max_age must be a positive number of seconds"));
+        }
+        if self.rate_limit.is_some_and(|r| r.window == 0 || r.max == 0) {
+            return Err(invalid("anonymous(): rate_limit needs a positive window and max"));
+        }
+        match self.cleanup_interval {
+            Some(s) if !(s > 0.0 && s.is_finite()) => {
+                Err(invalid("anonymous(): cleanup_interval must be a positive number of seconds"))
+            }
+            Some(_) if self.max_age.is_none() => {
+                Err(invalid("anonymous(): cleanup_interval needs max_age, the age at which guests go"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl UsernameOptions {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.min_username_length == 0 || self.min_username_length > self.max_username_length {
+            return Err(invalid(format!(
+                "username(): need 0 < min_username_length <= max_username_length, got {} and {}",
+                self.min_username_length, self.max_username_length
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl MagicLinkOptions {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.expires_in <= 0 {
+            return Err(invalid(format!("magic_link(): expires_in must be positive, got {}", self.expires_in)));
+        }
+        Ok(())
+    }
+}
+
+impl PasskeyOptions {
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(bad) = self.origin.iter().find(|o| crate::weburl::origin_of(o).as_deref() != Some(o.as_str())) {
+            return Err(invalid(format!("passkey(): origin {bad:?} must be scheme://host[:port], without a path")));
+        }
+        if self.rp_id.as_deref().is_some_and(|id| id.is_empty() || id.contains(['/', ':'])) {
+            return Err(invalid("passkey(): rp_id must be a bare host name such as example.com"));
+        }
+        Ok(())
+    }
+}
+
+/// Checks one plugin's options, as `KerniaOptions` would carry them under `key`.
+pub fn check_plugin(key: &str, json: &str) -> Result<(), ConfigError> {
+    fn parse<T: serde::de::DeserializeOwned>(name: &str, json: &str) -> Result<T, ConfigError> {
+        serde_json::from_str(json).map_err(|e| invalid(format!("{name}(): {e}")))
+    }
+    match key {
+        "anonymous" => parse::<AnonymousOptions>("anonymous", json)?.check(),
+        "username" => parse::<UsernameOptions>("username", json)?.check(),
+        "magic_link" => parse::<MagicLinkOptions>("magic_link", json)?.check(),
+        "passkey" => parse::<PasskeyOptions>("passkey", json)?.check(),
+        other => Err(invalid(format!("unknown plugin {other:?}"))),
     }
 }
 
@@ -512,5 +577,19 @@ mod tests {
         assert_eq!((u.min_username_length, u.max_username_length, u.normalize), (3, 30, true));
         let m = c.magic_link.unwrap();
         assert_eq!((m.expires_in, m.store_token), (300, StoreToken::Hashed));
+    }
+
+    #[test]
+    fn plugin_checks_name_the_plugin_and_the_option() {
+        let err = |key: &str, json: &str| check_plugin(key, json).unwrap_err().to_string();
+        assert!(err("anonymous", r#"{"max_age":0}"#).starts_with("anonymous(): max_age"));
+        assert!(err("anonymous", r#"{"cleanup_interval":60}"#).contains("needs max_age"));
+        assert!(err("anonymous", r#"{"email_domain_name":"not a domain"}"#).contains("not a domain"));
+        let order = r#"{"min_username_length":10,"max_username_length":5}"#;
+        assert!(err("username", order).starts_with("username(): need 0 < min_username_length"));
+        assert!(err("passkey", r#"{"rp_id":"https://x"}"#).starts_with("passkey(): rp_id"));
+        assert!(err("magic_link", r#"{"expires_in":0}"#).starts_with("magic_link(): expires_in"));
+        assert!(err("anonymous", r#"{"rate_limit":{"window":0,"max":5}}"#).contains("positive"));
+        assert!(check_plugin("anonymous", "{}").is_ok() && check_plugin("passkey", "{}").is_ok());
     }
 }

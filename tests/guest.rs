@@ -8,7 +8,7 @@ use kernia::callbacks::{AnonymousCallbacks, CallbackRequest, LinkContext};
 use kernia::link::Conversion;
 use kernia::model::User;
 use kernia::pipeline::handle;
-use kernia::storage::{Login, SqlValue, WriteOp};
+use kernia::storage::{AppSql, Login, SqlValue, WriteOp};
 use kernia::{Auth, AuthError, Config, Request};
 use serde_json::json;
 

@@ -4,7 +4,6 @@ from typing import Any
 __version__: str
 
 class KerniaError(Exception): ...
-class ConfigurationError(KerniaError): ...
 
 class NativeResponse:
     @property
@@ -18,7 +17,6 @@ class NativeAuth:
     def __init__(
         self,
         options_json: str,
-        anonymous: AnonymousPlugin | None = None,
         callables: dict[str, Callable[..., Any]] | None = None,
     ) -> None: ...
     def _attach(self, handle: Any) -> None: ...
@@ -87,42 +85,7 @@ class CallbackContext:
     @property
     def metadata(self) -> dict[str, Any] | None: ...
 
-class AnonymousPlugin:
-    @property
-    def id(self) -> str: ...
-    @property
-    def on_link(self) -> Callable[..., Any] | None: ...
-    @property
-    def email_domain_name(self) -> str | None: ...
-    @property
-    def disable_delete_anonymous_user(self) -> bool: ...
-    @property
-    def allow_linking(self) -> bool: ...
-    @property
-    def expires_in(self) -> int | None: ...
-    @property
-    def max_age(self) -> int | None: ...
-    @property
-    def cleanup_interval(self) -> float | None: ...
-    @property
-    def rate_limit(self) -> tuple[int, int] | None: ...
-
-def anonymous(
-    on_link: Callable[[dict[str, Any], dict[str, Any], CallbackContext], Any] | None = None,
-    *,
-    email_domain_name: str | None = None,
-    generate_name: Callable[[CallbackContext], Any] | None = None,
-    generate_random_email: Callable[[], Any] | None = None,
-    disable_delete_anonymous_user: bool = False,
-    allow_linking: bool = True,
-    expires_in: float | None = None,
-    rate_limit: Any = None,
-    max_age: float | None = None,
-    should_delete: Callable[[dict[str, Any]], Any] | None = None,
-    before_delete: Callable[[dict[str, Any], CallbackContext], Any] | None = None,
-    on_event: Callable[[dict[str, Any]], Any] | None = None,
-    cleanup_interval: float | None = None,
-) -> AnonymousPlugin: ...
+def check_plugin(key: str, options_json: str) -> None: ...
 def drain() -> None: ...
 
 class ServerHandle:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from kernia._native import ConfigurationError, DatabaseError, KerniaError
+from kernia._native import DatabaseError, KerniaError
+
+
+class ConfigurationError(KerniaError, ValueError):
+    """Options that cannot work, raised by ``init()`` and by the plugin builders; a
+    ``ValueError`` too. The message names the option."""
 
 
 class APIError(KerniaError):

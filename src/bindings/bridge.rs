@@ -42,11 +42,11 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(10);
 struct Leave;
 
 /// A value a Python callback may use once (pyclasses are shared, so it sits behind a lock).
-struct Slot<T>(Mutex<Option<T>>);
+struct TakeOnce<T>(Mutex<Option<T>>);
 
-impl<T> Slot<T> {
+impl<T> TakeOnce<T> {
     fn new(value: T) -> Self {
-        Slot(Mutex::new(Some(value)))
+        TakeOnce(Mutex::new(Some(value)))
     }
 
     fn take(&self) -> Option<T> {
@@ -94,7 +94,7 @@ pub(crate) fn drain(py: Python<'_>) {
 /// done: if it was cancelled, the Rust side stops too.
 #[pyclass(module = "kernia._native", frozen)]
 struct CancelOnDone {
-    tx: Slot<oneshot::Sender<()>>,
+    tx: TakeOnce<oneshot::Sender<()>>,
 }
 
 #[pymethods]
@@ -134,7 +134,7 @@ where
     let event_loop = pyo3_async_runtimes::get_running_loop(py)?;
     let py_fut = event_loop.call_method0("create_future")?;
     let (cancel_tx, cancel_rx) = oneshot::channel();
-    py_fut.call_method1("add_done_callback", (CancelOnDone { tx: Slot::new(cancel_tx) },))?;
+    py_fut.call_method1("add_done_callback", (CancelOnDone { tx: TakeOnce::new(cancel_tx) },))?;
     let (event_loop, target) = (event_loop.unbind(), py_fut.clone().unbind());
     super::runtime().spawn(async move {
         let cancelled = async {
@@ -179,7 +179,7 @@ type Answer = oneshot::Sender<PyResult<Py<PyAny>>>;
 /// sent back to Rust by [`Forward`].
 #[pyclass(module = "kernia._native", frozen)]
 struct Start {
-    job: Slot<(Py<PyAny>, Answer)>,
+    job: TakeOnce<(Py<PyAny>, Answer)>,
 }
 
 #[pymethods]
@@ -193,7 +193,7 @@ impl Start {
                 return;
             }
         };
-        if let Err(err) = task.call_method1("add_done_callback", (Forward { tx: Slot::new(tx) },)) {
+        if let Err(err) = task.call_method1("add_done_callback", (Forward { tx: TakeOnce::new(tx) },)) {
             // The sender is gone with the callback: the Rust side sees a cancelled wait.
             err.print(py);
         }
@@ -203,7 +203,7 @@ impl Start {
 /// Done callback of the task [`Start`] made: its result or exception goes to Rust.
 #[pyclass(module = "kernia._native", frozen)]
 struct Forward {
-    tx: Slot<Answer>,
+    tx: TakeOnce<Answer>,
 }
 
 #[pymethods]
@@ -223,7 +223,7 @@ pub(crate) fn into_future(
 ) -> PyResult<impl Future<Output = PyResult<Py<PyAny>>> + Send + 'static> {
     let py = awaitable.py();
     let (tx, rx) = oneshot::channel();
-    let start = Start { job: Slot::new((awaitable.unbind(), tx)) };
+    let start = Start { job: TakeOnce::new((awaitable.unbind(), tx)) };
     let kwargs = PyDict::new(py);
     kwargs.set_item("context", locals.context(py))?;
     locals.event_loop(py).call_method("call_soon_threadsafe", (start,), Some(&kwargs))?;

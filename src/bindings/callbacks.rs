@@ -1,272 +1,27 @@
-//! The anonymous plugin as a native Python object, and the app's Python
-//! callbacks as [`AnonymousCallbacks`]. The GIL is held only to call a function
+//! The app's Python functions as the engine's callbacks ([`AnonymousCallbacks`],
+//! [`UsernameCallbacks`], [`MagicLinkCallbacks`]). The GIL is held only to call a function
 //! (creating its coroutine) and to convert data; the coroutine itself is awaited
 //! from Rust on the request's event loop without the GIL.
 
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
-use pyo3::IntoPyObjectExt;
+use pyo3::types::{PyDict, PyString, PyTuple};
 use pyo3_async_runtimes::TaskLocals;
 use serde_json::Value;
 
 use super::bridge::{self, attach, attach_result};
+use super::convert::{event_dict, json_to_py, request_dict, user_dict};
 use super::database::ConversionDatabase;
 use crate::callbacks::{
     AnonymousCallbacks, CallbackRequest, Extension, GuestEvent, LinkContext, MagicLinkCallbacks, MagicLinkMessage,
     UsernameCallbacks,
 };
-use crate::config::{RateLimitRule, GUEST_RATE_LIMIT};
 use crate::error::AuthError;
-use crate::model::{User, UserFields, UserJson};
+use crate::model::{User, UserFields};
 use crate::storage::conversion_db::ConversionDb;
-
-/// What `kernia.plugins.anonymous.anonymous(...)` returns. Arguments are checked here,
-/// when the plugin is built, not at the first request.
-#[pyclass(module = "kernia._native", frozen)]
-pub struct AnonymousPlugin {
-    on_link: Option<Py<PyAny>>,
-    generate_name: Option<Py<PyAny>>,
-    generate_random_email: Option<Py<PyAny>>,
-    should_delete: Option<Py<PyAny>>,
-    before_delete: Option<Py<PyAny>>,
-    on_event: Option<Py<PyAny>>,
-    #[pyo3(get)]
-    email_domain_name: Option<String>,
-    #[pyo3(get)]
-    disable_delete_anonymous_user: bool,
-    #[pyo3(get)]
-    allow_linking: bool,
-    #[pyo3(get)]
-    expires_in: Option<i64>,
-    #[pyo3(get)]
-    max_age: Option<i64>,
-    /// Seconds between runs of the in-process sweeper; `None`: no sweeper.
-    #[pyo3(get)]
-    cleanup_interval: Option<f64>,
-    rate_limit: Option<RateLimitRule>,
-}
-
-fn callable(name: &str, value: Option<Bound<'_, PyAny>>) -> PyResult<Option<Py<PyAny>>> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) if v.is_callable() => Ok(Some(v.unbind())),
-        Some(v) => Err(PyTypeError::new_err(format!(
-            "anonymous(): {name} must be a function (sync or async), got {}",
-            v.get_type().name()?
-        ))),
-    }
-}
-
-fn flag(name: &str, value: Option<Bound<'_, PyAny>>, default: bool) -> PyResult<bool> {
-    match value {
-        None => Ok(default),
-        Some(v) => Ok(v
-            .downcast::<PyBool>()
-            .map_err(|_| PyTypeError::new_err(format!("anonymous(): {name} must be True or False")))?
-            .is_true()),
-    }
-}
-
-/// A positive number of seconds, or `None`.
-fn seconds(name: &str, value: Option<Bound<'_, PyAny>>) -> PyResult<Option<f64>> {
-    let Some(v) = value.filter(|v| !v.is_none()) else { return Ok(None) };
-    if v.is_instance_of::<PyBool>() || !(v.is_instance_of::<PyInt>() || v.is_instance_of::<PyFloat>()) {
-        return Err(PyTypeError::new_err(format!(
-            "anonymous(): {name} must be a number of seconds, got {}",
-            v.get_type().name()?
-        )));
-    }
-    let n: f64 = v.extract()?;
-    if !(n > 0.0 && n.is_finite()) {
-        return Err(PyValueError::new_err(format!("anonymous(): {name} must be positive, got {n}")));
-    }
-    Ok(Some(n))
-}
-
-/// `RateLimitRule(window=..., max=...)` (or anything with those attributes), `False`
-/// for no limit, `None` or `True` for the default.
-fn rate_limit_rule(value: Option<Bound<'_, PyAny>>) -> PyResult<Option<RateLimitRule>> {
-    let Some(v) = value.filter(|v| !v.is_none()) else { return Ok(Some(GUEST_RATE_LIMIT)) };
-    if let Ok(b) = v.downcast::<PyBool>() {
-        return Ok(b.is_true().then_some(GUEST_RATE_LIMIT));
-    }
-    let bad = || PyTypeError::new_err("anonymous(): rate_limit must be RateLimitRule(window=..., max=...) or False");
-    let field = |name: &str| -> PyResult<u64> {
-        let n: i64 = v.getattr(name).map_err(|_| bad())?.extract().map_err(|_| bad())?;
-        u64::try_from(n)
-            .ok()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| PyValueError::new_err(format!("anonymous(): rate_limit.{name} must be positive, got {n}")))
-    };
-    Ok(Some(RateLimitRule { window: field("window")?, max: field("max")? }))
-}
-
-#[pymethods]
-impl AnonymousPlugin {
-    #[getter]
-    fn id(&self) -> &'static str {
-        "anonymous"
-    }
-
-    #[getter]
-    fn on_link(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.on_link.as_ref().map(|f| f.clone_ref(py))
-    }
-
-    /// `(window, max)` of the guest sign-in limit, or `None` when off.
-    #[getter]
-    fn rate_limit(&self) -> Option<(u64, u64)> {
-        self.rate_limit.map(|r| (r.window, r.max))
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "anonymous(on_link={}, email_domain_name={:?}, disable_delete_anonymous_user={}, allow_linking={}, \
-             expires_in={:?}, max_age={:?})",
-            if self.on_link.is_some() { "<function>" } else { "None" },
-            self.email_domain_name,
-            self.disable_delete_anonymous_user,
-            self.allow_linking,
-            self.expires_in,
-            self.max_age,
-        )
-    }
-}
-
-/// Guest sessions: `anonymous(on_link=None, *, email_domain_name=None, generate_name=None,
-/// generate_random_email=None, disable_delete_anonymous_user=False, allow_linking=True,
-/// expires_in=None, rate_limit=None, max_age=None, should_delete=None, before_delete=None,
-/// on_event=None, cleanup_interval=None)`.
-#[pyfunction]
-#[pyo3(signature = (on_link=None, *, email_domain_name=None, generate_name=None, generate_random_email=None,
-    disable_delete_anonymous_user=None, allow_linking=None, expires_in=None, rate_limit=None, max_age=None,
-    should_delete=None, before_delete=None, on_event=None, cleanup_interval=None))]
-#[allow(clippy::too_many_arguments)]
-pub fn anonymous(
-    on_link: Option<Bound<'_, PyAny>>,
-    email_domain_name: Option<Bound<'_, PyAny>>,
-    generate_name: Option<Bound<'_, PyAny>>,
-    generate_random_email: Option<Bound<'_, PyAny>>,
-    disable_delete_anonymous_user: Option<Bound<'_, PyAny>>,
-    allow_linking: Option<Bound<'_, PyAny>>,
-    expires_in: Option<Bound<'_, PyAny>>,
-    rate_limit: Option<Bound<'_, PyAny>>,
-    max_age: Option<Bound<'_, PyAny>>,
-    should_delete: Option<Bound<'_, PyAny>>,
-    before_delete: Option<Bound<'_, PyAny>>,
-    on_event: Option<Bound<'_, PyAny>>,
-    cleanup_interval: Option<Bound<'_, PyAny>>,
-) -> PyResult<AnonymousPlugin> {
-    let email_domain_name = match email_domain_name {
-        None => None,
-        Some(v) if v.is_none() => None,
-        Some(v) => {
-            let s = v.downcast::<PyString>().map_err(|_| {
-                PyTypeError::new_err("anonymous(): email_domain_name must be a str such as \"guests.example.com\"")
-            })?;
-            let domain = s.to_str()?.to_owned();
-            if !crate::http::body::is_valid_email(&format!("guest@{domain}")) {
-                return Err(PyValueError::new_err(format!(
-                    "anonymous(): email_domain_name {domain:?} is not a domain"
-                )));
-            }
-            Some(domain)
-        }
-    };
-    let whole = |name: &str, v| -> PyResult<Option<i64>> { Ok(seconds(name, v)?.map(|s| s.ceil() as i64)) };
-    let max_age = whole("max_age", max_age)?;
-    let cleanup_interval = seconds("cleanup_interval", cleanup_interval)?;
-    if cleanup_interval.is_some() && max_age.is_none() {
-        return Err(PyValueError::new_err("anonymous(): cleanup_interval needs max_age, the age at which guests go"));
-    }
-    Ok(AnonymousPlugin {
-        on_link: callable("on_link", on_link)?,
-        generate_name: callable("generate_name", generate_name)?,
-        generate_random_email: callable("generate_random_email", generate_random_email)?,
-        should_delete: callable("should_delete", should_delete)?,
-        before_delete: callable("before_delete", before_delete)?,
-        on_event: callable("on_event", on_event)?,
-        email_domain_name,
-        disable_delete_anonymous_user: flag("disable_delete_anonymous_user", disable_delete_anonymous_user, false)?,
-        allow_linking: flag("allow_linking", allow_linking, true)?,
-        expires_in: whole("expires_in", expires_in)?,
-        max_age,
-        cleanup_interval,
-        rate_limit: rate_limit_rule(rate_limit)?,
-    })
-}
-
-impl AnonymousPlugin {
-    pub fn options(&self) -> crate::config::AnonymousOptions {
-        crate::config::AnonymousOptions {
-            email_domain_name: self.email_domain_name.clone(),
-            disable_delete_anonymous_user: self.disable_delete_anonymous_user,
-            allow_linking: self.allow_linking,
-            expires_in: self.expires_in,
-            rate_limit: self.rate_limit,
-            max_age: self.max_age,
-        }
-    }
-
-    /// `on_link`, `generate_name`, `generate_random_email`, `should_delete`,
-    /// `before_delete` and `on_event`, as configured.
-    pub fn callbacks(&self, py: Python<'_>) -> [Option<Callback>; 6] {
-        let own = |name, f: &Option<Py<PyAny>>| Callback::new(name, f.as_ref().map(|f| f.clone_ref(py)));
-        [
-            own("on_link", &self.on_link),
-            own("generate_name", &self.generate_name),
-            own("generate_random_email", &self.generate_random_email),
-            own("should_delete", &self.should_delete),
-            own("before_delete", &self.before_delete),
-            own("on_event", &self.on_event),
-        ]
-    }
-}
-
-pub fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
-    Ok(match v {
-        Value::Null => py.None().into_bound(py),
-        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => i.into_bound_py_any(py)?,
-            None => n.as_f64().unwrap_or(f64::NAN).into_bound_py_any(py)?,
-        },
-        Value::String(s) => PyString::new(py, s).into_any(),
-        Value::Array(items) => {
-            PyList::new(py, items.iter().map(|x| json_to_py(py, x)).collect::<PyResult<Vec<_>>>()?)?.into_any()
-        }
-        Value::Object(map) => {
-            let d = PyDict::new(py);
-            for (k, x) in map {
-                d.set_item(k, json_to_py(py, x)?)?;
-            }
-            d.into_any()
-        }
-    })
-}
-
-/// JSON converted to Python objects on the event loop's thread, when an awaitable resolves.
-pub struct PyJson(pub Value);
-
-impl<'py> IntoPyObject<'py> for PyJson {
-    type Target = PyAny;
-    type Output = Bound<'py, PyAny>;
-    type Error = PyErr;
-
-    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        json_to_py(py, &self.0)
-    }
-}
-
-fn user_dict<'py>(py: Python<'py>, user: &User, fields: UserFields) -> PyResult<Bound<'py, PyAny>> {
-    let value = serde_json::to_value(UserJson(user, fields)).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-    json_to_py(py, &value)
-}
 
 /// The `ctx` callbacks get: `ctx.request` (method, path, headers, client_ip),
 /// `ctx.auth` (the handle `init()` returned), in `on_link` `ctx.db`, and in
@@ -294,15 +49,15 @@ impl CallbackContext {
 }
 
 /// An app function, and the name its failures are reported by.
-pub struct Callback {
+pub struct AppFunction {
     name: &'static str,
     /// Shared, so a task can hold the function without taking the GIL to clone it.
     f: Arc<Py<PyAny>>,
 }
 
-impl Callback {
-    pub fn new(name: &'static str, f: Option<Py<PyAny>>) -> Option<Callback> {
-        f.map(|f| Callback { name, f: Arc::new(f) })
+impl AppFunction {
+    pub fn new(name: &'static str, f: Option<Py<PyAny>>) -> Option<AppFunction> {
+        f.map(|f| AppFunction { name, f: Arc::new(f) })
     }
 
     /// Calls it, awaiting what it returns if that is awaitable. `kernia.APIError`
@@ -335,27 +90,56 @@ impl Callback {
 }
 
 /// Every plugin's app callbacks, each optional, awaited from Rust.
-pub struct PyCallbacks {
-    pub on_link: Option<Callback>,
-    pub generate_name: Option<Callback>,
-    pub generate_random_email: Option<Callback>,
-    pub should_delete: Option<Callback>,
-    pub before_delete: Option<Callback>,
-    pub on_event: Option<Callback>,
-    pub username_validator: Option<Callback>,
-    pub display_username_validator: Option<Callback>,
-    pub username_normalization: Option<Callback>,
-    pub display_username_normalization: Option<Callback>,
-    pub send_magic_link: Option<Callback>,
-    pub generate_magic_link_token: Option<Callback>,
-    pub hash_magic_link_token: Option<Callback>,
+pub struct PythonCallbacks {
+    pub on_link: Option<AppFunction>,
+    pub generate_name: Option<AppFunction>,
+    pub generate_random_email: Option<AppFunction>,
+    pub should_delete: Option<AppFunction>,
+    pub before_delete: Option<AppFunction>,
+    pub on_event: Option<AppFunction>,
+    pub username_validator: Option<AppFunction>,
+    pub display_username_validator: Option<AppFunction>,
+    pub username_normalization: Option<AppFunction>,
+    pub display_username_normalization: Option<AppFunction>,
+    pub send_magic_link: Option<AppFunction>,
+    pub generate_magic_link_token: Option<AppFunction>,
+    pub hash_magic_link_token: Option<AppFunction>,
     /// The handle `init()` returned, for `ctx.auth`.
     pub handle: Arc<OnceLock<Py<PyAny>>>,
     /// Which plugin columns the user dicts given to `on_link` carry.
     pub user_fields: UserFields,
 }
 
-impl PyCallbacks {
+impl PythonCallbacks {
+    /// The app's functions from `callables` (by callback name; `None` values are absent).
+    pub fn new(
+        callables: Option<&Bound<'_, PyDict>>,
+        handle: Arc<OnceLock<Py<PyAny>>>,
+        user_fields: UserFields,
+    ) -> PyResult<Self> {
+        let get = |name: &'static str| -> PyResult<Option<AppFunction>> {
+            let Some(d) = callables else { return Ok(None) };
+            Ok(AppFunction::new(name, d.get_item(name)?.filter(|f| !f.is_none()).map(Bound::unbind)))
+        };
+        Ok(PythonCallbacks {
+            on_link: get("on_link")?,
+            generate_name: get("generate_name")?,
+            generate_random_email: get("generate_random_email")?,
+            should_delete: get("should_delete")?,
+            before_delete: get("before_delete")?,
+            on_event: get("on_event")?,
+            username_validator: get("username_validator")?,
+            display_username_validator: get("display_username_validator")?,
+            username_normalization: get("username_normalization")?,
+            display_username_normalization: get("display_username_normalization")?,
+            send_magic_link: get("send_magic_link")?,
+            generate_magic_link_token: get("generate_token")?,
+            hash_magic_link_token: get("hash_token")?,
+            handle,
+            user_fields,
+        })
+    }
+
     /// Whether any Python may run on a request (then its event loop is needed).
     pub fn any(&self) -> bool {
         [
@@ -378,24 +162,7 @@ impl PyCallbacks {
     }
 }
 
-fn request_dict<'py>(py: Python<'py>, req: &CallbackRequest) -> PyResult<Bound<'py, PyDict>> {
-    let headers = PyDict::new(py);
-    for (k, v) in &req.headers {
-        let joined = match headers.get_item(k)? {
-            Some(prev) => format!("{}{}{v}", prev.extract::<String>()?, if k == "cookie" { "; " } else { ", " }),
-            None => v.clone(),
-        };
-        headers.set_item(k, joined)?;
-    }
-    let d = PyDict::new(py);
-    d.set_item("method", &req.method)?;
-    d.set_item("path", &req.path)?;
-    d.set_item("headers", headers)?;
-    d.set_item("client_ip", &req.client_ip)?;
-    Ok(d)
-}
-
-impl PyCallbacks {
+impl PythonCallbacks {
     /// A callback's `ctx`.
     fn context<'py>(
         &self,
@@ -467,7 +234,7 @@ fn to_auth_error(err: PyErr, what: &str, otherwise: AuthError) -> AuthError {
 }
 
 /// What a name generator returned: a string, or `None` for the default.
-fn optional_string(value: Py<PyAny>, cb: &Callback) -> Result<Option<String>, AuthError> {
+fn optional_string(value: Py<PyAny>, cb: &AppFunction) -> Result<Option<String>, AuthError> {
     attach(|py| {
         let v = value.bind(py);
         if v.is_none() {
@@ -481,7 +248,7 @@ fn optional_string(value: Py<PyAny>, cb: &Callback) -> Result<Option<String>, Au
 }
 
 #[async_trait]
-impl AnonymousCallbacks for PyCallbacks {
+impl AnonymousCallbacks for PythonCallbacks {
     fn has_on_link(&self) -> bool {
         self.on_link.is_some()
     }
@@ -560,26 +327,11 @@ impl AnonymousCallbacks for PyCallbacks {
     }
 }
 
-/// An event as the dict `on_event` gets.
-fn event_dict<'py>(py: Python<'py>, e: &GuestEvent) -> PyResult<Bound<'py, PyDict>> {
-    let datetime = py.import("datetime")?;
-    let utc = datetime.getattr("timezone")?.getattr("utc")?;
-    let time = datetime.getattr("datetime")?.call_method1("fromtimestamp", (e.at_ms as f64 / 1000.0, utc))?;
-    let d = PyDict::new(py);
-    d.set_item("type", e.kind.name())?;
-    d.set_item("user_id", &e.user_id)?;
-    d.set_item("new_user_id", &e.new_user_id)?;
-    d.set_item("time", time)?;
-    d.set_item("ip", &e.ip)?;
-    d.set_item("path", &e.path)?;
-    Ok(d)
-}
-
-impl PyCallbacks {
+impl PythonCallbacks {
     /// `f(user)`, or `f(user, ctx)` with `ctx.db`, for the cleanup hooks.
     async fn user_hook(
         &self,
-        cb: &Callback,
+        cb: &AppFunction,
         user: &User,
         request: &CallbackRequest,
         db: Option<ConversionDb>,
@@ -604,7 +356,7 @@ impl PyCallbacks {
 }
 
 #[async_trait]
-impl UsernameCallbacks for PyCallbacks {
+impl UsernameCallbacks for PythonCallbacks {
     async fn validate(&self, req: &CallbackRequest, username: &str) -> Result<Option<bool>, AuthError> {
         let Some(cb) = &self.username_validator else { return Ok(None) };
         cb.test(req, username).await.map(Some)
@@ -624,7 +376,7 @@ impl UsernameCallbacks for PyCallbacks {
 }
 
 #[async_trait]
-impl MagicLinkCallbacks for PyCallbacks {
+impl MagicLinkCallbacks for PythonCallbacks {
     async fn send(&self, req: &CallbackRequest, m: MagicLinkMessage) -> Result<(), AuthError> {
         let Some(cb) = &self.send_magic_link else { return Err(AuthError::CallbackFailed("send_magic_link")) };
         cb.call(

@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
@@ -13,63 +12,12 @@ use pyo3::IntoPyObjectExt;
 
 use super::bridge;
 use super::DatabaseError;
-use crate::storage::app_tx::AppTx;
+use crate::storage::app_tx::{AppTx, Autocommit};
 use crate::storage::conversion_db::ConversionDb;
-use crate::storage::{SqlRow, SqlValue, Store, StoreError};
-
-/// Where SQL from Python runs.
-#[async_trait]
-trait SqlTarget: Send + Sync + 'static {
-    fn dialect(&self) -> &'static str;
-    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError>;
-    async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError>;
-}
-
-#[async_trait]
-impl SqlTarget for ConversionDb {
-    fn dialect(&self) -> &'static str {
-        ConversionDb::dialect(self)
-    }
-    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
-        ConversionDb::execute(self, sql, params).await
-    }
-    async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
-        ConversionDb::fetch_all(self, sql, params).await
-    }
-}
-
-#[async_trait]
-impl SqlTarget for AppTx {
-    fn dialect(&self) -> &'static str {
-        AppTx::dialect(self)
-    }
-    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
-        AppTx::execute(self, sql, params).await
-    }
-    async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
-        AppTx::fetch_all(self, sql, params).await
-    }
-}
-
-/// The whole database, a statement at a time: writes commit on their own, reads run
-/// beside the engine's writer.
-struct Autocommit(Arc<dyn Store>);
-
-#[async_trait]
-impl SqlTarget for Autocommit {
-    fn dialect(&self) -> &'static str {
-        self.0.dialect()
-    }
-    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
-        AppTx::execute_once(self.0.clone(), sql, params).await
-    }
-    async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
-        self.0.read_sql(sql, params).await
-    }
-}
+use crate::storage::{AppSql, SqlRow, SqlValue, Store, StoreError};
 
 /// The statements every handle offers, for a pyclass whose `target` is a
-/// [`SqlTarget`], with the class's own methods after them.
+/// [`AppSql`], with the class's own methods after them.
 macro_rules! sql_methods {
     ($class:ty $(, { $($own:tt)* })?) => {
         #[pymethods]

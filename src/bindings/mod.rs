@@ -7,6 +7,7 @@
 
 mod bridge;
 mod callbacks;
+mod convert;
 mod database;
 
 use std::net::ToSocketAddrs;
@@ -25,7 +26,8 @@ use crate::server::Server;
 use crate::Auth;
 
 create_exception!(kernia._native, KerniaError, PyException, "Base class of every error kernia raises.");
-create_exception!(kernia._native, ConfigurationError, KerniaError, "Options that cannot work: raised by init().");
+// A `ValueError` too; defined in Python (`kernia.errors`).
+pyo3::import_exception!(kernia.errors, ConfigurationError);
 create_exception!(kernia._native, DatabaseError, KerniaError, "SQL run through ctx.db failed.");
 
 fn config_error(e: ConfigError) -> PyErr {
@@ -109,58 +111,27 @@ pub struct NativeAuth {
 
 #[pymethods]
 impl NativeAuth {
-    /// Validates the options (JSON with Kernia's field names), opens the database
-    /// and migrates its schema. Blocks until ready, without the GIL.
-    /// `callables` maps the username and magic-link plugins' callback names
-    /// (`username_validator`, `send_magic_link`, ...) to Python functions.
+    /// Validates the options (JSON with Kernia's field names, each plugin's
+    /// options under its key), opens the database and migrates its schema. Blocks
+    /// until ready, without the GIL. `callables` maps the plugins' callback names
+    /// (`on_link`, `username_validator`, `send_magic_link`, ...) to Python functions.
     #[new]
-    #[pyo3(signature = (options_json, anonymous=None, callables=None))]
-    fn new(
-        py: Python<'_>,
-        options_json: &str,
-        anonymous: Option<PyRef<'_, callbacks::AnonymousPlugin>>,
-        callables: Option<Bound<'_, PyDict>>,
-    ) -> PyResult<Self> {
-        let mut options: Options = serde_json::from_str(options_json)
+    #[pyo3(signature = (options_json, callables=None))]
+    fn new(py: Python<'_>, options_json: &str, callables: Option<Bound<'_, PyDict>>) -> PyResult<Self> {
+        let options: Options = serde_json::from_str(options_json)
             .map_err(|e| ConfigurationError::new_err(format!("invalid options: {e}")))?;
         let handle = Arc::new(OnceLock::new());
-        if let Some(plugin) = &anonymous {
-            options.anonymous = Some(plugin.options());
-        }
-        let get = |name: &'static str| -> PyResult<Option<callbacks::Callback>> {
-            let Some(d) = &callables else { return Ok(None) };
-            Ok(callbacks::Callback::new(name, d.get_item(name)?.filter(|f| !f.is_none()).map(Bound::unbind)))
-        };
-        let [on_link, generate_name, generate_random_email, should_delete, before_delete, on_event] =
-            anonymous.as_ref().map(|p| p.callbacks(py)).unwrap_or_default();
-        let cb = Arc::new(callbacks::PyCallbacks {
-            on_link,
-            generate_name,
-            generate_random_email,
-            should_delete,
-            before_delete,
-            on_event,
-            username_validator: get("username_validator")?,
-            display_username_validator: get("display_username_validator")?,
-            username_normalization: get("username_normalization")?,
-            display_username_normalization: get("display_username_normalization")?,
-            send_magic_link: get("send_magic_link")?,
-            generate_magic_link_token: get("generate_token")?,
-            hash_magic_link_token: get("hash_token")?,
-            handle: handle.clone(),
-            user_fields: crate::model::UserFields {
-                anonymous: options.anonymous.is_some(),
-                username: options.username.is_some(),
-            },
-        });
+        let user_fields =
+            crate::model::UserFields { anonymous: options.anonymous.is_some(), username: options.username.is_some() };
+        let cb = Arc::new(callbacks::PythonCallbacks::new(callables.as_ref(), handle.clone(), user_fields)?);
         let has_callbacks = cb.any();
-        let hooks = Callbacks {
+        let all = Callbacks {
             anonymous: options.anonymous.is_some().then(|| cb.clone() as Arc<dyn AnonymousCallbacks>),
             username: options.username.is_some().then(|| cb.clone() as Arc<dyn UsernameCallbacks>),
             magic_link: cb.send_magic_link.is_some().then(|| cb.clone() as Arc<dyn MagicLinkCallbacks>),
         };
         let cfg = Config::from_options(options).map_err(config_error)?;
-        let auth = py.detach(|| runtime().block_on(Auth::with_callbacks(cfg, hooks))).map_err(config_error)?;
+        let auth = py.detach(|| runtime().block_on(Auth::with_callbacks(cfg, all))).map_err(config_error)?;
         Ok(NativeAuth { auth: Arc::new(auth), handle, has_callbacks })
     }
 
@@ -221,7 +192,7 @@ impl NativeAuth {
                 Ok(None) => Ok(None),
                 Ok(Some((session, user))) => {
                     let json = serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
-                    Ok(Some(callbacks::PyJson(json)))
+                    Ok(Some(convert::PyJson(json)))
                 }
                 Err(e) => Err(callbacks::engine_error(e)),
             }
@@ -243,7 +214,7 @@ impl NativeAuth {
         let auth = self.auth.clone();
         bridge::awaitable(py, async move {
             let report = auth.cleanup_anonymous_users(options).await.map_err(callbacks::engine_error)?;
-            Ok(callbacks::PyJson(serde_json::to_value(report).unwrap_or_default()))
+            Ok(convert::PyJson(serde_json::to_value(report).unwrap_or_default()))
         })
     }
 
@@ -265,7 +236,7 @@ impl NativeAuth {
                 .map_err(|e| callbacks::engine_error(e.into()))?;
             let json: Vec<_> =
                 users.iter().map(|u| serde_json::to_value(UserJson(u, auth.user_fields)).unwrap_or_default()).collect();
-            Ok(callbacks::PyJson(serde_json::Value::Array(json)))
+            Ok(convert::PyJson(serde_json::Value::Array(json)))
         })
     }
 
@@ -365,20 +336,25 @@ impl NativeAuth {
     }
 }
 
+/// Checks one plugin's options (JSON, as `init()` would pass them under `key`)
+/// with the same rules as `init()`; raises `ConfigurationError` naming the option.
+#[pyfunction]
+fn check_plugin(key: &str, options_json: &str) -> PyResult<()> {
+    crate::config::check_plugin(key, options_json).map_err(config_error)
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeAuth>()?;
     m.add_class::<NativeResponse>()?;
     m.add_class::<ServerHandle>()?;
     m.add("KerniaError", m.py().get_type::<KerniaError>())?;
-    m.add("ConfigurationError", m.py().get_type::<ConfigurationError>())?;
     m.add("DatabaseError", m.py().get_type::<DatabaseError>())?;
-    m.add_class::<callbacks::AnonymousPlugin>()?;
     m.add_class::<callbacks::CallbackContext>()?;
     m.add_class::<database::ConversionDatabase>()?;
     m.add_class::<database::AppDatabase>()?;
     m.add_class::<database::AppTransaction>()?;
-    m.add_function(wrap_pyfunction!(callbacks::anonymous, m)?)?;
+    m.add_function(wrap_pyfunction!(check_plugin, m)?)?;
     // Worker threads leave Python before the interpreter finalizes (see `bridge`).
     let drain = wrap_pyfunction!(bridge::drain, m)?;
     m.py().import("atexit")?.call_method1("register", (drain,))?;

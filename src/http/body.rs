@@ -5,6 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::error::AuthError;
 use crate::http::request::Request;
+pub use crate::model::is_valid_email;
 
 pub struct Body {
     pub fields: Map<String, Value>,
@@ -199,28 +200,6 @@ impl Validator<'_> {
             Err(AuthError::Validation(self.issues.join("; ")))
         }
     }
-}
-
-/// Zod's `z.email()` "practical" pattern: a local part of `[A-Za-z0-9_'+.-]` that
-/// neither starts with `.` nor holds `..` and ends in `[A-Za-z0-9_+-]`; a domain
-/// of labels that start alphanumeric, and a TLD of two letters or more.
-pub fn is_valid_email(email: &str) -> bool {
-    let Some((local, domain)) = email.rsplit_once('@') else {
-        return false;
-    };
-    let local_ok = !local.is_empty()
-        && !local.starts_with('.')
-        && !local.contains("..")
-        && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"_'+-.".contains(&b))
-        && local.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric() || b"_+-".contains(&b));
-    let labels: Vec<&str> = domain.split('.').collect();
-    let domain_ok = labels.len() >= 2
-        && labels[..labels.len() - 1].iter().all(|l| {
-            l.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && tld.bytes().all(|b| b.is_ascii_alphabetic()));
-    local_ok && domain_ok
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@ impl Linker {
     /// What happens to the guest after a conversion to `new_user`: deleted with its
     /// sessions and accounts, or, with deletion disabled, only the converted session
     /// consumed. Kept whole when the new user is the guest itself or another guest.
-    fn cleanup(&self, c: &Conversion) -> Vec<WriteOp> {
+    fn guest_writes(&self, c: &Conversion) -> Vec<WriteOp> {
         if c.new_user.id == c.guest_user.id || c.new_user.is_anonymous {
             Vec::new()
         } else if self.keep_guest {
@@ -67,7 +67,7 @@ impl Linker {
     /// `Ok(false)`: a racing request converted the guest meanwhile, and this one
     /// became a plain sign-in.
     pub async fn convert(self: Arc<Self>, c: Conversion) -> Result<bool, StoreErrorOr> {
-        let cleanup = self.cleanup(&c);
+        let cleanup = self.guest_writes(&c);
         let Some(callbacks) = self.on_link.clone() else {
             // Nothing to await: one write-set, atomic on its own.
             let mut all = c.writes;

@@ -6,7 +6,9 @@
 
 use std::sync::Arc;
 
-use super::{SqlRow, SqlValue, Store, StoreError, Tx};
+use async_trait::async_trait;
+
+use super::{AppSql, SqlRow, SqlValue, Store, StoreError, Tx};
 
 enum State {
     NotBegun,
@@ -28,11 +30,6 @@ impl AppTx {
         AppTx { store, state: tokio::sync::Mutex::new(State::NotBegun) }
     }
 
-    /// `"sqlite"` (placeholders `?`) or `"postgres"` (placeholders `$1`).
-    pub fn dialect(&self) -> &'static str {
-        self.store.dialect()
-    }
-
     async fn open<'s>(&self, state: &'s mut State) -> Result<&'s mut Box<dyn Tx>, StoreError> {
         if let State::NotBegun = state {
             *state = State::Open(self.store.begin().await?);
@@ -41,17 +38,6 @@ impl AppTx {
             State::Open(tx) => Ok(tx),
             _ => Err(over()),
         }
-    }
-
-    /// Runs a statement in the transaction; returns the rows it changed.
-    pub async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
-        let mut state = self.state.lock().await;
-        self.open(&mut state).await?.execute(sql, params).await
-    }
-
-    pub async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
-        let mut state = self.state.lock().await;
-        self.open(&mut state).await?.fetch_all(sql, params).await
     }
 
     pub async fn commit(&self) -> Result<(), StoreError> {
@@ -68,12 +54,44 @@ impl AppTx {
         // Dropping an open transaction rolls it back.
         drop(std::mem::replace(&mut *self.state.lock().await, State::Over));
     }
+}
 
-    /// One statement in a transaction of its own.
-    pub async fn execute_once(store: Arc<dyn Store>, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
-        let tx = AppTx::new(store);
+#[async_trait]
+impl AppSql for AppTx {
+    fn dialect(&self) -> &'static str {
+        self.store.dialect()
+    }
+
+    /// Runs a statement in the transaction; returns the rows it changed.
+    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        let mut state = self.state.lock().await;
+        self.open(&mut state).await?.execute(sql, params).await
+    }
+
+    async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
+        let mut state = self.state.lock().await;
+        self.open(&mut state).await?.fetch_all(sql, params).await
+    }
+}
+
+/// The whole database, a statement at a time: each write commits on its own,
+/// reads run beside the engine's writer.
+pub struct Autocommit(pub Arc<dyn Store>);
+
+#[async_trait]
+impl AppSql for Autocommit {
+    fn dialect(&self) -> &'static str {
+        self.0.dialect()
+    }
+
+    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        let tx = AppTx::new(self.0.clone());
         let changed = tx.execute(sql, params).await?;
         tx.commit().await?;
         Ok(changed)
+    }
+
+    async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
+        self.0.read_sql(sql, params).await
     }
 }

@@ -6,11 +6,13 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::{GuestRef, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
+use async_trait::async_trait;
+
+use super::{AppSql, GuestRef, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 
 type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
-struct Slot {
+struct TxState {
     tx: Option<Box<dyn Tx>>,
     /// The endpoint's writes, applied when the transaction opens.
     pending: Option<Vec<WriteOp>>,
@@ -20,9 +22,9 @@ struct Slot {
     failed: Option<StoreError>,
 }
 
-impl Slot {
+impl TxState {
     fn empty() -> Self {
-        Slot { tx: None, pending: None, guest_present: false, failed: None }
+        TxState { tx: None, pending: None, guest_present: false, failed: None }
     }
 }
 
@@ -30,7 +32,7 @@ struct Inner {
     store: Arc<dyn Store>,
     guest: GuestRef,
     closed: AtomicBool,
-    slot: tokio::sync::Mutex<Slot>,
+    slot: tokio::sync::Mutex<TxState>,
 }
 
 /// The state of the transaction once it is open.
@@ -56,7 +58,7 @@ fn over() -> StoreError {
 impl ConversionDb {
     /// `writes` are applied first when the transaction opens, if `guest` is still there.
     pub fn new(store: Arc<dyn Store>, writes: Vec<WriteOp>, guest: GuestRef) -> Self {
-        let slot = Slot { pending: Some(writes), ..Slot::empty() };
+        let slot = TxState { pending: Some(writes), ..TxState::empty() };
         ConversionDb {
             inner: Arc::new(Inner {
                 store,
@@ -67,12 +69,7 @@ impl ConversionDb {
         }
     }
 
-    /// `"sqlite"` or `"postgres"`: which SQL dialect `execute` and `fetch_all` speak.
-    pub fn dialect(&self) -> &'static str {
-        self.inner.store.dialect()
-    }
-
-    async fn open(&self, slot: &mut Slot) -> Result<(), StoreError> {
+    async fn open(&self, slot: &mut TxState) -> Result<(), StoreError> {
         if slot.tx.is_some() || slot.failed.is_some() {
             return Ok(());
         }
@@ -126,17 +123,6 @@ impl ConversionDb {
         }
     }
 
-    /// Runs a statement; returns the number of rows it changed.
-    pub async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
-        let sql = sql.to_owned();
-        self.with_tx(move |tx| Box::pin(async move { tx.execute(&sql, params).await })).await
-    }
-
-    pub async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
-        let sql = sql.to_owned();
-        self.with_tx(move |tx| Box::pin(async move { tx.fetch_all(&sql, params).await })).await
-    }
-
     /// Ends the handle for the app, then applies `ops` and commits (opening the
     /// transaction now if the app never did) if the guest is still what the
     /// transaction was opened for; `Ok(false)` (and a rollback) when it is not.
@@ -145,7 +131,7 @@ impl ConversionDb {
         self.inner.closed.store(true, Ordering::Release);
         let mut slot = self.inner.slot.lock().await;
         self.open(&mut slot).await?;
-        let slot = std::mem::replace(&mut *slot, Slot::empty());
+        let slot = std::mem::replace(&mut *slot, TxState::empty());
         if let Some(e) = slot.failed {
             return Err(e);
         }
@@ -166,5 +152,22 @@ impl ConversionDb {
         let mut slot = self.inner.slot.lock().await;
         slot.tx.take();
         slot.failed.take()
+    }
+}
+
+#[async_trait]
+impl AppSql for ConversionDb {
+    fn dialect(&self) -> &'static str {
+        self.inner.store.dialect()
+    }
+
+    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError> {
+        let sql = sql.to_owned();
+        self.with_tx(move |tx| Box::pin(async move { tx.execute(&sql, params).await })).await
+    }
+
+    async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError> {
+        let sql = sql.to_owned();
+        self.with_tx(move |tx| Box::pin(async move { tx.fetch_all(&sql, params).await })).await
     }
 }

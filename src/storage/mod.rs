@@ -12,6 +12,7 @@ pub mod conversion_db;
 pub mod health;
 mod postgres;
 pub mod schema;
+mod sql;
 mod sqlite;
 pub mod sqlite_locks;
 
@@ -221,6 +222,17 @@ impl Login {
             Login::Username => "username",
         }
     }
+}
+
+/// SQL the app runs on the auth database: `ctx.db` ([`conversion_db::ConversionDb`]),
+/// `auth.db` ([`app_tx::Autocommit`]) and its transactions ([`app_tx::AppTx`]).
+#[async_trait]
+pub trait AppSql: Send + Sync + 'static {
+    /// `"sqlite"` (placeholders `?`) or `"postgres"` (placeholders `$1`).
+    fn dialect(&self) -> &'static str;
+    /// Runs a statement; returns the number of rows it changed.
+    async fn execute(&self, sql: &str, params: Vec<SqlValue>) -> Result<u64, StoreError>;
+    async fn fetch_all(&self, sql: &str, params: Vec<SqlValue>) -> Result<Vec<SqlRow>, StoreError>;
 }
 
 #[async_trait]

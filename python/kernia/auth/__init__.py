@@ -18,6 +18,7 @@ from kernia.auth.db import Database
 from kernia.auth.sweeper import Sweeper
 from kernia.errors import ConfigurationError
 from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitRule
+from kernia.plugins._check import options_key
 from kernia.plugins.anonymous import AnonymousPlugin
 from kernia.plugins.email_and_password import EmailAndPasswordPlugin
 from kernia.plugins.magic_link import OPTION_KEYS as MAGIC_LINK_KEYS
@@ -279,12 +280,7 @@ def _check_type(name: str, value: Any, kind: type | tuple[type, ...]) -> None:
         raise TypeError(f"KerniaOptions.{name} must be {expected}, got {type(value).__name__}")
 
 
-def _to_json(
-    options: KerniaOptions,
-    username: UsernamePlugin | None,
-    magic: MagicLinkPlugin | None,
-    advanced: dict[str, Any],
-) -> str:
+def _to_json(options: KerniaOptions, plugins: list[Any], advanced: dict[str, Any]) -> str:
     _check_type("database", options.database, str)
     _check_type("base_url", options.base_url, str)
     _check_type("base_path", options.base_path, str)
@@ -310,13 +306,8 @@ def _to_json(
         "rate_limit": rate_limit,
         "advanced": advanced,
     }
-    if username is not None:
-        payload["username"] = username.options()
-    if magic is not None:
-        payload["magic_link"] = magic.options()
-    passkey = _one(options, PasskeyPlugin, "passkey")
-    if passkey is not None:
-        payload["passkey"] = passkey.options()
+    for plugin in plugins:
+        payload[options_key(plugin)] = plugin.options()
     try:
         return json.dumps(payload)
     except TypeError as e:
@@ -334,15 +325,19 @@ def init(options: KerniaOptions) -> Auth:
         raise TypeError(f"init() takes KerniaOptions, got {type(options).__name__}")
     _check_type("advanced", options.advanced, dict)
     _check_plugins(options)
-    guest = _one(options, AnonymousPlugin, "anonymous")
-    username = _one(options, UsernamePlugin, "username")
     magic, advanced = _magic_link(options)
+    # Every plugin the same way: its options under its key, its functions by name.
+    plugins = [
+        _one(options, AnonymousPlugin, "anonymous"),
+        _one(options, UsernamePlugin, "username"),
+        magic,
+        _one(options, PasskeyPlugin, "passkey"),
+    ]
+    plugins = [p for p in plugins if p is not None]
     callables: dict[str, Any] = {}
-    if username is not None:
-        callables.update(username.callables())
-    if magic is not None:
-        callables.update(magic.callables())
-    native = NativeAuth(_to_json(options, username, magic, advanced), guest, callables)
+    for plugin in plugins:
+        callables.update(plugin.callables())
+    native = NativeAuth(_to_json(options, plugins, advanced), callables)
     auth = Auth(options, native)
     native._attach(auth)
     return auth

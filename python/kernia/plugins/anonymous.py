@@ -3,8 +3,8 @@
 ``anonymous(on_link=None, *, email_domain_name=None, generate_name=None,
 generate_random_email=None, disable_delete_anonymous_user=False, allow_linking=True,
 expires_in=None, rate_limit=None, max_age=None, should_delete=None, before_delete=None,
-on_event=None, cleanup_interval=None)`` returns a native plugin object; arguments of the wrong
-type raise ``TypeError`` right here.
+on_event=None, cleanup_interval=None)``; arguments of the wrong type raise ``TypeError``
+and values the engine refuses ``ConfigurationError`` (a ``ValueError``) right here.
 
 ``on_link(anonymous_user, new_user, ctx)`` (async or plain) runs when a guest signs up
 or signs in to a real account. The two users are dicts shaped like the user JSON.
@@ -30,6 +30,117 @@ Lifecycle options:
   ``rate_limited`` request; it runs on its own, and its failures are logged.
 """
 
-from kernia._native import AnonymousPlugin, CallbackContext, ConversionDatabase, anonymous
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kernia._native import CallbackContext, ConversionDatabase
+from kernia.plugins._check import checked, flag, function, seconds, whole_seconds
+
+_CALLBACKS = (
+    "on_link",
+    "generate_name",
+    "generate_random_email",
+    "should_delete",
+    "before_delete",
+    "on_event",
+)
+
+
+@dataclass(frozen=True)
+class AnonymousPlugin:
+    id = "anonymous"
+    on_link: Callable[..., Any] | None = None
+    email_domain_name: str | None = None
+    generate_name: Callable[..., Any] | None = None
+    generate_random_email: Callable[..., Any] | None = None
+    disable_delete_anonymous_user: bool = False
+    allow_linking: bool = True
+    expires_in: float | None = None
+    #: ``RateLimitRule(window, max)``, ``None`` for the default, ``False`` for no limit.
+    rate_limit: Any = None
+    max_age: float | None = None
+    should_delete: Callable[..., Any] | None = None
+    before_delete: Callable[..., Any] | None = None
+    on_event: Callable[..., Any] | None = None
+    cleanup_interval: float | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The plain options, as the engine reads them."""
+        found: dict[str, Any] = {
+            "email_domain_name": self.email_domain_name,
+            "disable_delete_anonymous_user": self.disable_delete_anonymous_user,
+            "allow_linking": self.allow_linking,
+            "expires_in": whole_seconds(self.expires_in),
+            "max_age": whole_seconds(self.max_age),
+            "cleanup_interval": self.cleanup_interval,
+        }
+        if self.rate_limit is False:
+            found["rate_limit"] = None
+        elif self.rate_limit not in (None, True):
+            found["rate_limit"] = {"window": self.rate_limit.window, "max": self.rate_limit.max}
+        return found
+
+    def callables(self) -> dict[str, Callable[..., Any]]:
+        """The configured callbacks by name."""
+        return {name: f for name in _CALLBACKS if (f := getattr(self, name)) is not None}
+
+
+def _rate_limit(value: Any) -> Any:
+    if value is None or isinstance(value, bool):
+        return value
+    fields = [getattr(value, name, None) for name in ("window", "max")]
+    if not all(isinstance(f, int) and not isinstance(f, bool) for f in fields):
+        raise TypeError("anonymous(): rate_limit must be RateLimitRule(window=..., max=...) or False")
+    return value
+
+
+def anonymous(
+    on_link: Callable[[dict[str, Any], dict[str, Any], CallbackContext], Any] | None = None,
+    *,
+    email_domain_name: str | None = None,
+    generate_name: Callable[[CallbackContext], Any] | None = None,
+    generate_random_email: Callable[[], Any] | None = None,
+    disable_delete_anonymous_user: bool | None = None,
+    allow_linking: bool | None = None,
+    expires_in: float | None = None,
+    rate_limit: Any = None,
+    max_age: float | None = None,
+    should_delete: Callable[[dict[str, Any]], Any] | None = None,
+    before_delete: Callable[[dict[str, Any], CallbackContext], Any] | None = None,
+    on_event: Callable[[dict[str, Any]], Any] | None = None,
+    cleanup_interval: float | None = None,
+) -> AnonymousPlugin:
+    """Turns on ``POST /sign-in/anonymous``, ``POST /delete-anonymous-user``,
+    ``POST /anonymous/upgrade`` and ``POST /anonymous/link``, and guest conversion on
+    every sign-in."""
+    name = "anonymous"
+    if email_domain_name is not None and not isinstance(email_domain_name, str):
+        raise TypeError('anonymous(): email_domain_name must be a str such as "guests.example.com"')
+    functions = {
+        "on_link": on_link,
+        "generate_name": generate_name,
+        "generate_random_email": generate_random_email,
+        "should_delete": should_delete,
+        "before_delete": before_delete,
+        "on_event": on_event,
+    }
+    return checked(
+        AnonymousPlugin(
+            email_domain_name=email_domain_name,
+            disable_delete_anonymous_user=flag(
+                name, "disable_delete_anonymous_user", disable_delete_anonymous_user, False
+            ),
+            allow_linking=flag(name, "allow_linking", allow_linking, True),
+            expires_in=seconds(name, "expires_in", expires_in),
+            rate_limit=_rate_limit(rate_limit),
+            max_age=seconds(name, "max_age", max_age),
+            cleanup_interval=seconds(name, "cleanup_interval", cleanup_interval),
+            **{key: function(name, key, f) for key, f in functions.items()},
+        )
+    )
+
 
 __all__ = ["AnonymousPlugin", "CallbackContext", "ConversionDatabase", "anonymous"]

@@ -30,6 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from kernia.plugins._check import checked
+
 StoreToken = Literal["plain", "hashed"] | Mapping[str, Any]
 
 #: The keys ``advanced["magic-link"]`` may hold, each a ``magic_link()`` argument.
@@ -131,8 +133,6 @@ def magic_link(
         raise TypeError(
             f"magic_link(): expires_in must be an int of seconds, got {type(expires_in).__name__}"
         )
-    if expires_in <= 0:
-        raise ValueError(f"magic_link(): expires_in must be positive, got {expires_in}")
     if not isinstance(disable_sign_up, bool):
         raise TypeError("magic_link(): disable_sign_up must be True or False")
     _check_store_token(store_token)
@@ -140,7 +140,7 @@ def magic_link(
         raise TypeError(
             f"magic_link(): generate_token must be a function, got {type(generate_token).__name__}"
         )
-    return MagicLinkPlugin(send_magic_link, expires_in, disable_sign_up, store_token, generate_token)
+    return checked(MagicLinkPlugin(send_magic_link, expires_in, disable_sign_up, store_token, generate_token))
 
 
 __all__ = ["MagicLinkPlugin", "magic_link"]

@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernia.plugins._check import checked
+
 
 @dataclass(frozen=True)
 class PasskeyPlugin:
@@ -41,6 +43,10 @@ class PasskeyPlugin:
             "authenticator_selection": dict(self.authenticator_selection) or None,
             "upgrade_anonymous": self.upgrade_anonymous,
         }
+
+    def callables(self) -> dict[str, Any]:
+        """None: passkeys call no app code."""
+        return {}
 
 
 def passkey(
@@ -67,13 +73,14 @@ def passkey(
         raise TypeError("passkey(): authenticator_selection must be a dict")
     if not isinstance(upgrade_anonymous, bool):
         raise TypeError("passkey(): upgrade_anonymous must be True or False")
-    return PasskeyPlugin(
+    plugin = PasskeyPlugin(
         rp_id=rp_id,
         rp_name=rp_name,
         origin=origins,
         authenticator_selection=dict(authenticator_selection or {}),
         upgrade_anonymous=upgrade_anonymous,
     )
+    return checked(plugin)
 
 
 __all__ = ["PasskeyPlugin", "passkey"]

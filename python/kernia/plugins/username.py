@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from kernia.plugins._check import checked
+
 ValidationOrder = Literal["pre-normalization", "post-normalization"]
 _ORDERS = ("pre-normalization", "post-normalization")
 
@@ -61,8 +63,6 @@ class UsernamePlugin:
 def _length(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"username(): {name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"username(): {name} must be at least 1, got {value}")
     return value
 
 
@@ -92,14 +92,11 @@ def username(
 ) -> UsernamePlugin:
     """Turns on ``username``/``displayUsername`` on ``POST /sign-up/email``,
     ``POST /sign-in/username``, ``POST /is-username-available`` and Kernia's
-    ``POST /sign-up/username``. Wrong types raise ``TypeError`` here."""
-    low = _length("min_username_length", min_username_length)
-    high = _length("max_username_length", max_username_length)
-    if low > high:
-        raise ValueError("username(): min_username_length is above max_username_length")
-    return UsernamePlugin(
-        min_username_length=low,
-        max_username_length=high,
+    ``POST /sign-up/username``. Wrong types raise ``TypeError`` here, values the engine
+    refuses ``ConfigurationError``."""
+    plugin = UsernamePlugin(
+        min_username_length=_length("min_username_length", min_username_length),
+        max_username_length=_length("max_username_length", max_username_length),
         username_validator=_function("username_validator", username_validator),
         display_username_validator=_function("display_username_validator", display_username_validator),
         username_normalization=_function("username_normalization", username_normalization, allow_false=True),
@@ -111,6 +108,7 @@ def username(
             "display_username_validation_order", display_username_validation_order
         ),
     )
+    return checked(plugin)
 
 
 __all__ = ["UsernamePlugin", "username"]
