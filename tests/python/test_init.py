@@ -207,3 +207,38 @@ def test_exiting_while_results_are_on_their_way(backend, tmp_path):
             [sys.executable, str(script), url, "50"], capture_output=True, text=True, timeout=60
         )
         assert (done.returncode, done.stdout) == (0, "done\n"), done.stderr
+
+
+@pytest.mark.parametrize(
+    ("build", "named"),
+    [
+        (lambda: kernia.plugins.anonymous(max_age=0), "anonymous(): max_age"),
+        (lambda: kernia.plugins.anonymous(cleanup_interval=60), "anonymous(): cleanup_interval"),
+        (lambda: kernia.plugins.username(min_username_length=9, max_username_length=3), "username(): "),
+        (lambda: kernia.plugins.magic_link(lambda *a: None, expires_in=0), "magic_link(): expires_in"),
+        (lambda: kernia.plugins.passkey(rp_id="https://example.com"), "passkey(): rp_id"),
+    ],
+)
+def test_every_plugin_is_checked_by_the_engine_when_built(build, named):
+    # One rule, one place: the values are checked by the engine's rules (the ones
+    # init() applies), when the plugin is built, as a ConfigurationError that is
+    # also a ValueError and names the plugin and the option.
+    with pytest.raises(ConfigurationError) as raised:
+        build()
+    assert isinstance(raised.value, ValueError) and isinstance(raised.value, KerniaError)
+    assert str(raised.value).startswith(named), raised.value
+
+
+def test_every_plugin_has_one_shape():
+    from kernia import plugins
+
+    built = [
+        plugins.anonymous(on_link=lambda *a: None),
+        plugins.username(),
+        plugins.magic_link(lambda *a: None),
+        plugins.passkey(),
+    ]
+    for plugin in built:
+        assert isinstance(plugin.id, str)
+        assert isinstance(plugin.options(), dict) and isinstance(plugin.callables(), dict)
+    assert set(built[0].callables()) == {"on_link"}
