@@ -33,7 +33,7 @@ impl Sql {
 
 /// `$1` → `?1`: SQLite numbers its parameters by first appearance for `$name`,
 /// by the number for `?NNN`.
-pub fn to_sqlite(sql: &str) -> String {
+fn to_sqlite(sql: &str) -> String {
     sql.replace('$', "?")
 }
 
@@ -51,19 +51,44 @@ pub enum Param<'a> {
 
 /// A write statement and its parameters.
 pub struct Statement<'a> {
-    pub sql: &'static str,
+    pub sql: &'static Sql,
     pub params: Vec<Param<'a>>,
 }
 
-fn st<'a>(sql: &'static str, params: Vec<Param<'a>>) -> Statement<'a> {
+fn st<'a>(sql: &'static LazyLock<Sql>, params: Vec<Param<'a>>) -> Statement<'a> {
     Statement { sql, params }
 }
 
-pub const INSERT_USER: &str = r#"INSERT INTO "user" ("id","name","email","emailVerified","image","createdAt","updatedAt","isAnonymous","username","displayUsername") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"#;
-pub const INSERT_ACCOUNT: &str = r#"INSERT INTO "account" ("id","accountId","providerId","userId","password","createdAt","updatedAt") VALUES ($1,$2,$3,$4,$5,$6,$7)"#;
-pub const INSERT_SESSION: &str = r#"INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent") VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"#;
-const INSERT_VERIFICATION: &str = r#"INSERT INTO "verification" ("id","identifier","value","expiresAt","createdAt","updatedAt") VALUES ($1,$2,$3,$4,$5,$6)"#;
-const INSERT_PASSKEY: &str = r#"INSERT INTO "passkey" ("id", "name", "publicKey", "userId", "credentialID", "counter", "deviceType", "backedUp", "transports", "createdAt", "aaguid") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"#;
+/// Statements made once in both dialects' forms.
+macro_rules! write_sql {
+    ($($(#[$doc:meta])* $vis:vis $name:ident = $sql:expr;)*) => {
+        $($(#[$doc])* $vis static $name: LazyLock<Sql> = LazyLock::new(|| Sql::new(String::from($sql)));)*
+    };
+}
+
+write_sql! {
+    INSERT_USER = r#"INSERT INTO "user" ("id","name","email","emailVerified","image","createdAt","updatedAt","isAnonymous","username","displayUsername") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)"#;
+    INSERT_ACCOUNT = r#"INSERT INTO "account" ("id","accountId","providerId","userId","password","createdAt","updatedAt") VALUES ($1,$2,$3,$4,$5,$6,$7)"#;
+    INSERT_SESSION = r#"INSERT INTO "session" ("id","token","userId","expiresAt","createdAt","updatedAt","ipAddress","userAgent") VALUES ($1,$2,$3,$4,$5,$6,$7,$8)"#;
+    INSERT_VERIFICATION = r#"INSERT INTO "verification" ("id","identifier","value","expiresAt","createdAt","updatedAt") VALUES ($1,$2,$3,$4,$5,$6)"#;
+    INSERT_PASSKEY = r#"INSERT INTO "passkey" ("id", "name", "publicKey", "userId", "credentialID", "counter", "deviceType", "backedUp", "transports", "createdAt", "aaguid") VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)"#;
+    DELETE_SESSION_BY_TOKEN = r#"DELETE FROM "session" WHERE "token" = $1"#;
+    REFRESH_SESSION = r#"UPDATE "session" SET "expiresAt" = $1, "updatedAt" = $2 WHERE "id" = $3"#;
+    DELETE_PASSKEYS_OF_USER = r#"DELETE FROM "passkey" WHERE "userId" = $1"#;
+    DELETE_USER = r#"DELETE FROM "user" WHERE "id" = $1"#;
+    MARK_EMAIL_VERIFIED = r#"UPDATE "user" SET "emailVerified" = true, "updatedAt" = $1 WHERE "id" = $2"#;
+    DELETE_VERIFICATION = r#"DELETE FROM "verification" WHERE "identifier" = $1"#;
+    UPDATE_PASSKEY_COUNTER = r#"UPDATE "passkey" SET "counter" = $1 WHERE "id" = $2"#;
+    RENAME_PASSKEY = r#"UPDATE "passkey" SET "name" = $1 WHERE "id" = $2"#;
+    DELETE_PASSKEY = r#"DELETE FROM "passkey" WHERE "id" = $1"#;
+    UPGRADE_ANONYMOUS = r#"UPDATE "user" SET "isAnonymous" = false, "emailVerified" = false, "email" = COALESCE($1, "email"),
+                 "name" = COALESCE($2, "name"), "username" = COALESCE($3, "username"),
+                 "displayUsername" = COALESCE($4, "displayUsername"), "updatedAt" = $5
+               WHERE "id" = $6 AND "isAnonymous" = true"#;
+    REVOKE_OTHER_SESSIONS = r#"DELETE FROM "session" WHERE "userId" = $1 AND "id" <> $2"#;
+    DELETE_SESSIONS_OF_USER = r#"DELETE FROM "session" WHERE "userId" = $1"#;
+    DELETE_ACCOUNTS_OF_USER = r#"DELETE FROM "account" WHERE "userId" = $1"#;
+}
 
 /// The statements that carry out `op`, in order. The rows the last one changed
 /// are what [`WriteOp::conflict_if_unchanged`] looks at.
@@ -71,7 +96,7 @@ pub fn statements(op: &WriteOp) -> Vec<Statement<'_>> {
     use Param::{Bool, Int32, Text, Time};
     match op {
         WriteOp::InsertUser(u) => vec![st(
-            INSERT_USER,
+            &INSERT_USER,
             vec![
                 Text(&u.id),
                 Text(&u.name),
@@ -86,7 +111,7 @@ pub fn statements(op: &WriteOp) -> Vec<Statement<'_>> {
             ],
         )],
         WriteOp::InsertAccount(a) => vec![st(
-            INSERT_ACCOUNT,
+            &INSERT_ACCOUNT,
             vec![
                 Text(&a.id),
                 Text(&a.account_id),
@@ -98,7 +123,7 @@ pub fn statements(op: &WriteOp) -> Vec<Statement<'_>> {
             ],
         )],
         WriteOp::InsertSession(s) => vec![st(
-            INSERT_SESSION,
+            &INSERT_SESSION,
             vec![
                 Text(&s.id),
                 Text(&s.token),
@@ -111,26 +136,24 @@ pub fn statements(op: &WriteOp) -> Vec<Statement<'_>> {
             ],
         )],
         WriteOp::DeleteSessionByToken(token) => {
-            vec![st(r#"DELETE FROM "session" WHERE "token" = $1"#, vec![Text(token)])]
+            vec![st(&DELETE_SESSION_BY_TOKEN, vec![Text(token)])]
         }
-        WriteOp::RefreshSession { id, expires_at, updated_at } => vec![st(
-            r#"UPDATE "session" SET "expiresAt" = $1, "updatedAt" = $2 WHERE "id" = $3"#,
-            vec![Time(*expires_at), Time(*updated_at), Text(id)],
-        )],
+        WriteOp::RefreshSession { id, expires_at, updated_at } => {
+            vec![st(&REFRESH_SESSION, vec![Time(*expires_at), Time(*updated_at), Text(id)])]
+        }
         WriteOp::DeleteUser(id) => {
             // Explicit, not left to ON DELETE CASCADE: tables created elsewhere may lack it.
             let mut all = revoke_sessions_and_accounts(id);
-            all.insert(1, st(r#"DELETE FROM "passkey" WHERE "userId" = $1"#, vec![Text(id)]));
-            all.push(st(r#"DELETE FROM "user" WHERE "id" = $1"#, vec![Text(id)]));
+            all.insert(1, st(&DELETE_PASSKEYS_OF_USER, vec![Text(id)]));
+            all.push(st(&DELETE_USER, vec![Text(id)]));
             all
         }
         WriteOp::RevokeSessionsAndAccounts(id) => revoke_sessions_and_accounts(id),
-        WriteOp::MarkEmailVerified { user_id, updated_at } => vec![st(
-            r#"UPDATE "user" SET "emailVerified" = true, "updatedAt" = $1 WHERE "id" = $2"#,
-            vec![Time(*updated_at), Text(user_id)],
-        )],
+        WriteOp::MarkEmailVerified { user_id, updated_at } => {
+            vec![st(&MARK_EMAIL_VERIFIED, vec![Time(*updated_at), Text(user_id)])]
+        }
         WriteOp::InsertVerification(v) => vec![st(
-            INSERT_VERIFICATION,
+            &INSERT_VERIFICATION,
             vec![
                 Text(&v.id),
                 Text(&v.identifier),
@@ -141,10 +164,10 @@ pub fn statements(op: &WriteOp) -> Vec<Statement<'_>> {
             ],
         )],
         WriteOp::DeleteVerification(identifier) | WriteOp::ConsumeVerification(identifier) => {
-            vec![st(r#"DELETE FROM "verification" WHERE "identifier" = $1"#, vec![Text(identifier)])]
+            vec![st(&DELETE_VERIFICATION, vec![Text(identifier)])]
         }
         WriteOp::InsertPasskey(p) => vec![st(
-            INSERT_PASSKEY,
+            &INSERT_PASSKEY,
             vec![
                 Text(&p.id),
                 opt(&p.name),
@@ -160,17 +183,14 @@ pub fn statements(op: &WriteOp) -> Vec<Statement<'_>> {
             ],
         )],
         WriteOp::UpdatePasskeyCounter { id, counter } => {
-            vec![st(r#"UPDATE "passkey" SET "counter" = $1 WHERE "id" = $2"#, vec![Int32(*counter), Text(id)])]
+            vec![st(&UPDATE_PASSKEY_COUNTER, vec![Int32(*counter), Text(id)])]
         }
         WriteOp::RenamePasskey { id, name } => {
-            vec![st(r#"UPDATE "passkey" SET "name" = $1 WHERE "id" = $2"#, vec![Text(name), Text(id)])]
+            vec![st(&RENAME_PASSKEY, vec![Text(name), Text(id)])]
         }
-        WriteOp::DeletePasskey(id) => vec![st(r#"DELETE FROM "passkey" WHERE "id" = $1"#, vec![Text(id)])],
+        WriteOp::DeletePasskey(id) => vec![st(&DELETE_PASSKEY, vec![Text(id)])],
         WriteOp::UpgradeAnonymous { user_id, updated_at, profile: p } => vec![st(
-            r#"UPDATE "user" SET "isAnonymous" = false, "emailVerified" = false, "email" = COALESCE($1, "email"),
-                 "name" = COALESCE($2, "name"), "username" = COALESCE($3, "username"),
-                 "displayUsername" = COALESCE($4, "displayUsername"), "updatedAt" = $5
-               WHERE "id" = $6 AND "isAnonymous" = true"#,
+            &UPGRADE_ANONYMOUS,
             vec![
                 opt(&p.email),
                 opt(&p.name),
@@ -181,7 +201,7 @@ pub fn statements(op: &WriteOp) -> Vec<Statement<'_>> {
             ],
         )],
         WriteOp::RevokeOtherSessions { user_id, keep_id } => {
-            vec![st(r#"DELETE FROM "session" WHERE "userId" = $1 AND "id" <> $2"#, vec![Text(user_id), Text(keep_id)])]
+            vec![st(&REVOKE_OTHER_SESSIONS, vec![Text(user_id), Text(keep_id)])]
         }
     }
 }
@@ -191,10 +211,7 @@ fn opt(s: &Option<String>) -> Param<'_> {
 }
 
 fn revoke_sessions_and_accounts(id: &str) -> Vec<Statement<'_>> {
-    vec![
-        st(r#"DELETE FROM "session" WHERE "userId" = $1"#, vec![Param::Text(id)]),
-        st(r#"DELETE FROM "account" WHERE "userId" = $1"#, vec![Param::Text(id)]),
-    ]
+    vec![st(&DELETE_SESSIONS_OF_USER, vec![Param::Text(id)]), st(&DELETE_ACCOUNTS_OF_USER, vec![Param::Text(id)])]
 }
 
 /// A session and its user by the session's token: the lookup behind every get-session.
@@ -300,10 +317,12 @@ pub static GUEST_BY_SESSION: LazyLock<Sql> = LazyLock::new(|| {
     ))
 });
 
-/// Deletes rate-limit rows last used before `$1`.
-pub const PRUNE_RATE_LIMITS: &str = r#"DELETE FROM "rateLimit" WHERE "lastRequest" < $1"#;
-/// When the rate-limit row of `$1` was last used.
-pub const RATE_LIMIT_LAST_REQUEST: &str = r#"SELECT "lastRequest" FROM "rateLimit" WHERE "key" = $1"#;
+write_sql! {
+    /// Deletes rate-limit rows last used before `$1`.
+    pub PRUNE_RATE_LIMITS = r#"DELETE FROM "rateLimit" WHERE "lastRequest" < $1"#;
+    /// When the rate-limit row of `$1` was last used.
+    pub RATE_LIMIT_LAST_REQUEST = r#"SELECT "lastRequest" FROM "rateLimit" WHERE "key" = $1"#;
+}
 
 /// How each dialect reads a column of its rows. `NULL` reads as false or 0 where the
 /// model has no `None`.
@@ -397,8 +416,8 @@ mod tests {
         let user = User::new("u".into(), "n".into(), "e@x.io".into(), true, 0);
         for op in [WriteOp::InsertUser(user), WriteOp::DeleteUser("u".into()), WriteOp::DeletePasskey("p".into())] {
             for s in statements(&op) {
-                let highest = (1..=20).rev().find(|n| s.sql.contains(&format!("${n}"))).unwrap_or(0);
-                assert_eq!(highest, s.params.len(), "{}", s.sql);
+                let highest = (1..=20).rev().find(|n| s.sql.postgres().contains(&format!("${n}"))).unwrap_or(0);
+                assert_eq!(highest, s.params.len(), "{}", s.sql.postgres());
             }
         }
     }

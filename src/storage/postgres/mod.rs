@@ -234,11 +234,20 @@ impl Store for PgStore {
         if allowed.is_some() {
             return Ok(None);
         }
-        sqlx::query_scalar(sql::RATE_LIMIT_LAST_REQUEST).bind(key).fetch_optional(&self.pool).await.map_err(map_err)
+        sqlx::query_scalar(sql::RATE_LIMIT_LAST_REQUEST.postgres())
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)
     }
 
     async fn prune_rate_limits(&self, before_ms: i64) -> Result<(), StoreError> {
-        sqlx::query(sql::PRUNE_RATE_LIMITS).bind(before_ms).execute(&self.pool).await.map(drop).map_err(map_err)
+        sqlx::query(sql::PRUNE_RATE_LIMITS.postgres())
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(map_err)
     }
 
     async fn stale_guests(&self, cutoff_ms: i64, after: Option<String>, limit: usize) -> Result<Vec<User>, StoreError> {

@@ -36,7 +36,7 @@ pub(super) fn combined_inserts(ops: &[WriteOp]) -> Option<(String, Vec<Param<'_>
             return None;
         }
         let st = sql::statements(op).pop()?;
-        parts.push((st.sql.split_once(" VALUES ")?.0, st.params));
+        parts.push((st.sql.postgres().split_once(" VALUES ")?.0, st.params));
     }
     let ((last_head, last_params), rest) = parts.split_last()?;
     let mut text = String::new();
@@ -93,7 +93,7 @@ pub(super) async fn apply_op(conn: &mut PgConnection, op: &WriteOp) -> Result<u6
     }
     let mut changed = 0;
     for st in sql::statements(op) {
-        changed = bind_params(sqlx::query(st.sql), &st.params).execute(&mut *conn).await?.rows_affected();
+        changed = bind_params(sqlx::query(st.sql.postgres()), &st.params).execute(&mut *conn).await?.rows_affected();
     }
     Ok(changed)
 }

@@ -255,16 +255,14 @@ impl Store for SqliteStore {
             if allowed.is_some() {
                 return Ok(None);
             }
-            conn.prepare_cached(&sql::to_sqlite(sql::RATE_LIMIT_LAST_REQUEST))?
-                .query_row([&key], |r| r.get(0))
-                .optional()
+            conn.prepare_cached(sql::RATE_LIMIT_LAST_REQUEST.sqlite())?.query_row([&key], |r| r.get(0)).optional()
         })
         .await
     }
 
     async fn prune_rate_limits(&self, before_ms: i64) -> Result<(), StoreError> {
         self.write_with(move |conn| {
-            conn.prepare_cached(&sql::to_sqlite(sql::PRUNE_RATE_LIMITS))?.execute([before_ms]).map(drop)
+            conn.prepare_cached(sql::PRUNE_RATE_LIMITS.sqlite())?.execute([before_ms]).map(drop)
         })
         .await
     }

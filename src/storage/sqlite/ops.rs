@@ -56,8 +56,7 @@ pub(super) fn delete_stale(conn: &Connection, ids: &[String], cutoff_ms: i64) ->
 pub(super) fn apply_op(conn: &Connection, op: &WriteOp) -> rusqlite::Result<usize> {
     let mut changed = 0;
     for st in sql::statements(op) {
-        changed =
-            conn.prepare_cached(&sql::to_sqlite(st.sql))?.execute(rusqlite::params_from_iter(st.params.iter()))?;
+        changed = conn.prepare_cached(st.sql.sqlite())?.execute(rusqlite::params_from_iter(st.params.iter()))?;
     }
     Ok(changed)
 }
