@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import subprocess
 import sys
@@ -42,9 +43,32 @@ def test_a_secret_is_required(monkeypatch):
         init(KerniaOptions(database="sqlite::memory:"))
 
 
-def test_the_secret_can_come_from_the_environment(monkeypatch):
-    monkeypatch.setenv("KERNIA_SECRET", SECRET)
-    init(KerniaOptions(database="sqlite::memory:")).close()
+@pytest.mark.parametrize("variable", ["KERNIA_SECRET", "BETTER_AUTH_SECRET"])
+async def test_the_secret_can_come_from_the_environment(monkeypatch, tmp_path, variable):
+    # The environment's secret is the one that signs: a session made under it is
+    # valid under the same secret given explicitly, and under no other.
+    for name in ("KERNIA_SECRET", "BETTER_AUTH_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(variable, SECRET)
+    options = KerniaOptions(
+        database=f"sqlite:///{tmp_path / 'auth.db'}", email_and_password=EmailPasswordOptions(enabled=True)
+    )
+    from_env = init(options)
+    try:
+        b = Browser(from_env.router.mount())
+        assert (await b.sign_up()).status_code == 200
+        await b.aclose()
+        cookie = "; ".join(f"{k}={v}" for k, v in b.cookies.items())
+    finally:
+        from_env.close()
+    monkeypatch.delenv(variable)
+    for secret, valid in ((SECRET, True), ("another-secret-0123456789-0123456789-abcdef", False)):
+        auth = init(dataclasses.replace(options, secret=secret))
+        try:
+            found = await auth.api.get_session({"cookie": cookie})
+            assert (found is not None) is valid, secret
+        finally:
+            auth.close()
 
 
 @pytest.mark.parametrize("url", ["mysql://root@localhost/db", "redis://localhost", "app.db", "sqlite:///"])
