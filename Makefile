@@ -1,7 +1,8 @@
 # `make test` installs everything the tests need into .venv and tests/js, builds
 # the extension once (release), and runs the Rust and Python suites.
-# PostgreSQL cases run when KERNIA_TEST_POSTGRES_URL is set, e.g.
-#   KERNIA_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test make test
+# The PostgreSQL cases run on the server KERNIA_TEST_POSTGRES_URL names, or else on
+# 127.0.0.1:5432 when it answers, each run in a database it creates and drops; skips are
+# listed with their reason, and under CI (CI set) a missing PostgreSQL or Node.js fails.
 
 VENV ?= .venv
 PYTHON ?= python3

@@ -1,5 +1,7 @@
 //! The engine end to end through `Auth::handle`, on SQLite (memory and file)
-//! and, when KERNIA_TEST_POSTGRES_URL is set, on PostgreSQL.
+//! and on PostgreSQL (see `common`).
+
+mod common;
 
 use std::sync::Arc;
 
@@ -33,25 +35,49 @@ fn unique(tag: &str) -> String {
     format!("{tag}-{}", kernia::crypto::new_id().to_lowercase())
 }
 
-/// Every backend this machine offers, each with a fresh engine.
-async fn engines() -> Vec<(String, Arc<Auth>)> {
+/// Every backend this machine offers, each with a fresh engine; PostgreSQL's in a
+/// database of its own, dropped after the engines.
+async fn engines() -> Engines {
     engines_with(json!({})).await
 }
 
+struct Engines {
+    list: Vec<(String, Arc<Auth>)>,
+    postgres: Option<common::PgDatabase>,
+}
+
+struct EnginesIter {
+    inner: std::vec::IntoIter<(String, Arc<Auth>)>,
+    _postgres: Option<common::PgDatabase>,
+}
+
+impl IntoIterator for Engines {
+    type Item = (String, Arc<Auth>);
+    type IntoIter = EnginesIter;
+    fn into_iter(self) -> EnginesIter {
+        EnginesIter { inner: self.list.into_iter(), _postgres: self.postgres }
+    }
+}
+
+impl Iterator for EnginesIter {
+    type Item = (String, Arc<Auth>);
+    fn next(&mut self) -> Option<Self::Item> {
+        self.inner.next()
+    }
+}
+
 /// [`engines`] with `extra` options.
-async fn engines_with(extra: Value) -> Vec<(String, Arc<Auth>)> {
+async fn engines_with(extra: Value) -> Engines {
     let file = std::env::temp_dir().join(format!("{}.db", unique("kernia-engine")));
     let mut urls = vec!["sqlite::memory:".to_owned(), format!("sqlite:///{}", file.display())];
-    match std::env::var("KERNIA_TEST_POSTGRES_URL") {
-        Ok(url) => urls.push(url),
-        Err(_) => eprintln!("KERNIA_TEST_POSTGRES_URL is not set: PostgreSQL cases skipped"),
-    }
-    let mut out = Vec::new();
+    let postgres = common::postgres();
+    urls.extend(postgres.as_ref().map(|db| db.url.clone()));
+    let mut list = Vec::new();
     for url in urls {
         let auth = Auth::new(config_with(&url, extra.clone())).await.unwrap_or_else(|e| panic!("open {url}: {e}"));
-        out.push((url, Arc::new(auth)));
+        list.push((url, Arc::new(auth)));
     }
-    out
+    Engines { list, postgres }
 }
 
 fn post(path: &str, body: Value, cookie: Option<&str>) -> Request {
@@ -205,10 +231,8 @@ async fn opening_is_idempotent_and_migrates_an_existing_better_auth_schema() {
 /// deadlock with its requests: DDL runs only when something is missing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starting_beside_a_busy_engine_fails_no_request() {
-    let Ok(url) = std::env::var("KERNIA_TEST_POSTGRES_URL") else {
-        eprintln!("KERNIA_TEST_POSTGRES_URL is not set: skipped");
-        return;
-    };
+    let Some(db) = common::postgres() else { return };
+    let url = db.url.clone();
     let opts = json!({
         "database": url, "secret": "engine-test-secret-0123456789abcdef",
         "email_and_password": { "enabled": true }, "rate_limit": { "enabled": false }, "anonymous": {},

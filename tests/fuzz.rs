@@ -2,6 +2,8 @@
 //! parsing never panic, trusted URLs are trusted in the form they are used, and
 //! no request, however malformed, gets a 5xx from the engine.
 
+mod common;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -351,9 +353,6 @@ fn no_request_gets_a_5xx_on_sqlite() {
 /// PostgreSQL refuses some text SQLite stores (NUL characters): that must be a 400 too.
 #[test]
 fn no_request_gets_a_5xx_on_postgres() {
-    let Ok(url) = std::env::var("KERNIA_TEST_POSTGRES_URL") else {
-        eprintln!("KERNIA_TEST_POSTGRES_URL is not set: the PostgreSQL case is skipped");
-        return;
-    };
-    no_request_gets_a_5xx_on(&url, 2000);
+    let Some(db) = common::postgres() else { return };
+    no_request_gets_a_5xx_on(&db.url, 2000);
 }

@@ -1,6 +1,8 @@
 //! The conversion engine with Rust callbacks: the cases no HTTP endpoint reaches
 //! yet (the new user is the guest itself, or another guest), on every backend.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -46,11 +48,13 @@ impl AnonymousCallbacks for Recorder {
     }
 }
 
-fn urls() -> Vec<String> {
+/// Every backend's URL, and PostgreSQL's database (to keep until the test ends).
+fn urls() -> (Vec<String>, Option<common::PgDatabase>) {
     let file = std::env::temp_dir().join(format!("kernia-guest-{}.db", kernia::crypto::new_id()));
     let mut urls = vec!["sqlite::memory:".to_owned(), format!("sqlite:///{}", file.display())];
-    urls.extend(std::env::var("KERNIA_TEST_POSTGRES_URL").ok());
-    urls
+    let postgres = common::postgres();
+    urls.extend(postgres.as_ref().map(|db| db.url.clone()));
+    (urls, postgres)
 }
 
 async fn engine(url: &str, recorder: Arc<Recorder>) -> Arc<Auth> {
@@ -86,7 +90,8 @@ fn conversion(session: &kernia::model::Session, guest: &User, new_user: User, wr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_user_keeps_the_guest_and_still_calls_on_link() {
-    for url in urls() {
+    let (urls, _postgres) = urls();
+    for url in urls {
         let rec = Arc::new(Recorder::default());
         let auth = engine(&url, rec.clone()).await;
         let (session, guest) = new_guest(&auth).await;
@@ -102,7 +107,8 @@ async fn the_same_user_keeps_the_guest_and_still_calls_on_link() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_new_user_keeps_the_guest() {
-    for url in urls() {
+    let (urls, _postgres) = urls();
+    for url in urls {
         let rec = Arc::new(Recorder::default());
         let auth = engine(&url, rec.clone()).await;
         let (session, guest) = new_guest(&auth).await;
@@ -117,7 +123,8 @@ async fn an_anonymous_new_user_keeps_the_guest() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_new_user_deletes_the_guest_and_leaves_no_locks() {
-    for url in urls() {
+    let (urls, _postgres) = urls();
+    for url in urls {
         let rec = Arc::new(Recorder::default());
         let auth = engine(&url, rec.clone()).await;
         let (session, guest) = new_guest(&auth).await;

@@ -1,10 +1,17 @@
-"""Fixtures: an engine per test on a fresh SQLite file and, when
-KERNIA_TEST_POSTGRES_URL is set, on PostgreSQL; a client that keeps cookies."""
+"""Fixtures: an engine per test on a fresh SQLite file and on PostgreSQL; a client that
+keeps cookies.
+
+PostgreSQL: the server named by KERNIA_TEST_POSTGRES_URL, or else the one on
+127.0.0.1:5432 when it answers. The run creates a database of its own there and drops
+it at the end; it never touches the database the URL names. Without a PostgreSQL the
+cases are skipped with the reason shown; under CI (the CI variable set) a missing
+PostgreSQL, Node.js or npm fails the run instead."""
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -20,7 +27,51 @@ from kernia.auth import Auth, init
 
 SECRET = "test-secret-0123456789-0123456789-abcdef"
 BASE = "http://localhost:3000"
-POSTGRES_URL = os.environ.get("KERNIA_TEST_POSTGRES_URL")
+#: The run's own PostgreSQL database (set by pytest_configure), or None without a server.
+POSTGRES_URL: str | None = None
+_POSTGRES_SERVER: str | None = None
+NO_POSTGRES = "no PostgreSQL answers (set KERNIA_TEST_POSTGRES_URL, or start one on 127.0.0.1:5432)"
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skips the test, or fails it under CI, where everything the tests need is installed."""
+    if os.environ.get("CI"):
+        pytest.fail(f"under CI this must not be missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _with_database(url: str, name: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _admin(url: str, sql: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=3) as conn:
+        conn.execute(sql)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global POSTGRES_URL, _POSTGRES_SERVER
+    named = os.environ.get("KERNIA_TEST_POSTGRES_URL")
+    server = named or "postgresql://postgres@127.0.0.1:5432/postgres"
+    name = f"kernia_test_{os.getpid()}_{secrets.token_hex(4)}"
+    try:
+        _admin(server, f'CREATE DATABASE "{name}"')
+    except Exception as e:
+        if named or os.environ.get("CI"):
+            raise pytest.UsageError(f"PostgreSQL at {server} is required and did not answer: {e}") from None
+        return
+    _POSTGRES_SERVER, POSTGRES_URL = server, _with_database(server, name)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _POSTGRES_SERVER and POSTGRES_URL:
+        name = POSTGRES_URL.rsplit("/", 1)[1].split("?")[0]
+        _admin(_POSTGRES_SERVER, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class SqliteReader:
@@ -116,7 +167,7 @@ def env(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     backend = request.param
     if backend == "postgres":
         if not POSTGRES_URL:
-            pytest.skip("KERNIA_TEST_POSTGRES_URL is not set")
+            skip_or_fail(NO_POSTGRES)
         url = POSTGRES_URL
     else:
         url = f"sqlite:///{tmp_path / 'auth.db'}"
@@ -130,7 +181,8 @@ def env(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
 
     if backend == "postgres":
         make()  # creates the schema
-        db.execute('TRUNCATE "user", "session", "account", "verification", "rateLimit" CASCADE')
+        # The run's own database (see pytest_configure): each test starts from empty tables.
+        db.execute('TRUNCATE "user", "session", "account", "verification", "passkey", "rateLimit" CASCADE')
     e = Env(backend, db, make, made)
     yield e
     for auth in made:

@@ -25,7 +25,7 @@ import pytest
 from kernia import APIError, EmailPasswordOptions, KerniaOptions, RateLimitOptions
 from kernia.auth import init
 
-from conftest import BASE, SECRET
+from conftest import BASE, SECRET, skip_or_fail
 
 
 def _free_port() -> int:
@@ -38,7 +38,7 @@ class PrivatePostgres:
     def __init__(self) -> None:
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not bins or os.geteuid() != 0:
-            pytest.skip("needs PostgreSQL's server binaries and root (to run them as the postgres user)")
+            skip_or_fail("needs PostgreSQL's server binaries and root (to run them as the postgres user)")
         self.bin = Path(bins[-1]).parent
         self.root = Path(tempfile.mkdtemp(prefix="kernia-pg-"))
         self.root.chmod(0o755)
@@ -155,7 +155,7 @@ async def test_postgres_stopped_and_started_again(private_postgres, browser_for,
 @pytest.fixture
 def small_disk():
     if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
+        skip_or_fail("mounting a tmpfs needs root")
     where = Path(tempfile.mkdtemp(prefix="kernia-disk-"))
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(where)], check=True)
     yield where

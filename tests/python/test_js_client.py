@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import POSTGRES_URL
+from conftest import NO_POSTGRES, POSTGRES_URL, skip_or_fail
 
 JS = Path(__file__).resolve().parent.parent / "js"
 
@@ -20,7 +20,7 @@ JS = Path(__file__).resolve().parent.parent / "js"
 @pytest.fixture(scope="session")
 def node_client() -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("Node.js and npm are needed for the JavaScript client tests")
+        skip_or_fail("Node.js and npm are needed for the JavaScript client tests")
     if not (JS / "node_modules" / "better-auth").is_dir():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=600)
     return JS
@@ -48,7 +48,7 @@ def _wait_for(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request) -> str:
     if request.param == "postgres" and not POSTGRES_URL:
-        pytest.skip("KERNIA_TEST_POSTGRES_URL is not set")
+        skip_or_fail(NO_POSTGRES)
     return request.param
 
 
