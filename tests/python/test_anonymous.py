@@ -36,10 +36,9 @@ class Recorder:
     Its signals are threading events: on the native server, callbacks run on the
     server's own event loop, not the test's."""
 
-    def __init__(self, fail: BaseException | None = None, delay: float = 0.0) -> None:
+    def __init__(self, fail: BaseException | None = None) -> None:
         self.calls: list[tuple[str, str]] = []
         self.fail = fail
-        self.delay = delay
         self.started = threading.Event()
         self.release: threading.Event | None = None
 
@@ -48,11 +47,23 @@ class Recorder:
         self.started.set()
         if self.release is not None:
             await asyncio.to_thread(self.release.wait, 10)
-        if self.delay:
-            await asyncio.sleep(self.delay)
         await ctx.db.execute(move_cart_sql(ctx), [new_user["id"], anonymous_user["id"]])
         if self.fail is not None:
             raise self.fail
+
+
+async def while_held(on_link: Recorder, first, second):
+    """Runs `first` until its conversion is inside `on_link`, then `second` from the same
+    guest, and checks that `second` is still waiting a second later (held by the guest's
+    lock: the two overlap); then lets `first` finish. Returns both responses."""
+    on_link.release = threading.Event()
+    one = asyncio.ensure_future(first)
+    assert await asyncio.to_thread(on_link.started.wait, 10), "the first conversion never reached on_link"
+    two = asyncio.ensure_future(second)
+    done, _ = await asyncio.wait({two}, timeout=1.0)
+    on_link.release.set()
+    assert not done, f"the second request did not wait for the first conversion: {two.result()}"
+    return await one, await two
 
 
 async def guest(b) -> dict:
@@ -323,10 +334,10 @@ async def test_on_link_gets_user_dicts_request_and_auth(env, browser_for):
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="unset")
 
 
+# Only through the ASGI app: context variables come from the ASGI app's caller.
+@pytest.mark.parametrize("transport", ["asgi"])
 async def test_async_callbacks_run_in_the_requests_context(env, transport, browser_for):
     # A middleware's context variables (a request id, a database session) reach on_link.
-    if transport != "asgi":
-        pytest.skip("context variables come from the ASGI app's caller")
     seen = []
 
     async def on_link(anonymous_user, new_user, ctx):
@@ -413,7 +424,7 @@ async def test_a_failing_on_link_undoes_everything(env, browser_for, error, stat
 
 
 async def test_two_concurrent_sign_ups_convert_the_guest_once(env, browser_for):
-    on_link = Recorder(delay=0.2)
+    on_link = Recorder()
     cart_table(env)
     auth = env.make(plugins=[anonymous(on_link=on_link)])
     b = browser_for(auth)
@@ -421,10 +432,13 @@ async def test_two_concurrent_sign_ups_convert_the_guest_once(env, browser_for):
     env.db.execute('INSERT INTO "cart" VALUES (?, ?, ?)', "c1", guest_id, "book")
     tab2 = browser_for(auth)
     tab2.cookies = dict(b.cookies)
-    r1, r2 = await asyncio.gather(b.sign_up(email="one@example.com"), tab2.sign_up(email="two@example.com"))
+    r1, r2 = await while_held(
+        on_link, b.sign_up(email="one@example.com"), tab2.sign_up(email="two@example.com")
+    )
     assert (r1.status_code, r2.status_code) == (200, 200)
     assert len(on_link.calls) == 1
     winner = on_link.calls[0][1]
+    assert winner == r1.json()["user"]["id"]
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(winner,)]
     assert env.db.rows('SELECT COUNT(*) FROM "user" WHERE "id" = ?', guest_id) == [(0,)]
     assert env.db.count("user") == 2  # both accounts exist; only one got the guest's data
@@ -432,31 +446,32 @@ async def test_two_concurrent_sign_ups_convert_the_guest_once(env, browser_for):
 
 async def test_a_double_submit_converts_once_and_the_second_is_a_clear_error(env, browser_for):
     cart_table(env)
-    on_link = Recorder(delay=0.2)
+    on_link = Recorder()
     auth = env.make(plugins=[anonymous(on_link=on_link)])
     b = browser_for(auth)
     await guest(b)
     tab2 = browser_for(auth)
     tab2.cookies = dict(b.cookies)
-    r1, r2 = await asyncio.gather(b.sign_up(email="same@example.com"), tab2.sign_up(email="same@example.com"))
-    assert sorted([r1.status_code, r2.status_code]) == [200, 422]
-    loser = r1 if r1.status_code == 422 else r2
-    assert loser.json()["code"] == "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL"
+    r1, r2 = await while_held(
+        on_link, b.sign_up(email="same@example.com"), tab2.sign_up(email="same@example.com")
+    )
+    assert (r1.status_code, r2.status_code) == (200, 422)
+    assert r2.json()["code"] == "USER_ALREADY_EXISTS_USE_ANOTHER_EMAIL"
     assert len(on_link.calls) == 1
     assert env.db.count("user") == 1
 
 
 async def test_sign_up_and_sign_in_racing_convert_once(env, browser_for):
     cart_table(env)
-    on_link = Recorder(delay=0.2)
+    on_link = Recorder()
     auth = env.make(plugins=[anonymous(on_link=on_link)])
     await browser_for(auth).sign_up(email="owner@example.com")
     b = browser_for(auth)
     guest_id = (await guest(b))["user"]["id"]
     tab2 = browser_for(auth)
     tab2.cookies = dict(b.cookies)
-    r1, r2 = await asyncio.gather(
-        b.sign_up(email="fresh@example.com"), tab2.sign_in(email="owner@example.com")
+    r1, r2 = await while_held(
+        on_link, b.sign_up(email="fresh@example.com"), tab2.sign_in(email="owner@example.com")
     )
     assert (r1.status_code, r2.status_code) == (200, 200)
     assert len(on_link.calls) == 1 and on_link.calls[0][0] == guest_id

@@ -129,10 +129,19 @@ async def test_login_csrf_is_blocked_without_cookies(env, browser_for):
     assert (await b.sign_up()).status_code == 200
 
 
-async def test_csrf_check_can_be_disabled(env, browser_for):
-    b = browser_for(env.make(advanced={"disable_csrf_check": True}), origin="https://evil.example.net")
-    await b.sign_up()
-    assert (await b.post("/sign-out", {})).status_code == 200
+@pytest.mark.parametrize("disabled", [False, True])
+async def test_csrf_check_can_be_disabled(env, browser_for, disabled):
+    # A cookie-carrying POST from an untrusted origin: refused, unless the check is off.
+    auth = env.make(advanced={"disable_csrf_check": True} if disabled else {})
+    b = browser_for(auth)
+    assert (await b.sign_up()).status_code == 200
+    b.origin = "https://evil.example.net"
+    r = await b.post("/sign-out", {})
+    if disabled:
+        assert r.status_code == 200 and env.db.count("session") == 0
+    else:
+        assert (r.status_code, r.json()["code"]) == (403, "INVALID_ORIGIN")
+        assert env.db.count("session") == 1
 
 
 async def test_https_base_url_uses_secure_prefixed_cookies(env, browser_for):

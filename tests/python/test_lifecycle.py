@@ -208,7 +208,10 @@ async def test_allow_linking_false_turns_every_conversion_off(env, browser_for):
     r = await b.sign_up()
     assert r.status_code == 200
     assert rec.calls == []
-    assert env.db.rows('SELECT "isAnonymous" FROM "user" WHERE "id" = ?', g["id"]) != []
+    # The guest is still a guest, with its session, and still owns its cart.
+    [(still_guest,)] = env.db.rows('SELECT "isAnonymous" FROM "user" WHERE "id" = ?', g["id"])
+    assert still_guest in (1, True)
+    assert env.db.rows('SELECT COUNT(*) FROM "session" WHERE "userId" = ?', g["id"]) == [(1,)]
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(g["id"],)]
 
 

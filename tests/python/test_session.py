@@ -57,9 +57,24 @@ async def test_disable_refresh_query_and_option(env, browser_for):
 
 
 async def test_update_age_zero_refreshes_every_time(env, browser_for):
-    b = browser_for(env.make(session=SessionOptions(update_age=0)))
+    auth = env.make(session=SessionOptions(update_age=0))
+    b = browser_for(auth)
     await b.sign_up()
-    assert "set-cookie" in (await b.get("/get-session")).headers
+    previous = (await b.session())["session"]
+    for _ in range(2):
+        # A minute later: the expiry moves a minute on, in the answer, the cookie and the row.
+        auth._native._advance_clock(60)
+        r = await b.get("/get-session")
+        current = r.json()["session"]
+        moved = parse_iso(current["expiresAt"]) - parse_iso(previous["expiresAt"])
+        assert 59 <= moved.total_seconds() <= 61, moved
+        assert "Max-Age=604800" in set_cookies(r)["better-auth.session_token"]
+        [(stored,)] = env.db.rows('SELECT "expiresAt" FROM "session"')
+        stored_text = (
+            stored if isinstance(stored, str) else stored.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        )
+        assert stored_text == current["expiresAt"]
+        previous = current
 
 
 async def test_expired_session_is_null_expires_cookies_and_deletes_the_row(env, browser_for):

@@ -10,7 +10,7 @@ from kernia import APIError, RateLimitOptions
 from kernia.plugins.anonymous import anonymous
 from kernia.plugins.username import username
 
-from test_anonymous import Recorder, cart_table, guest
+from test_anonymous import Recorder, cart_table, guest, while_held
 
 
 async def sign_up(b, name="Ada_L", email="ada@example.com", password="correct-horse", **extra):
@@ -406,7 +406,7 @@ async def test_a_failing_on_link_undoes_a_username_conversion(env, browser_for, 
 
 async def test_two_tabs_signing_in_with_a_username_convert_the_guest_once(env, browser_for):
     cart_table(env)
-    on_link = Recorder(delay=0.2)
+    on_link = Recorder()
     auth = env.make(plugins=[anonymous(on_link=on_link), username()])
     existing = (await sign_up(browser_for(auth), "Owner")).json()["user"]["id"]
     b = browser_for(auth)
@@ -414,7 +414,7 @@ async def test_two_tabs_signing_in_with_a_username_convert_the_guest_once(env, b
     env.db.execute('INSERT INTO "cart" VALUES (?, ?, ?)', "c1", guest_id, "book")
     tab2 = browser_for(auth)
     tab2.cookies = dict(b.cookies)
-    r1, r2 = await asyncio.gather(sign_in(b, "owner"), sign_in(tab2, "owner"))
+    r1, r2 = await while_held(on_link, sign_in(b, "owner"), sign_in(tab2, "owner"))
     assert (r1.status_code, r2.status_code) == (200, 200)
     assert on_link.calls == [(guest_id, existing)]
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(existing,)]
