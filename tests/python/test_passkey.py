@@ -49,6 +49,20 @@ def error(r) -> tuple[int, str | None]:
 # --- options --------------------------------------------------------------------------------------
 
 
+async def test_rp_name_rp_id_and_authenticator_selection_take_effect(env, browser_for):
+    plugin = passkey(
+        rp_id="example.com",
+        rp_name="Shop",
+        authenticator_selection={"userVerification": "required", "residentKey": "required"},
+    )
+    b = browser_for(env.make(plugins=[plugin]))
+    await b.sign_up()
+    o = (await b.get("/passkey/generate-register-options")).json()
+    assert o["rp"] == {"name": "Shop", "id": "example.com"}
+    assert o["authenticatorSelection"]["userVerification"] == "required"
+    assert o["authenticatorSelection"]["residentKey"] == "required"
+
+
 async def test_register_options_have_simplewebauthns_shape(env, browser_for):
     b = browser_for(env.make(plugins=[passkey()]))
     await b.sign_up()
