@@ -8,6 +8,7 @@ import re
 import threading
 
 import pytest
+from helpers import Recorder, cart_table, guest, while_held
 
 from kernia import APIError
 from kernia.plugins.anonymous import anonymous
@@ -15,64 +16,6 @@ from kernia.plugins.anonymous import anonymous
 from conftest import set_cookies
 
 GUEST_EMAIL = re.compile(r"^[a-z0-9]{32}@anonymous\.placeholder\.invalid$")
-
-
-def cart_table(env) -> None:
-    env.db.execute(
-        'CREATE TABLE IF NOT EXISTS "cart" ("id" text PRIMARY KEY, "user_id" text NOT NULL, "item" text)'
-    )
-    env.db.execute('DELETE FROM "cart"')
-
-
-def move_cart_sql(ctx) -> str:
-    if ctx.db.dialect == "postgres":
-        return 'UPDATE "cart" SET "user_id" = $1 WHERE "user_id" = $2'
-    return 'UPDATE "cart" SET "user_id" = ? WHERE "user_id" = ?'
-
-
-class Recorder:
-    """An on_link that records its calls and moves the guest's cart through ctx.db.
-
-    Its signals are threading events: on the native server, callbacks run on the
-    server's own event loop, not the test's."""
-
-    def __init__(self, fail: BaseException | None = None) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self.fail = fail
-        self.started = threading.Event()
-        self.release: threading.Event | None = None
-
-    async def __call__(self, anonymous_user, new_user, ctx) -> None:
-        self.calls.append((anonymous_user["id"], new_user["id"]))
-        self.started.set()
-        if self.release is not None:
-            await asyncio.to_thread(self.release.wait, 10)
-        await ctx.db.execute(move_cart_sql(ctx), [new_user["id"], anonymous_user["id"]])
-        if self.fail is not None:
-            raise self.fail
-
-
-async def while_held(on_link: Recorder, first, second):
-    """Runs `first` until its conversion is inside `on_link`, then `second` from the same
-    guest, and checks that `second` is still waiting a second later (held by the guest's
-    lock: the two overlap); then lets `first` finish. Returns both responses."""
-    on_link.release = threading.Event()
-    one = asyncio.ensure_future(first)
-    assert await asyncio.to_thread(on_link.started.wait, 10), "the first conversion never reached on_link"
-    two = asyncio.ensure_future(second)
-    done, _ = await asyncio.wait({two}, timeout=1.0)
-    on_link.release.set()
-    assert not done, f"the second request did not wait for the first conversion: {two.result()}"
-    return await one, await two
-
-
-async def guest(b) -> dict:
-    r = await b.post("/sign-in/anonymous", {})
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-# --- guest sign-in ---------------------------------------------------------------------------
 
 
 async def test_guest_sign_in(env, browser_for):

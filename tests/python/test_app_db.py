@@ -6,11 +6,10 @@ import asyncio
 import threading
 
 import pytest
+from helpers import cart_table, guest
 
 from kernia import DatabaseError
 from kernia.plugins.anonymous import anonymous
-
-from test_anonymous import cart_table, guest
 
 
 def sql(auth, text: str) -> str:

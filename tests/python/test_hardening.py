@@ -11,7 +11,7 @@ import time
 from urllib.parse import quote
 
 import pytest
-from test_magic_link import PREFIX, Outbox, request_link
+from helpers import PREFIX, Outbox, request_link
 
 from kernia import ConfigurationError, EmailPasswordOptions, KerniaOptions
 from kernia.auth import init

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from helpers import free_port, wait_for
 
 from conftest import NO_POSTGRES, POSTGRES_URL, skip_or_fail
 
@@ -24,25 +23,6 @@ def node_client() -> Path:
     if not (JS / "node_modules" / "better-auth").is_dir():
         subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS, check=True, timeout=600)
     return JS
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError("server did not start")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -61,7 +41,7 @@ def outbox(tmp_path) -> Path:
 def live_server(request, backend, tmp_path, outbox):
     """`kernia serve` on the native server, or on uvicorn serving the ASGI app."""
     database = POSTGRES_URL if backend == "postgres" else f"sqlite:///{tmp_path / 'live.db'}"
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "KERNIA_SECRET": "js-client-secret-0123456789abcdef"}
     cmd = [
@@ -84,7 +64,7 @@ def live_server(request, backend, tmp_path, outbox):
     ]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(port, proc)
+        wait_for(port, proc)
         yield base
     finally:
         proc.terminate()

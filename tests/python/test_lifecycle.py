@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from helpers import Recorder, cart_table, guest
 
 from kernia import KerniaOptions, RateLimitOptions, RateLimitRule
 from kernia.auth import init
@@ -26,7 +27,6 @@ from kernia.plugins.anonymous import anonymous
 from kernia.plugins.username import username
 
 from conftest import SECRET, Browser, parse_iso, set_cookies
-from test_anonymous import Recorder, cart_table, guest
 
 DAY = 86_400
 UPGRADE_PATHS = ["/anonymous/upgrade", "/anonymous/link"]

@@ -4,50 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from helpers import PREFIX, Outbox, Recorder, cart_table, guest, request_link, while_held
 
 from kernia import APIError, EmailPasswordOptions, RateLimitOptions
 from kernia.plugins.anonymous import anonymous
 from kernia.plugins.magic_link import magic_link
 
 from conftest import BASE
-from test_anonymous import Recorder, cart_table, guest, while_held
-
-PREFIX = BASE + "/api/auth"
-
-
-class Outbox:
-    """A send_magic_link that keeps what it was asked to send."""
-
-    def __init__(self, fail: BaseException | None = None) -> None:
-        self.sent: list[dict] = []
-        self.fail = fail
-        self.lock = threading.Lock()
-
-    async def __call__(self, email, url, token, ctx) -> None:
-        with self.lock:
-            self.sent.append({"email": email, "url": url, "token": token, "metadata": ctx.metadata})
-        if self.fail is not None:
-            raise self.fail
-
-    @property
-    def last(self) -> dict:
-        return self.sent[-1]
-
-    def link(self) -> str:
-        """The mailed link as a path under the base path, for Browser.get."""
-        assert self.last["url"].startswith(PREFIX), self.last["url"]
-        return self.last["url"].removeprefix(PREFIX)
-
-
-async def request_link(b, email="ada@example.com", **extra):
-    r = await b.post("/sign-in/magic-link", {"email": email, **extra})
-    assert r.status_code == 200, r.text
-    assert r.json() == {"status": True}
-    return r
 
 
 def location(r) -> tuple[str, dict]:

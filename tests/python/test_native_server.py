@@ -12,19 +12,19 @@ import time
 
 import httpx
 import pytest
-from test_js_client import _free_port, _wait_for
+from helpers import free_port, wait_for
 
 from conftest import parse_iso
 
 
 def _start(tmp_path, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "KERNIA_SECRET": "native-secret-0123456789abcdef0123"}
     cmd = [sys.executable, "-m", "kernia.cli", "serve", "--database", f"sqlite:///{tmp_path / 'n.db'}"]
     proc = subprocess.Popen(
         [*cmd, "--port", str(port), "--no-rate-limit", *extra], env=env, stderr=subprocess.PIPE, text=True
     )
-    _wait_for(port, proc)
+    wait_for(port, proc)
     return proc, f"http://127.0.0.1:{port}/api/auth"
 
 

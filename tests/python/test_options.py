@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from helpers import cart_table, guest
 
 from kernia import EmailPasswordOptions, RateLimitOptions
 from kernia.plugins.anonymous import anonymous
 
 from conftest import POSTGRES_URL, set_cookies
-from test_anonymous import cart_table, guest
 
 
 async def test_cookie_prefix_names_every_cookie(env, browser_for):

@@ -8,13 +8,13 @@ import json
 
 import pytest
 from authenticator import EDDSA, ES256, Authenticator, Credential, b64url
+from helpers import Recorder, cart_table, guest
 
 from kernia import SessionOptions
 from kernia.plugins.anonymous import anonymous
 from kernia.plugins.passkey import passkey
 
 from conftest import set_cookies
-from test_anonymous import Recorder, cart_table, guest
 
 CHALLENGE_COOKIE = "better-auth.better-auth-passkey"
 

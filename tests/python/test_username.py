@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from helpers import Recorder, cart_table, guest, while_held
 
 from kernia import APIError, RateLimitOptions
 from kernia.plugins.anonymous import anonymous
 from kernia.plugins.username import username
-
-from test_anonymous import Recorder, cart_table, guest, while_held
 
 
 async def sign_up(b, name="Ada_L", email="ada@example.com", password="correct-horse", **extra):
