@@ -82,10 +82,7 @@ impl Auth {
             limiter: RateLimiter::new(cfg.rate_limit.clone(), plugin_rules),
             hasher: PasswordHasher::new(cores),
             clock,
-            user_fields: UserFields {
-                anonymous: anonymous_callbacks.is_some(),
-                username: username_callbacks.is_some(),
-            },
+            user_fields: cfg.user_fields(),
             anonymous_callbacks,
             username_callbacks,
             magic_link_callbacks,

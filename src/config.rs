@@ -346,6 +346,11 @@ impl Config {
         Config::from_options(opts)
     }
 
+    /// The plugin columns users carry in their JSON.
+    pub fn user_fields(&self) -> crate::model::UserFields {
+        crate::model::UserFields { anonymous: self.anonymous.is_some(), username: self.username.is_some() }
+    }
+
     /// Whether `plugin` is on.
     pub fn has(&self, plugin: Plugin) -> bool {
         match plugin {

@@ -376,3 +376,26 @@ async fn guest_lifecycle_in_rust_alone() {
         auth.close().await;
     }
 }
+
+/// Every route of a plugin, read off the route tables: an empty 404 while its plugin
+/// is off (as for an unknown path, spec §1.1), served once it is on.
+#[tokio::test]
+async fn plugin_routes_follow_their_plugin() {
+    let request = |def: &kernia::endpoint::RouteDef| {
+        let r = if def.method == "GET" { get(def.path, None) } else { post(def.path, json!({}), None) };
+        r.with_header("host", "localhost")
+    };
+    let off = Arc::new(Auth::new(config("sqlite::memory:")).await.unwrap());
+    let plugins = json!({ "anonymous": {}, "username": {}, "magic_link": {}, "passkey": {} });
+    let outbox = Arc::new(Outbox(std::sync::Mutex::new(Vec::new())));
+    let callbacks = kernia::callbacks::Callbacks { magic_link: Some(outbox), ..Default::default() };
+    let on = Arc::new(Auth::with_callbacks(config_with("sqlite::memory:", plugins), callbacks).await.unwrap());
+    let routes: Vec<_> = kernia::routes::TABLES.iter().flat_map(|t| t.iter()).filter(|d| d.plugin.is_some()).collect();
+    assert!(routes.len() >= 16, "{}", routes.len());
+    for def in routes {
+        let r = handle(&off, request(def)).await;
+        assert_eq!((r.status, r.body.len()), (404, 0), "{} {} with its plugin off", def.method, def.path);
+        let r = handle(&on, request(def)).await;
+        assert!(!(r.status == 404 && r.body.is_empty()), "{} {} with its plugin on", def.method, def.path);
+    }
+}

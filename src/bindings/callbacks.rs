@@ -108,6 +108,8 @@ pub struct PythonCallbacks {
     pub handle: Arc<OnceLock<Py<PyAny>>>,
     /// Which plugin columns the user dicts given to `on_link` carry.
     pub user_fields: UserFields,
+    /// Whether any Python may run on a request (then its event loop is needed).
+    pub any: bool,
 }
 
 impl PythonCallbacks {
@@ -137,28 +139,8 @@ impl PythonCallbacks {
             hash_magic_link_token: get("hash_token")?,
             handle,
             user_fields,
+            any: callables.is_some_and(|d| d.values().iter().any(|f| !f.is_none())),
         })
-    }
-
-    /// Whether any Python may run on a request (then its event loop is needed).
-    pub fn any(&self) -> bool {
-        [
-            &self.on_link,
-            &self.generate_name,
-            &self.generate_random_email,
-            &self.should_delete,
-            &self.before_delete,
-            &self.on_event,
-            &self.username_validator,
-            &self.display_username_validator,
-            &self.username_normalization,
-            &self.display_username_normalization,
-            &self.send_magic_link,
-            &self.generate_magic_link_token,
-            &self.hash_magic_link_token,
-        ]
-        .iter()
-        .any(|c| c.is_some())
     }
 }
 

@@ -120,17 +120,16 @@ impl NativeAuth {
     fn new(py: Python<'_>, options_json: &str, callables: Option<Bound<'_, PyDict>>) -> PyResult<Self> {
         let options: Options = serde_json::from_str(options_json)
             .map_err(|e| ConfigurationError::new_err(format!("invalid options: {e}")))?;
+        let cfg = Config::from_options(options).map_err(config_error)?;
         let handle = Arc::new(OnceLock::new());
-        let user_fields =
-            crate::model::UserFields { anonymous: options.anonymous.is_some(), username: options.username.is_some() };
-        let cb = Arc::new(callbacks::PythonCallbacks::new(callables.as_ref(), handle.clone(), user_fields)?);
-        let has_callbacks = cb.any();
+        let cb = Arc::new(callbacks::PythonCallbacks::new(callables.as_ref(), handle.clone(), cfg.user_fields())?);
+        let has_callbacks = cb.any;
+        // The engine keeps each plugin's callbacks only when the plugin is on.
         let all = Callbacks {
-            anonymous: options.anonymous.is_some().then(|| cb.clone() as Arc<dyn AnonymousCallbacks>),
-            username: options.username.is_some().then(|| cb.clone() as Arc<dyn UsernameCallbacks>),
+            anonymous: Some(cb.clone() as Arc<dyn AnonymousCallbacks>),
+            username: Some(cb.clone() as Arc<dyn UsernameCallbacks>),
             magic_link: cb.send_magic_link.is_some().then(|| cb.clone() as Arc<dyn MagicLinkCallbacks>),
         };
-        let cfg = Config::from_options(options).map_err(config_error)?;
         let auth = py.detach(|| runtime().block_on(Auth::with_callbacks(cfg, all))).map_err(config_error)?;
         Ok(NativeAuth { auth: Arc::new(auth), handle, has_callbacks })
     }

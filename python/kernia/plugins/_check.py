@@ -30,10 +30,19 @@ def checked(plugin: Any) -> Any:
     return plugin
 
 
-def function(plugin: str, name: str, value: Any) -> Any:
-    if value is None or callable(value):
+def function(plugin: str, name: str, value: Any, *, allow_false: bool = False) -> Any:
+    if value is None or (allow_false and value is False) or callable(value):
         return value
-    raise TypeError(f"{plugin}(): {name} must be a function (sync or async), got {type(value).__name__}")
+    extra = ", False" if allow_false else ""
+    raise TypeError(
+        f"{plugin}(): {name} must be a function (sync or async){extra} or None, got {type(value).__name__}"
+    )
+
+
+def integer(plugin: str, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{plugin}(): {name} must be an int, got {type(value).__name__}")
+    return value
 
 
 def flag(plugin: str, name: str, value: Any, default: bool) -> bool:

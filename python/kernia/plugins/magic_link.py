@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kernia.plugins._check import checked
+from kernia.plugins._check import checked, flag, function, integer
 
 StoreToken = Literal["plain", "hashed"] | Mapping[str, Any]
 
@@ -125,21 +125,12 @@ def magic_link(
 
     ``send_magic_link`` is required, here or (Kernia's form) in
     ``KerniaOptions(advanced={"magic-link": {"send_magic_link": ...}})``."""
-    if send_magic_link is not None and not callable(send_magic_link):
-        raise TypeError(
-            f"magic_link(): send_magic_link must be a function, got {type(send_magic_link).__name__}"
-        )
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int):
-        raise TypeError(
-            f"magic_link(): expires_in must be an int of seconds, got {type(expires_in).__name__}"
-        )
-    if not isinstance(disable_sign_up, bool):
-        raise TypeError("magic_link(): disable_sign_up must be True or False")
+    name = "magic_link"
+    function(name, "send_magic_link", send_magic_link)
+    integer(name, "expires_in", expires_in)
+    flag(name, "disable_sign_up", disable_sign_up, False)
     _check_store_token(store_token)
-    if generate_token is not None and not callable(generate_token):
-        raise TypeError(
-            f"magic_link(): generate_token must be a function, got {type(generate_token).__name__}"
-        )
+    function(name, "generate_token", generate_token)
     return checked(MagicLinkPlugin(send_magic_link, expires_in, disable_sign_up, store_token, generate_token))
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from kernia.plugins._check import checked
+from kernia.plugins._check import checked, flag
 
 
 @dataclass(frozen=True)
@@ -71,8 +71,7 @@ def passkey(
         raise TypeError("passkey(): origin must be a string or a list of strings")
     if authenticator_selection is not None and not isinstance(authenticator_selection, dict):
         raise TypeError("passkey(): authenticator_selection must be a dict")
-    if not isinstance(upgrade_anonymous, bool):
-        raise TypeError("passkey(): upgrade_anonymous must be True or False")
+    flag("passkey", "upgrade_anonymous", upgrade_anonymous, True)
     plugin = PasskeyPlugin(
         rp_id=rp_id,
         rp_name=rp_name,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from kernia.plugins._check import checked
+from kernia.plugins._check import checked, function, integer
 
 ValidationOrder = Literal["pre-normalization", "post-normalization"]
 _ORDERS = ("pre-normalization", "post-normalization")
@@ -60,19 +60,6 @@ class UsernamePlugin:
         return {name: f for name, f in found.items() if callable(f)}
 
 
-def _length(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"username(): {name} must be an int, got {type(value).__name__}")
-    return value
-
-
-def _function(name: str, value: object, *, allow_false: bool = False) -> Any:
-    if value is None or (allow_false and value is False) or callable(value):
-        return value
-    extra = ", False" if allow_false else ""
-    raise TypeError(f"username(): {name} must be a function{extra} or None, got {type(value).__name__}")
-
-
 def _order(name: str, value: object) -> ValidationOrder:
     if value not in _ORDERS:
         raise ValueError(f"username(): {name} must be one of {_ORDERS}, got {value!r}")
@@ -95,13 +82,17 @@ def username(
     ``POST /sign-up/username``. Wrong types raise ``TypeError`` here, values the engine
     refuses ``ConfigurationError``."""
     plugin = UsernamePlugin(
-        min_username_length=_length("min_username_length", min_username_length),
-        max_username_length=_length("max_username_length", max_username_length),
-        username_validator=_function("username_validator", username_validator),
-        display_username_validator=_function("display_username_validator", display_username_validator),
-        username_normalization=_function("username_normalization", username_normalization, allow_false=True),
-        display_username_normalization=_function(
-            "display_username_normalization", display_username_normalization
+        min_username_length=integer("username", "min_username_length", min_username_length),
+        max_username_length=integer("username", "max_username_length", max_username_length),
+        username_validator=function("username", "username_validator", username_validator),
+        display_username_validator=function(
+            "username", "display_username_validator", display_username_validator
+        ),
+        username_normalization=function(
+            "username", "username_normalization", username_normalization, allow_false=True
+        ),
+        display_username_normalization=function(
+            "username", "display_username_normalization", display_username_normalization
         ),
         username_validation_order=_order("username_validation_order", username_validation_order),
         display_username_validation_order=_order(
