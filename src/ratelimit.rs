@@ -4,7 +4,7 @@
 //! sharing the database counts together).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
 
 use crate::config::{RateLimitOptions, RateLimitRule};
@@ -19,23 +19,24 @@ const SPECIAL: &[(&str, RateLimitRule)] = &[
     ("/change-email", RateLimitRule { window: 10, max: 3 }),
 ];
 
-/// Buckets untouched for longer than the longest window are forgotten every this many requests.
-const SWEEP_EVERY: usize = 4096;
-
 pub struct RateLimiter {
     opts: RateLimitOptions,
     /// Plugins' rules (path, exact or ending in `*`): they replace the special
     /// rules; `None` turns limiting off for the path.
     plugin_rules: Vec<(String, Option<RateLimitRule>)>,
     state: Mutex<State>,
-    /// Requests since the database's buckets were last swept.
-    since_prune: AtomicUsize,
+    /// When the database's buckets were last pruned (engine clock, ms).
+    last_prune_ms: AtomicI64,
 }
 
+/// Buckets untouched for longer than the longest window are forgotten once per that
+/// window: the first request after it has passed removes them (one statement for the
+/// database's, a sweep of the map for memory's), so their number stays bounded by the
+/// clients of one window, whatever the traffic.
 #[derive(Default)]
 struct State {
     buckets: HashMap<String, (u64, i64)>,
-    since_sweep: usize,
+    last_sweep_ms: i64,
 }
 
 fn matches(pattern: &str, path: &str) -> bool {
@@ -52,7 +53,7 @@ fn too_many(last_ms: i64, window_ms: i64, now_ms: i64) -> AuthError {
 
 impl RateLimiter {
     pub fn new(opts: RateLimitOptions, plugin_rules: Vec<(String, Option<RateLimitRule>)>) -> Self {
-        RateLimiter { opts, plugin_rules, state: Mutex::new(State::default()), since_prune: AtomicUsize::new(0) }
+        RateLimiter { opts, plugin_rules, state: Mutex::new(State::default()), last_prune_ms: AtomicI64::new(0) }
     }
 
     /// The rule for `path`, or `None` when it is not limited.
@@ -84,8 +85,13 @@ impl RateLimiter {
         if self.opts.storage != "database" {
             return self.check_memory(key, rule, now_ms);
         }
-        if self.since_prune.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            store.prune_rate_limits(now_ms - self.longest_window_ms()).await?;
+        let longest = self.longest_window_ms();
+        let last = self.last_prune_ms.load(Ordering::Relaxed);
+        // One request per window prunes: the one that moves the mark.
+        if now_ms - last >= longest
+            && self.last_prune_ms.compare_exchange(last, now_ms, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
+            store.prune_rate_limits(now_ms - longest).await?;
         }
         match store.rate_limit(&key, now_ms, window_ms, rule.max).await? {
             None => Ok(()),
@@ -96,10 +102,9 @@ impl RateLimiter {
     fn check_memory(&self, key: String, rule: RateLimitRule, now_ms: i64) -> Result<(), AuthError> {
         let window_ms = rule.window as i64 * 1000;
         let mut st = self.state.lock().expect("rate-limit lock");
-        st.since_sweep += 1;
-        if st.since_sweep >= SWEEP_EVERY {
-            st.since_sweep = 0;
-            let longest = self.longest_window_ms();
+        let longest = self.longest_window_ms();
+        if now_ms - st.last_sweep_ms >= longest {
+            st.last_sweep_ms = now_ms;
             st.buckets.retain(|_, (_, last)| now_ms - *last < longest);
         }
         let entry = st.buckets.entry(key).or_insert((0, i64::MIN / 2));
@@ -196,5 +201,23 @@ mod tests {
             l.check_at("/ok", Some("ip"), 0).unwrap();
         }
         assert!(l.check_at("/ok", Some("ip"), 0).is_err());
+    }
+
+    #[test]
+    fn idle_buckets_are_forgotten_once_per_longest_window() {
+        let l = limiter(vec![]);
+        let window = l.longest_window_ms();
+        let start = 1_000_000;
+        for ip in ["a", "b", "c"] {
+            l.check_at("/ok", Some(ip), start).unwrap();
+        }
+        assert_eq!(l.state.lock().unwrap().buckets.len(), 3);
+        // Within the window nothing is swept, even for a new client.
+        l.check_at("/ok", Some("d"), start + window - 1).unwrap();
+        assert_eq!(l.state.lock().unwrap().buckets.len(), 4);
+        // The first request after it forgets those idle for a whole window.
+        l.check_at("/ok", Some("d"), start + window).unwrap();
+        let buckets = &l.state.lock().unwrap().buckets;
+        assert_eq!(buckets.keys().map(String::as_str).collect::<Vec<_>>(), ["d|/ok"]);
     }
 }

@@ -18,7 +18,12 @@ impl Clock {
 
     /// Moves this clock (and every copy of it) forward; for tests.
     pub fn advance(&self, seconds: i64) {
-        self.offset_ms.fetch_add(seconds * 1000, Ordering::Relaxed);
+        self.advance_ms(seconds * 1000);
+    }
+
+    /// Moves this clock (and every copy of it) forward by `ms` milliseconds; for tests.
+    pub fn advance_ms(&self, ms: i64) {
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
     }
 }
 

@@ -323,9 +323,15 @@ impl NativeAuth {
         py.detach(|| runtime().block_on(crate::server::shutdown_signal()));
     }
 
-    /// Moves the engine's clock forward, for tests of expiry.
-    fn _advance_clock(&self, seconds: i64) {
-        self.auth.clock.advance(seconds);
+    /// Moves the engine's clock forward, for tests of expiry (`kernia.testing.advance_clock`).
+    fn advance_clock(&self, seconds: f64) -> PyResult<()> {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "advance_clock: seconds must be a finite number of 0 or more, got {seconds}"
+            )));
+        }
+        self.auth.clock.advance_ms((seconds * 1000.0).round() as i64);
+        Ok(())
     }
 
     /// Finishes queued writes and closes the database.

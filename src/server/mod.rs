@@ -239,25 +239,28 @@ async fn serve_one(
     Ok(to_hyper(crate::pipeline::handle(&auth, req).await))
 }
 
-/// Resolves when the process gets SIGINT or SIGTERM.
+/// Resolves when the process gets SIGINT or SIGTERM, and says so on standard error.
 pub async fn shutdown_signal() {
+    let name = received_signal().await;
+    eprintln!("kernia: {name} received; stopping: finishing the requests in flight (up to 30 s)");
+}
+
+async fn received_signal() -> &'static str {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
+        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
+            let _ = ctrl_c.await;
+            return "SIGINT";
         };
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = ctrl_c => "SIGINT",
+            _ = term.recv() => "SIGTERM",
         }
     }
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+        "Ctrl-C"
     }
 }

@@ -1,7 +1,8 @@
 """A software WebAuthn authenticator and the browser side of a ceremony.
 
-Real ES256 key pairs (P-256, SHA-256) or Ed25519 ones (EdDSA, what Chromium's
-authenticator picks when a server offers it first), "none" attestation, assertions signed over
+Real ES256 key pairs (P-256, SHA-256), Ed25519 ones (EdDSA, what Chromium's
+authenticator picks when a server offers it first) or RS256 ones (RSA 2048, PKCS#1 v1.5,
+what Windows Hello makes), "none" attestation, assertions signed over
 ``authenticatorData || SHA-256(clientDataJSON)`` like a hardware key, and the JSON the
 official client sends (``@simplewebauthn/browser``'s, without ``clientExtensionResults``).
 """
@@ -16,7 +17,7 @@ import struct
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
 
 def b64url(data: bytes) -> str:
@@ -55,29 +56,34 @@ def cbor(value) -> bytes:
 FLAG_UP, FLAG_UV, FLAG_BE, FLAG_BS, FLAG_AT = 0x01, 0x04, 0x08, 0x10, 0x40
 
 
-ES256, EDDSA = -7, -8
+ES256, EDDSA, RS256 = -7, -8, -257
 
 
 @dataclass
 class Credential:
     id: bytes
-    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
+    key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey
     rp_id: str
     user_handle: bytes
     counter: int = 0
 
     @staticmethod
-    def new_key(algorithm: int) -> ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey:
-        return (
-            ed25519.Ed25519PrivateKey.generate()
-            if algorithm == EDDSA
-            else ec.generate_private_key(ec.SECP256R1())
-        )
+    def new_key(algorithm: int) -> ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | rsa.RSAPrivateKey:
+        if algorithm == EDDSA:
+            return ed25519.Ed25519PrivateKey.generate()
+        if algorithm == RS256:
+            return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return ec.generate_private_key(ec.SECP256R1())
 
     def cose_public_key(self) -> bytes:
         if isinstance(self.key, ed25519.Ed25519PrivateKey):
             raw = self.key.public_key().public_bytes_raw()
             return cbor({1: 1, 3: EDDSA, -1: 6, -2: raw})
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            rsa_numbers = self.key.public_key().public_numbers()
+            n = rsa_numbers.n.to_bytes((rsa_numbers.n.bit_length() + 7) // 8, "big")
+            e = rsa_numbers.e.to_bytes((rsa_numbers.e.bit_length() + 7) // 8, "big")
+            return cbor({1: 3, 3: RS256, -1: n, -2: e})
         numbers = self.key.public_key().public_numbers()
         return cbor(
             {1: 2, 3: ES256, -1: 1, -2: numbers.x.to_bytes(32, "big"), -3: numbers.y.to_bytes(32, "big")}
@@ -86,6 +92,8 @@ class Credential:
     def sign(self, data: bytes) -> bytes:
         if isinstance(self.key, ed25519.Ed25519PrivateKey):
             return self.key.sign(data)
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
         return self.key.sign(data, ec.ECDSA(hashes.SHA256()))
 
 
@@ -93,7 +101,7 @@ class Credential:
 class Authenticator:
     """One device holding passkeys; ``origin`` is what its browser puts in clientDataJSON.
 
-    ``algorithm``: the key type it creates (ES256 or EDDSA); ``None`` follows the server's
+    ``algorithm``: the key type it creates (ES256, EDDSA or RS256); ``None`` follows the server's
     ``pubKeyCredParams`` order, as Chromium's authenticator and many security keys do."""
 
     origin: str = "http://localhost:3000"

@@ -135,6 +135,19 @@ class Database:
     def count(self, table: str) -> int:
         return self.rows(f'SELECT COUNT(*) FROM "{table}"')[0][0]
 
+    def assert_gone(self, user_id: str) -> None:
+        """The user is deleted with everything of theirs: no user, session, account or passkey row."""
+        left = {
+            table: self.rows(f'SELECT COUNT(*) FROM "{table}" WHERE "{column}" = ?', user_id)[0][0]
+            for table, column in (
+                ("user", "id"),
+                ("session", "userId"),
+                ("account", "userId"),
+                ("passkey", "userId"),
+            )
+        }
+        assert left == {"user": 0, "session": 0, "account": 0, "passkey": 0}, f"{user_id} is not gone: {left}"
+
     def snapshot(self) -> dict[str, int]:
         return {t: self.count(t) for t in ("user", "session", "account", "verification")}
 
@@ -185,6 +198,22 @@ def env(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
         db.execute('TRUNCATE "user", "session", "account", "verification", "passkey", "rateLimit" CASCADE')
     e = Env(backend, db, make, made)
     yield e
+    for auth in made:
+        auth.close()
+
+
+@pytest.fixture
+def open_auth() -> Any:
+    """`init(options)` for tests that build their own options; every engine it opened is
+    closed when the test ends, passed or failed."""
+    made: list[Auth] = []
+
+    def open_(options: KerniaOptions) -> Auth:
+        auth = init(options)
+        made.append(auth)
+        return auth
+
+    yield open_
     for auth in made:
         auth.close()
 

@@ -1,13 +1,21 @@
 """What several test modules share: guests and their carts, an on_link that records
-its calls, forced races, the magic-link outbox, and server start-up."""
+its calls, forced races, the magic-link outbox, polling until something is true, and
+`kernia serve` as a process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
+import os
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from conftest import BASE
 
@@ -110,14 +118,117 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+# --- waiting for something the test cannot be told about -----------------------------------
+
+
+async def eventually(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """Polls `check` (a function, or a coroutine function) until it returns something
+    truthy, and returns that; fails naming `what` after `timeout` seconds. For effects
+    that happen after the answer (a sweeper's run, a callback's log line), where no event
+    can be awaited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"gave up after {timeout} s waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
+def eventually_sync(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """`eventually` for tests without an event loop."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        assert time.monotonic() < deadline, f"gave up after {timeout} s waiting for {what}"
+        time.sleep(0.02)
+    return value
+
+
+# --- `kernia serve` as a process ------------------------------------------------------------
+
+
+class Served:
+    """A running `kernia serve`: its process, where it listens, and its standard error,
+    read line by line as it comes."""
+
+    def __init__(self, proc: subprocess.Popen, host: str, port: int) -> None:
+        self.proc, self.host, self.port = proc, host, port
+        self.url = f"http://{host}:{port}"
+        self.api = self.url + "/api/auth"
+        self.lines: list[str] = []
+        self._new_line = threading.Condition()
+        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.reader.start()
+
+    def _read_stderr(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._new_line:
+                self.lines.append(line.rstrip("\n"))
+                self._new_line.notify_all()
+        with self._new_line:
+            self._new_line.notify_all()
+
+    def line_with(self, text: str, timeout: float = 10.0, after: int = 0) -> str:
+        """The first line of standard error (from line `after` on) containing `text`."""
+        with self._new_line:
+            found = self._new_line.wait_for(
+                lambda: any(text in line for line in self.lines[after:]) or self.proc.poll() is not None,
+                timeout,
+            )
+            matches = [line for line in self.lines[after:] if text in line]
+        assert found and matches, f"no line with {text!r} in: {self.lines}"
+        return matches[0]
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Signals the server and returns its exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+
+@contextlib.contextmanager
+def kernia_serve(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Any = None,
+    listen: tuple[str, int] | None = None,
+    secret: str | None = "served-secret-0123456789abcdef0123",
+) -> Iterator[Served]:
+    """`python -m kernia.cli serve *args` until the block ends (then SIGTERM). It listens
+    on a free port passed as --port, or, given `listen`, where its own flags say."""
+    environment = {**os.environ, **(env or {})}
+    if secret is not None:
+        environment.setdefault("KERNIA_SECRET", secret)
+    if listen is None:
+        listen = ("127.0.0.1", free_port())
+        args = (*args, "--port", str(listen[1]))
+    cmd = [sys.executable, "-m", "kernia.cli", "serve", *args]
+    proc = subprocess.Popen(cmd, env=environment, cwd=cwd, stderr=subprocess.PIPE, text=True)
+    served = Served(proc, *listen)
+    try:
+        _wait_until_listening(served)
+        yield served
+    finally:
+        if proc.poll() is None:
+            served.stop()
+
+
+def _wait_until_listening(served: Served, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+        if served.proc.poll() is not None:
+            served.reader.join(5)  # the last lines
+            raise RuntimeError(f"kernia serve exited {served.proc.returncode}: {served.lines}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            socket.create_connection((served.host, served.port), timeout=0.2).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise TimeoutError("server did not start")
+    raise TimeoutError(f"kernia serve did not listen on {served.host}:{served.port}: {served.lines}")

@@ -8,7 +8,7 @@ import re
 import threading
 
 import pytest
-from helpers import Recorder, cart_table, guest, while_held
+from helpers import Recorder, cart_table, eventually, guest, while_held
 
 from kernia import APIError
 from kernia.plugins.anonymous import anonymous
@@ -238,7 +238,7 @@ async def test_conversion_on_sign_in_to_an_existing_account(env, browser_for):
     r = await b.sign_in(email="owner@example.com")
     assert r.status_code == 200 and r.json()["user"]["id"] == existing
     assert on_link.calls == [(guest_id, existing)]
-    assert env.db.rows('SELECT COUNT(*) FROM "user" WHERE "id" = ?', guest_id) == [(0,)]
+    env.db.assert_gone(guest_id)
     assert (await owner.session())["user"]["id"] == existing  # other sessions untouched
 
 
@@ -360,7 +360,7 @@ async def test_a_failing_on_link_undoes_everything(env, browser_for, error, stat
     )
     assert r.status_code == 200
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(r.json()["user"]["id"],)]
-    assert env.db.rows('SELECT COUNT(*) FROM "user" WHERE "id" = ?', guest_id) == [(0,)]
+    env.db.assert_gone(guest_id)
 
 
 # --- guarantee 2: exactly once --------------------------------------------------------------------
@@ -383,7 +383,7 @@ async def test_two_concurrent_sign_ups_convert_the_guest_once(env, browser_for):
     winner = on_link.calls[0][1]
     assert winner == r1.json()["user"]["id"]
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(winner,)]
-    assert env.db.rows('SELECT COUNT(*) FROM "user" WHERE "id" = ?', guest_id) == [(0,)]
+    env.db.assert_gone(guest_id)
     assert env.db.count("user") == 2  # both accounts exist; only one got the guest's data
 
 
@@ -418,7 +418,7 @@ async def test_sign_up_and_sign_in_racing_convert_once(env, browser_for):
     )
     assert (r1.status_code, r2.status_code) == (200, 200)
     assert len(on_link.calls) == 1 and on_link.calls[0][0] == guest_id
-    assert env.db.rows('SELECT COUNT(*) FROM "user" WHERE "id" = ?', guest_id) == [(0,)]
+    env.db.assert_gone(guest_id)
 
 
 # --- guarantee 3: no leaks between requests ------------------------------------------------------
@@ -453,10 +453,11 @@ async def test_a_client_that_disconnects_mid_conversion(env, browser_for):
         await request
     on_link.release.set()
     # The conversion runs to its end on its own: converted, not half-done.
-    for _ in range(100):
-        if env.db.rows('SELECT COUNT(*) FROM "user" WHERE "id" = ?', guest_id) == [(0,)]:
-            break
-        await asyncio.sleep(0.05)
+    await eventually(
+        lambda: env.db.rows('SELECT COUNT(*) FROM "user" WHERE "id" = ?', guest_id) == [(0,)],
+        "the abandoned conversion to finish",
+    )
+    env.db.assert_gone(guest_id)
     assert env.db.rows('SELECT "email" FROM "user"') == [("gone@example.com",)]
     assert env.db.count("session") == 1
     # Later requests are unaffected.
@@ -475,10 +476,7 @@ async def test_a_slow_on_link_blocks_nobody(env, browser_for):
 
     async def slow(anonymous_user, new_user, ctx):
         started.set()
-        for _ in range(1000):
-            if release.is_set():
-                return
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(release.wait, 10)
 
     auth = env.make(plugins=[anonymous(on_link=slow)])
     b = browser_for(auth)

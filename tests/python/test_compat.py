@@ -111,12 +111,76 @@ async def test_restarting_on_the_same_database_keeps_everything(tmp_path, browse
             rate_limit=RateLimitOptions(enabled=False),
         )
 
-    first = init(options())
-    b = browser_for(first)
-    await b.sign_up()
-    first.close()
-    second = init(options())  # migrations run again and change nothing
-    b2 = browser_for(second)
-    b2.cookies = dict(b.cookies)
-    assert (await b2.session())["user"]["email"] == "ada@example.com"
-    second.close()
+    with init(options()) as first:
+        b = browser_for(first)
+        await b.sign_up()
+    with init(options()) as second:  # migrations run again and change nothing
+        b2 = browser_for(second)
+        b2.cookies = dict(b.cookies)
+        assert (await b2.session())["user"]["email"] == "ada@example.com"
+
+
+# The core tables exactly as Better Auth's CLI (`npx @better-auth/cli migrate`) creates them,
+# without any plugin column or table.
+_BA_TYPES = {
+    "postgres": {"bool": "boolean", "date": "timestamptz", "now": " default CURRENT_TIMESTAMP"},
+    "sqlite": {"bool": "integer", "date": "date", "now": ""},
+}
+_BA_SCHEMA = """
+create table "user" ("id" text not null primary key, "name" text not null, "email" text not null unique,
+  "emailVerified" {bool} not null, "image" text, "createdAt" {date}{now} not null, "updatedAt" {date}{now} not null);
+create table "session" ("id" text not null primary key, "expiresAt" {date} not null, "token" text not null unique,
+  "createdAt" {date}{now} not null, "updatedAt" {date} not null, "ipAddress" text, "userAgent" text,
+  "userId" text not null references "user" ("id") on delete cascade);
+create table "account" ("id" text not null primary key, "accountId" text not null, "providerId" text not null,
+  "userId" text not null references "user" ("id") on delete cascade, "accessToken" text, "refreshToken" text,
+  "idToken" text, "accessTokenExpiresAt" {date}, "refreshTokenExpiresAt" {date}, "scope" text, "password" text,
+  "createdAt" {date}{now} not null, "updatedAt" {date} not null);
+create table "verification" ("id" text not null primary key, "identifier" text not null, "value" text not null,
+  "expiresAt" {date} not null, "createdAt" {date}{now} not null, "updatedAt" {date}{now} not null);
+create index "session_userId_idx" on "session" ("userId");
+create index "account_userId_idx" on "account" ("userId");
+create index "verification_identifier_idx" on "verification" ("identifier")
+"""
+
+
+def _columns(env, table: str) -> set[str]:
+    if env.backend == "sqlite":
+        return {r[0] for r in env.db.rows(f"SELECT name FROM pragma_table_info('{table}')")}
+    sql = "SELECT column_name FROM information_schema.columns WHERE table_name = ?"
+    return {r[0] for r in env.db.rows(sql, table)}
+
+
+async def test_an_existing_better_auth_database_is_migrated_in_place(env, browser_for):
+    from kernia.plugins.anonymous import anonymous
+    from kernia.plugins.passkey import passkey
+    from kernia.plugins.username import username
+
+    for table in ("passkey", "rateLimit", "verification", "account", "session", "user"):
+        env.db.execute(f'DROP TABLE IF EXISTS "{table}"' + (" CASCADE" if env.backend == "postgres" else ""))
+    for statement in _BA_SCHEMA.format(**_BA_TYPES[env.backend]).split(";"):
+        env.db.execute(statement)
+    _insert_user(env, "baUser0000000000000000000000001", "imported@example.com", BA_HASH)
+    plugins = [anonymous(), username(), passkey()]
+
+    auth = env.make(secret=BA_SECRET, plugins=plugins)
+    assert {"isAnonymous", "username", "displayUsername"} <= _columns(env, "user")
+    assert {"credentialID", "publicKey", "counter"} <= _columns(env, "passkey")
+    # Better Auth's user signs in with the password Better Auth hashed.
+    b = browser_for(auth)
+    r = await b.sign_in("imported@example.com", "password123")
+    assert r.status_code == 200, r.text
+    assert r.json()["user"]["id"] == "baUser0000000000000000000000001"
+    # Every table works: a guest, its conversion, a username, a rate-limit bucket.
+    g = browser_for(auth)
+    guest_id = (await g.post("/sign-in/anonymous", {})).json()["user"]["id"]
+    r = await g.post("/sign-up/email", {"name": "G", "email": "g@example.com", "password": "correct-horse",
+                                         "username": "guesty"})  # fmt: skip
+    assert r.status_code == 200, r.text
+    env.db.assert_gone(guest_id)
+    assert env.db.rows('SELECT "username" FROM "user" WHERE "email" = ?', "g@example.com") == [("guesty",)]
+    # Opening it again changes nothing, and what was there stays.
+    before = env.db.snapshot()
+    again = browser_for(env.make(secret=BA_SECRET, plugins=plugins))
+    assert env.db.snapshot() == before
+    assert (await again.sign_in("imported@example.com", "password123")).status_code == 200

@@ -8,12 +8,10 @@ run as the ``postgres`` user), so stopping it disturbs nothing else; the full di
 
 from __future__ import annotations
 
-import asyncio
 import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,17 +19,12 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import eventually, free_port
 
 from kernia import APIError, EmailPasswordOptions, KerniaOptions, RateLimitOptions
 from kernia.auth import init
 
 from conftest import BASE, SECRET, skip_or_fail
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class PrivatePostgres:
@@ -43,7 +36,7 @@ class PrivatePostgres:
         self.root = Path(tempfile.mkdtemp(prefix="kernia-pg-"))
         self.root.chmod(0o755)
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self._as_postgres("mkdir", str(self.data), owner_dir=True)
         self._as_postgres(str(self.bin / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres")
         self.start()
@@ -103,15 +96,6 @@ def _unavailable(r) -> bool:
     )
 
 
-async def _until(check, seconds: float):
-    deadline = time.monotonic() + seconds
-    while True:
-        result = await check()
-        if result or time.monotonic() > deadline:
-            return result
-        await asyncio.sleep(0.2)
-
-
 async def test_postgres_stopped_and_started_again(private_postgres, browser_for, capfd):
     auth = init(_options(private_postgres.url))
     try:
@@ -138,7 +122,7 @@ async def test_postgres_stopped_and_started_again(private_postgres, browser_for,
         async def signed_in():
             return (await b.sign_in()).status_code == 200
 
-        assert await _until(signed_in, 20)
+        await eventually(signed_in, "service to come back", timeout=20)
         assert (await b.session())["user"]["email"] == "ada@example.com"
         log = ""
 
@@ -147,7 +131,7 @@ async def test_postgres_stopped_and_started_again(private_postgres, browser_for,
             log += capfd.readouterr().err
             return "the database is available again" in log
 
-        assert await _until(logged_back, 15)
+        await eventually(logged_back, "the recovery to be logged", timeout=15)
     finally:
         auth.close()
 

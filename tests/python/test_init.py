@@ -115,50 +115,53 @@ def test_bad_values_fail_at_init():
         )
 
 
-def _auth(tmp_path, **kw):
-    return init(
-        KerniaOptions(
-            database=f"sqlite:///{tmp_path / 'app.db'}",
-            secret=SECRET,
-            email_and_password=EmailPasswordOptions(enabled=True),
-            rate_limit=RateLimitOptions(enabled=False),
-            **kw,
+@pytest.fixture
+def app_auth(tmp_path, open_auth):
+    """An engine on a SQLite file, closed when the test ends."""
+
+    def make(**kw):
+        return open_auth(
+            KerniaOptions(
+                database=f"sqlite:///{tmp_path / 'app.db'}",
+                secret=SECRET,
+                email_and_password=EmailPasswordOptions(enabled=True),
+                rate_limit=RateLimitOptions(enabled=False),
+                **kw,
+            )
         )
-    )
+
+    return make
 
 
-async def test_mounted_in_starlette_under_a_prefix(tmp_path):
-    auth = _auth(tmp_path)
+async def test_mounted_in_starlette_under_a_prefix(app_auth):
+    auth = app_auth()
     app = Starlette(routes=[Mount("/api/auth", app=auth.router.mount())])
     b = Browser(app)
     assert (await b.sign_up()).status_code == 200
     assert (await b.session())["user"]["email"] == "ada@example.com"
     assert (await b.get("/nope")).status_code == 404
     await b.aclose()
-    auth.close()
 
 
-async def test_mounted_under_another_prefix_serves_there(tmp_path):
-    auth = _auth(tmp_path)
+async def test_mounted_under_another_prefix_serves_there(app_auth):
+    auth = app_auth()
     app = Starlette(routes=[Mount("/auth", app=auth.router.mount())])
     b = Browser(app, base_path="/auth")
     assert (await b.sign_up()).status_code == 200
     await b.aclose()
-    auth.close()
 
 
-async def test_standalone_serves_base_path(tmp_path):
-    auth = _auth(tmp_path, base_path="/identity")
+async def test_standalone_serves_base_path(app_auth):
+    auth = app_auth(base_path="/identity")
     b = Browser(auth.router.mount(), base_path="/identity")
     assert (await b.sign_up()).status_code == 200
     b.base_path = "/api/auth"
     assert (await b.get("/get-session")).status_code == 404
     await b.aclose()
-    auth.close()
 
 
-async def test_fastapi_app_with_a_session_dependency(tmp_path):
-    auth = _auth(tmp_path)
+async def test_fastapi_app_with_a_session_dependency(app_auth):
+    auth = app_auth()
     app = FastAPI()
     app.mount("/api/auth", auth.router.mount())
 
@@ -183,11 +186,10 @@ async def test_fastapi_app_with_a_session_dependency(tmp_path):
     assert (await b.get("/me")).json() == {"email": "fa@example.com"}
     assert (await b.get("/maybe")).json() == {"signed_in": True}
     await b.aclose()
-    auth.close()
 
 
-async def test_api_get_session_takes_dicts_and_header_pairs(tmp_path):
-    auth = _auth(tmp_path)
+async def test_api_get_session_takes_dicts_and_header_pairs(app_auth):
+    auth = app_auth()
     b = Browser(auth.router.mount())
     token = (await b.sign_up()).json()["token"]
     cookie = "; ".join(f"{k}={v}" for k, v in b.cookies.items())
@@ -197,11 +199,10 @@ async def test_api_get_session_takes_dicts_and_header_pairs(tmp_path):
     assert await auth.api.get_session({}) is None
     assert await auth.api.get_session({"cookie": "better-auth.session_token=forged.sig"}) is None
     await b.aclose()
-    auth.close()
 
 
-async def test_lifespan_is_answered(tmp_path):
-    auth = _auth(tmp_path)
+async def test_lifespan_is_answered(app_auth):
+    auth = app_auth()
     app = auth.router.mount()
     messages = [{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}]
     sent = []
@@ -214,7 +215,6 @@ async def test_lifespan_is_answered(tmp_path):
 
     await app({"type": "lifespan"}, receive, send)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
-    auth.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import free_port, wait_for
+from helpers import free_port, kernia_serve
 
 from conftest import NO_POSTGRES, POSTGRES_URL, skip_or_fail
 
@@ -43,32 +41,10 @@ def live_server(request, backend, tmp_path, outbox):
     database = POSTGRES_URL if backend == "postgres" else f"sqlite:///{tmp_path / 'live.db'}"
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "KERNIA_SECRET": "js-client-secret-0123456789abcdef"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "kernia.cli",
-        "serve",
-        "--database",
-        database,
-        "--port",
-        str(port),
-        "--base-url",
-        base,
-        "--anonymous",
-        "--username",
-        "--magic-link-outbox",
-        str(outbox),
-        "--no-rate-limit",
-        *(["--asgi"] if request.param == "asgi" else []),
-    ]
-    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(port, proc)
+    flags = ["--database", database, "--port", str(port), "--base-url", base, "--anonymous", "--username"]
+    flags += ["--magic-link-outbox", str(outbox), "--no-rate-limit"]
+    with kernia_serve(*flags, *(["--asgi"] if request.param == "asgi" else []), listen=("127.0.0.1", port)):
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def run_node(script: str, base: str, js: Path, *args: str) -> str:

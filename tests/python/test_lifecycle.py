@@ -12,19 +12,19 @@ import os
 import subprocess
 import sys
 import threading
-import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from helpers import Recorder, cart_table, guest
+from helpers import Recorder, cart_table, eventually, guest, move_cart_sql
 
 from kernia import KerniaOptions, RateLimitOptions, RateLimitRule
 from kernia.auth import init
 from kernia.errors import ConfigurationError
 from kernia.plugins.anonymous import anonymous
 from kernia.plugins.username import username
+from kernia.testing import advance_clock
 
 from conftest import SECRET, Browser, parse_iso, set_cookies
 
@@ -47,13 +47,14 @@ class Events:
             raise RuntimeError("the audit log is down")
 
     async def wait_for(self, kind: str, count: int = 1) -> list[dict]:
-        for _ in range(200):
+        """The events of this kind, once there are `count` (delivered after the answer)."""
+
+        def found() -> list[dict] | None:
             with self.lock:
-                found = [e for e in self.events if e["type"] == kind]
-            if len(found) >= count:
-                return found
-            await asyncio.sleep(0.01)
-        raise AssertionError(f"no {kind} event among {self.events}")
+                of_kind = [e for e in self.events if e["type"] == kind]
+            return of_kind if len(of_kind) >= count else None
+
+        return await eventually(found, f"{count} {kind} event(s)")
 
 
 def add_cart_item(env, user_id: str, item: str = "book") -> None:
@@ -240,13 +241,13 @@ async def test_guest_sessions_have_their_own_lifetime(env, browser_for):
     r = await u.sign_up()
     assert f"Max-Age={7 * DAY}" in set_cookies(r)["better-auth.session_token"]
     # Refresh extends a guest session by the guest lifetime.
-    auth._native._advance_clock(2 * DAY)
+    advance_clock(auth, 2 * DAY)
     r = await b.get("/get-session")
     assert f"Max-Age={30 * DAY}" in set_cookies(r)["better-auth.session_token"]
     s = r.json()["session"]
     assert abs((parse_iso(s["expiresAt"]) - parse_iso(s["updatedAt"])).total_seconds() - 30 * DAY) < 5
     # Past its lifetime the guest session is gone.
-    auth._native._advance_clock(31 * DAY)
+    advance_clock(auth, 31 * DAY)
     assert await b.session() is None
 
 
@@ -295,9 +296,9 @@ async def test_eleventh_guest_sign_in_in_a_minute_gets_429(env, browser_for, sto
     assert env.db.count("user") == 10
     # The window runs from the last allowed request, and a denied one leaves the bucket as
     # it was (spec §12): refused a second before the minute is up, allowed right after.
-    auth._native._advance_clock(59)
+    advance_clock(auth, 59)
     assert await sign_ins(b, 1, **{"x-forwarded-for": "203.0.113.7"}) == [429]
-    auth._native._advance_clock(1)
+    advance_clock(auth, 1)
     assert await sign_ins(b, 1, **{"x-forwarded-for": "203.0.113.7"}) == [200]
     # Another IP has its own bucket.
     assert await sign_ins(b, 1, **{"x-forwarded-for": "198.51.100.1"}) == [200]
@@ -389,7 +390,7 @@ async def test_cleanup_deletes_exactly_the_stale_guests(env, browser_for):
     old_user = (await registered.sign_up()).json()["user"]["id"]
     returning = browser_for(auth)
     back = (await guest(returning))["user"]["id"]
-    auth._native._advance_clock(DAY + 60)
+    advance_clock(auth, DAY + 60)
     # The returning guest comes back: its session is refreshed (update_age is a day).
     assert (await returning.session())["user"]["id"] == back
     fresh = (await guest(browser_for(auth)))["user"]["id"]
@@ -440,7 +441,7 @@ async def test_cleanup_hooks_keep_and_reassign(env, browser_for):
         ids[u["name"]] = u["id"]
         add_cart_item(env, u["id"], u["name"])
     keep_ids.add(ids["Keep"])
-    auth._native._advance_clock(120)
+    advance_clock(auth, 120)
     report = await auth.api.cleanup_anonymous_users()
     assert report == {"stale": 3, "deleted": 1, "kept": 1, "failed": 1, "dry_run": False}
     left = {r[0] for r in env.db.rows('SELECT "id" FROM "user"')}
@@ -448,6 +449,77 @@ async def test_cleanup_hooks_keep_and_reassign(env, browser_for):
     carts = dict(env.db.rows('SELECT "item", "user_id" FROM "cart"'))
     # Move's cart was reassigned in the deleting transaction; Boom's reassignment rolled back.
     assert carts == {"Keep": ids["Keep"], "Move": "archive", "Boom": ids["Boom"]}
+
+
+@pytest.mark.parametrize("hooked", [False, True], ids=["bulk-delete", "before_delete"])
+async def test_cleanup_keeps_a_guest_who_came_back_after_it_was_picked(env, browser_for, hooked):
+    # Cleanup picks the stale guests, then asks should_delete about each; a guest who
+    # returns in between (its session refreshed) must be kept: the deleting transaction
+    # checks staleness again.
+    returning: dict[str, object] = {}
+    before_deletes: list[str] = []
+
+    async def should_delete(user):
+        if user["id"] == returning["id"]:
+            r = await returning["browser"].get("/get-session")
+            assert r.status_code == 200 and "set-cookie" in r.headers  # refreshed: not stale now
+        return True
+
+    async def before_delete(user, ctx):
+        before_deletes.append(user["id"])
+
+    hooks = {"before_delete": before_delete} if hooked else {}
+    auth = env.make(plugins=[anonymous(max_age=2 * DAY, should_delete=should_delete, **hooks)])
+    gone = (await guest(browser_for(auth)))["user"]["id"]
+    returning["browser"] = browser_for(auth)
+    returning["id"] = (await guest(returning["browser"]))["user"]["id"]
+    advance_clock(auth, 2 * DAY + 60)
+    report = await auth.api.cleanup_anonymous_users()
+    assert report == {"stale": 2, "deleted": 1, "kept": 1, "failed": 0, "dry_run": False}
+    assert {r[0] for r in env.db.rows('SELECT "id" FROM "user"')} == {returning["id"]}
+    assert (await returning["browser"].session())["user"]["id"] == returning["id"]
+    env.db.assert_gone(gone)
+    if hooked:
+        assert sorted(before_deletes) == sorted([gone, returning["id"]])
+
+
+async def test_two_cleanups_at_once_delete_each_guest_once(env, browser_for):
+    # Two processes sweeping one database. While the first holds a guest inside
+    # before_delete (its row locked by ctx.db), the second runs: on PostgreSQL it skips
+    # the locked guest and deletes the rest without waiting; on SQLite (one writer) it
+    # waits for the first. Either way each guest is deleted once, by one of them.
+    cart_table(env)
+    events = Events()
+    holding, release = threading.Event(), threading.Event()
+
+    async def before_delete(user, ctx):
+        if not holding.is_set():
+            await ctx.db.execute(move_cart_sql(ctx), ["archive", user["id"]])
+            holding.set()
+            await asyncio.to_thread(release.wait, 10)
+
+    first = env.make(plugins=[anonymous(max_age=60, before_delete=before_delete, on_event=events)])
+    second = env.make(plugins=[anonymous(max_age=60, on_event=events)])
+    ids = {(await guest(browser_for(first)))["user"]["id"] for _ in range(6)}
+    for auth in (first, second):
+        advance_clock(auth, 120)
+    one = asyncio.ensure_future(first.api.cleanup_anonymous_users(batch_size=2))
+    assert await asyncio.to_thread(holding.wait, 10), "the first cleanup never reached before_delete"
+    two = asyncio.ensure_future(second.api.cleanup_anonymous_users())
+    done, _ = await asyncio.wait({two}, timeout=10.0 if env.backend == "postgres" else 1.0)
+    release.set()
+    if env.backend == "postgres":
+        assert done, "the second cleanup waited for the first one's locked guest"
+    else:
+        assert not done, "the second cleanup wrote while the first held the database"
+    reports = [await one, await two]
+    assert sum(r["deleted"] for r in reports) == 6 and sum(r["failed"] for r in reports) == 0
+    if env.backend == "postgres":
+        assert reports[1] == {"stale": 6, "deleted": 5, "kept": 1, "failed": 0, "dry_run": False}
+        assert reports[0]["deleted"] == 1
+    assert env.db.count("user") == 0
+    cleaned = await events.wait_for("cleaned_up", 6)
+    assert sorted(e["user_id"] for e in cleaned) == sorted(ids)  # each once
 
 
 async def test_cancelling_a_cleanup_stops_it_and_rolls_back_the_guest_in_hand(env, browser_for):
@@ -463,17 +535,23 @@ async def test_cancelling_a_cleanup_stops_it_and_rolls_back_the_guest_in_hand(en
 
     auth = env.make(plugins=[anonymous(max_age=60, before_delete=before_delete)])
     ids = {(await guest(browser_for(auth)))["user"]["id"] for _ in range(3)}
-    auth._native._advance_clock(120)
+    advance_clock(auth, 120)
     cleanup = asyncio.ensure_future(auth.api.cleanup_anonymous_users())
     await asyncio.wait_for(entered.wait(), 10)
     cleanup.cancel()
     release.set()
     with pytest.raises(asyncio.CancelledError):
         await cleanup
-    await asyncio.sleep(0.3)  # room for work that should not happen
     assert len(calls) == 1
     assert {r[0] for r in env.db.rows('SELECT "id" FROM "user"')} == ids
-    assert (await auth.api.cleanup_anonymous_users(dry_run=True))["stale"] == 3
+    # A second cleanup deletes all three, each through before_delete once: had the
+    # cancelled one gone on, it would have called before_delete again or deleted a guest
+    # this one then finds gone.
+    entered.clear()
+    report = await auth.api.cleanup_anonymous_users()
+    assert report == {"stale": 3, "deleted": 3, "kept": 0, "failed": 0, "dry_run": False}
+    assert sorted(calls[1:]) == sorted(ids) and len(calls) == 4
+    assert env.db.count("user") == 0
 
 
 async def test_cleanup_needs_a_max_age(env):
@@ -490,7 +568,15 @@ async def test_cleanup_command(env, browser_for):
     for _ in range(3):
         await guest(browser_for(auth))
     await browser_for(auth).sign_up()
-    await asyncio.sleep(1.2)
+    # The command runs in its own process, on the real clock: the guests are made stale by
+    # dating their last activity an hour back rather than by waiting.
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    old = an_hour_ago if env.backend == "postgres" else an_hour_ago.isoformat(timespec="milliseconds")
+    for table, user in (("user", '"id"'), ("session", '"userId"')):
+        env.db.execute(
+            f'UPDATE "{table}" SET "updatedAt" = ? WHERE {user} IN (SELECT "id" FROM "user" WHERE "isAnonymous")',
+            old.replace("+00:00", "Z") if isinstance(old, str) else old,
+        )
     cmd = [
         sys.executable,
         "-m",
@@ -513,12 +599,9 @@ async def test_cleanup_command(env, browser_for):
     assert bad.returncode == 2 and "not a duration" in bad.stderr
 
 
-async def until_no_users(env, seconds: float = 5.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if env.db.count("user") == 0:
-            return
-        await asyncio.sleep(0.05)
-    assert env.db.count("user") == 0
+async def until_no_users(env) -> None:
+    # The sweeper runs on its own schedule, in real time: nothing to await but its effect.
+    await eventually(lambda: env.db.count("user") == 0, "the sweeper to delete the guest")
 
 
 async def test_the_sweeper_runs_on_its_own(env):
@@ -589,28 +672,26 @@ async def test_a_failing_on_event_never_breaks_the_request(env, browser_for, cap
     r = await b.post("/sign-in/anonymous", {})
     assert r.status_code == 200
     await events.wait_for("created")
-    for _ in range(100):
-        if "on_event raised" in caplog.text:
-            break
-        await asyncio.sleep(0.01)
-    assert "on_event raised" in caplog.text
+    record = await eventually(
+        lambda: next((r for r in caplog.records if "on_event raised" in r.getMessage()), None),
+        "the on_event failure on the kernia logger",
+    )
+    assert (record.name, record.levelname) == ("kernia", "ERROR")
+    assert "the audit log is down" in str(record.exc_info[1])
 
 
 async def test_sync_on_event(env, browser_for):
     seen: list[str] = []
     b = browser_for(env.make(plugins=[anonymous(on_event=lambda e: seen.append(e["type"]))]))
     await guest(b)
-    for _ in range(100):
-        if seen:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: seen, "the created event")
     assert seen == ["created"]
 
 
 async def test_list_and_count_users(env, browser_for):
     auth = env.make(plugins=[anonymous()])
     guests = [(await guest(browser_for(auth)))["user"]["id"] for _ in range(3)]
-    time.sleep(0.01)
+    advance_clock(auth, 0.01)  # the user is surely newer than the guests
     user = (await browser_for(auth).sign_up()).json()["user"]["id"]
     assert await auth.api.count_users() == 4
     assert await auth.api.count_users(is_anonymous=True) == 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -12,31 +11,29 @@ import time
 
 import httpx
 import pytest
-from helpers import free_port, wait_for
+from helpers import eventually_sync, kernia_serve
 
 from conftest import parse_iso
 
 
-def _start(tmp_path, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "KERNIA_SECRET": "native-secret-0123456789abcdef0123"}
-    cmd = [sys.executable, "-m", "kernia.cli", "serve", "--database", f"sqlite:///{tmp_path / 'n.db'}"]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port), "--no-rate-limit", *extra], env=env, stderr=subprocess.PIPE, text=True
-    )
-    wait_for(port, proc)
-    return proc, f"http://127.0.0.1:{port}/api/auth"
+def _serve(tmp_path, *extra: str):
+    return kernia_serve("--database", f"sqlite:///{tmp_path / 'n.db'}", "--no-rate-limit", *extra)
 
 
-def _raw_sign_up(port: int, i: int) -> socket.socket:
+def _sign_up_in_flight(port: int, i: int) -> tuple[socket.socket, bytes]:
+    """A sign-up the server is known to be handling: its head is sent with
+    `Expect: 100-continue`, and the server's `100 Continue` (sent when the endpoint starts
+    reading the body) has come back. Returns the socket and the body still to send."""
     body = json.dumps({"name": "N", "email": f"n{i}@example.com", "password": "password123"}).encode()
     head = (
         f"POST /api/auth/sign-up/email HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
     ).encode()
     s = socket.create_connection(("127.0.0.1", port))
-    s.sendall(head + body)
-    return s
+    s.settimeout(10)
+    s.sendall(head)
+    assert _read_until(s, b"\r\n\r\n", 1).startswith(b"HTTP/1.1 100 Continue")
+    return s, body
 
 
 def _read_all(s: socket.socket) -> bytes:
@@ -48,15 +45,16 @@ def _read_all(s: socket.socket) -> bytes:
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_closes_cleanly(tmp_path):
-    proc, base = _start(tmp_path)
-    port = int(base.split(":")[2].split("/")[0])
-    sockets = [_raw_sign_up(port, i) for i in range(4)]  # each hashes a password for ~70 ms
-    time.sleep(0.02)
-    t0 = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    answers = [_read_all(s) for s in sockets]
-    assert proc.wait(timeout=30) == 0
-    assert time.monotonic() - t0 < 10
+    with _serve(tmp_path) as server:
+        in_flight = [_sign_up_in_flight(server.port, i) for i in range(4)]
+        t0 = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.line_with("stopping")  # the server has the signal; the requests are still open
+        for s, body in in_flight:
+            s.sendall(body)
+        answers = [_read_all(s) for s, _ in in_flight]
+        assert server.stop() == 0
+        assert time.monotonic() - t0 < 10
     assert all(a.startswith(b"HTTP/1.1 200") for a in answers), [a[:40] for a in answers]
     # Everything answered 200 is in the database.
     out = subprocess.run(
@@ -72,14 +70,13 @@ def test_sigterm_lets_in_flight_requests_finish_and_closes_cleanly(tmp_path):
     assert out.stdout.strip() == "4"
     # New connections are refused once it is gone.
     with pytest.raises(httpx.ConnectError):
-        httpx.get(f"{base}/ok")
+        httpx.get(f"{server.api}/ok")
 
 
 def test_sigint_stops_the_server(tmp_path):
-    proc, base = _start(tmp_path)
-    assert httpx.get(f"{base}/ok").json() == {"ok": True}
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == 0
+    with _serve(tmp_path) as server:
+        assert httpx.get(f"{server.api}/ok").json() == {"ok": True}
+        assert server.stop(signal.SIGINT) == 0
 
 
 def _read_until(sock: socket.socket, marker: bytes, count: int) -> bytes:
@@ -93,9 +90,8 @@ def _read_until(sock: socket.socket, marker: bytes, count: int) -> bytes:
 
 
 def test_keep_alive_and_the_body_limit(tmp_path):
-    proc, base = _start(tmp_path)
-    try:
-        port = int(base.split(":")[2].split("/")[0])
+    with _serve(tmp_path) as server:
+        port, base = server.port, server.api
         ok = b"GET /api/auth/ok HTTP/1.1\r\nHost: x\r\n\r\n"
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.settimeout(10)
@@ -113,29 +109,25 @@ def test_keep_alive_and_the_body_limit(tmp_path):
                 headers={"content-type": "application/json"},
             )
             assert r.status_code == 413 and r.json()["code"] == "PAYLOAD_TOO_LARGE"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_serve_with_guest_lifetime_and_the_sweeper(tmp_path):
     flags = ["--anonymous", "--guest-expires-in", "1h", "--guest-max-age", "1", "--cleanup-interval", "1"]
-    proc, base = _start(tmp_path, *flags)
-    try:
-        guest = httpx.post(f"{base}/sign-in/anonymous", json={})
+    with _serve(tmp_path, *flags) as server:
+        guest = httpx.post(f"{server.api}/sign-in/anonymous", json={})
         assert guest.status_code == 200
         cookies = {"better-auth.session_token": guest.cookies["better-auth.session_token"]}
-        session = httpx.get(f"{base}/get-session", cookies=cookies).json()["session"]
+        session = httpx.get(f"{server.api}/get-session", cookies=cookies).json()["session"]
         lifetime = (parse_iso(session["expiresAt"]) - parse_iso(session["createdAt"])).total_seconds()
         assert abs(lifetime - 3600) <= 1
-        # Idle for over a second, the guest is deleted by the server's own sweeper.
-        deadline = time.monotonic() + 15
-        while httpx.get(f"{base}/get-session", cookies=cookies).json() is not None:
-            assert time.monotonic() < deadline, "the sweeper did not delete the idle guest"
-            time.sleep(0.2)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0
+        # Idle for over a second (real time: the sweeper runs in another process), the
+        # guest is deleted by the server's own sweeper.
+        eventually_sync(
+            lambda: httpx.get(f"{server.api}/get-session", cookies=cookies).json() is None,
+            "the sweeper to delete the idle guest",
+            timeout=15,
+        )
+        assert server.stop() == 0
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import pytest
-from helpers import cart_table, guest
+from helpers import Recorder, cart_table, guest
 
 from kernia import EmailPasswordOptions, RateLimitOptions
 from kernia.plugins.anonymous import anonymous
+from kernia.testing import advance_clock
 
 from conftest import POSTGRES_URL, set_cookies
 
@@ -99,5 +103,67 @@ async def test_the_global_rate_limit_default_is_100_a_minute(env, browser_for):
     assert r.status_code == 429 and int(r.headers["x-retry-after"]) > 0
     # Another path has a bucket of its own.
     assert (await b.get("/ok")).status_code == 200
-    auth._native._advance_clock(61)
+    advance_clock(auth, 61)
     assert (await b.get("/get-session")).status_code == 200
+
+
+async def test_database_rate_limit_buckets_are_pruned_once_a_window(env, browser_for):
+    """storage="database": buckets idle for the longest window (60 s here) are deleted by
+    the first request after it; until then they stay."""
+    auth = env.make(
+        rate_limit=RateLimitOptions(storage="database"), advanced={"trusted_proxies": ["127.0.0.1"]}
+    )
+    b = browser_for(auth)
+    for ip in ("203.0.113.1", "203.0.113.2", "203.0.113.3"):
+        assert (await b.get("/ok", headers={"x-forwarded-for": ip})).status_code == 200
+
+    def keys() -> set[str]:
+        return {row[0] for row in env.db.rows('SELECT "key" FROM "rateLimit"')}
+
+    assert keys() == {f"203.0.113.{i}|/ok" for i in (1, 2, 3)}
+    advance_clock(auth, 59)
+    await b.get("/ok", headers={"x-forwarded-for": "203.0.113.4"})
+    assert len(keys()) == 4
+    advance_clock(auth, 1)
+    await b.get("/ok", headers={"x-forwarded-for": "203.0.113.4"})
+    assert keys() == {"203.0.113.4|/ok"}
+
+
+def _reader_threads() -> int:
+    """The engines' SQLite reader threads in this process (Linux names them)."""
+    from pathlib import Path
+
+    return sum(
+        1
+        for task in Path("/proc/self/task").iterdir()
+        if (task / "comm").read_text().startswith("kernia-sqlite-r")
+    )
+
+
+async def test_database_pool_size(env, browser_for):
+    if env.backend == "sqlite":
+        # Readers beside the one writer: 2 by default, as many as asked.
+        before = _reader_threads()
+        env.make()
+        assert _reader_threads() - before == 2
+        env.make(advanced={"database_pool_size": 5})
+        assert _reader_threads() - before == 7
+        return
+    # PostgreSQL: the pool holds at most this many connections. With one, a request
+    # waits while a conversion holds it inside on_link; with two, it does not.
+    for size, waits in ((1, True), (2, False)):
+        on_link = Recorder()
+        auth = env.make(plugins=[anonymous(on_link=on_link)], advanced={"database_pool_size": size})
+        cart_table(env)
+        b, someone = browser_for(auth), browser_for(auth)
+        await guest(b)
+        await guest(someone)
+        on_link.release = threading.Event()
+        converting = asyncio.ensure_future(b.sign_up(email=f"pool{size}@example.com"))
+        assert await asyncio.to_thread(on_link.started.wait, 10)
+        other = asyncio.ensure_future(someone.get("/get-session"))  # reads the session row
+        done, _ = await asyncio.wait({other}, timeout=1.0)
+        on_link.release.set()
+        assert (await converting).status_code == 200
+        assert (await other).status_code == 200
+        assert (not done) == waits, f"database_pool_size={size}"

@@ -7,7 +7,7 @@ import base64
 import json
 
 import pytest
-from authenticator import EDDSA, ES256, Authenticator, Credential, b64url
+from authenticator import EDDSA, ES256, RS256, Authenticator, Credential, b64url
 from helpers import Recorder, cart_table, guest
 
 from kernia import SessionOptions
@@ -115,7 +115,7 @@ async def test_authenticate_options_list_a_signed_in_users_passkeys_only(env, br
 
 # What Chromium's authenticator does: take the first algorithm offered (EdDSA).
 ALGORITHMS = pytest.mark.parametrize(
-    "algorithm", [ES256, EDDSA, None], ids=["es256", "eddsa", "browsers-pick"]
+    "algorithm", [ES256, EDDSA, RS256, None], ids=["es256", "eddsa", "rs256", "browsers-pick"]
 )
 
 
@@ -234,6 +234,26 @@ async def test_registration_needs_a_fresh_session_except_for_guests(env, browser
     assert (await register(g, Authenticator())).status_code == 200
 
 
+async def test_a_list_of_origins(env, browser_for):
+    # A site served from two origins (the app and its www twin) shares one RP id.
+    origins = ["http://localhost:3000", "http://app.localhost:3000"]
+    auth = env.make(plugins=[passkey(rp_id="localhost", origin=origins)], trusted_origins=origins[1:])
+    device = Authenticator(origin=origins[0])
+    await user_with_passkey(auth, browser_for, device)
+    for origin in origins:
+        r = await sign_in(browser_for(auth, origin=origin), device, origin=origin)
+        assert r.status_code == 200, (origin, r.text)
+    other = "http://evil.localhost:3000"  # in clientDataJSON only: the request itself is trusted
+    r = await sign_in(browser_for(auth), device, origin=other)
+    assert error(r) == (401, "AUTHENTICATION_FAILED")
+    # Registering from the second origin works too; from another it does not.
+    second = Authenticator(origin=origins[1])
+    b = browser_for(auth, origin=origins[1])
+    await b.sign_up(email="grace@example.com")
+    assert (await register(b, second)).status_code == 200
+    assert error(await register(b, second, origin=other)) == (400, "FAILED_TO_VERIFY_REGISTRATION")
+
+
 # --- failures -------------------------------------------------------------------------------------------
 
 
@@ -348,7 +368,7 @@ async def test_a_guest_signing_in_with_a_real_accounts_passkey_is_converted(env,
     assert r.status_code == 200, r.text
     assert on_link.calls == [(guest_id, owner_id)]
     assert (await b.session())["user"]["id"] == owner_id
-    assert env.db.rows('SELECT COUNT(*) FROM "user" WHERE "id" = ?', guest_id) == [(0,)]
+    env.db.assert_gone(guest_id)
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(owner_id,)]
 
 

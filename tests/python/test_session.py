@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kernia import SessionOptions
+from kernia.testing import advance_clock
 
 from conftest import parse_iso, set_cookies
 
@@ -22,7 +23,7 @@ async def test_session_is_not_refreshed_before_update_age(env, browser_for):
     auth = env.make()
     b = browser_for(auth)
     await b.sign_up()
-    auth._native._advance_clock(DAY - 60)
+    advance_clock(auth, DAY - 60)
     r = await b.get("/get-session")
     assert "set-cookie" not in r.headers
 
@@ -32,7 +33,7 @@ async def test_session_is_refreshed_after_update_age(env, browser_for):
     b = browser_for(auth)
     await b.sign_up()
     first = (await b.session())["session"]
-    auth._native._advance_clock(DAY + 60)
+    advance_clock(auth, DAY + 60)
     r = await b.get("/get-session")
     refreshed = r.json()["session"]
     assert parse_iso(refreshed["expiresAt"]) > parse_iso(first["expiresAt"])
@@ -46,14 +47,27 @@ async def test_disable_refresh_query_and_option(env, browser_for):
     auth = env.make(session=SessionOptions(disable_session_refresh=True))
     b = browser_for(auth)
     await b.sign_up()
-    auth._native._advance_clock(2 * DAY)
+    [(before,)] = env.db.rows('SELECT "expiresAt" FROM "session"')
+    advance_clock(auth, 2 * DAY)
     assert "set-cookie" not in (await b.get("/get-session")).headers
+    assert env.db.rows('SELECT "expiresAt" FROM "session"') == [(before,)]
 
+    env.db.execute('DELETE FROM "session"')
     auth2 = env.make()
     b2 = browser_for(auth2)
     await b2.sign_up(email="q@example.com")
-    auth2._native._advance_clock(2 * DAY)
-    assert "set-cookie" not in (await b2.get("/get-session", params={"disableRefresh": "false"})).headers
+    [(before,)] = env.db.rows('SELECT "expiresAt" FROM "session"')
+    advance_clock(auth2, 2 * DAY)
+    # Better Auth reads the query as z.coerce.boolean: any non-empty value, "false" too, skips.
+    for value in ("1", "true", "false"):
+        r = await b2.get("/get-session", params={"disableRefresh": value})
+        assert r.status_code == 200 and r.json()["session"]["expiresAt"] is not None
+        assert "set-cookie" not in r.headers, value
+        assert env.db.rows('SELECT "expiresAt" FROM "session"') == [(before,)], value
+    # Without it the same request refreshes: the cookie and the row move.
+    r = await b2.get("/get-session")
+    assert "better-auth.session_token" in set_cookies(r)
+    assert env.db.rows('SELECT "expiresAt" FROM "session"') != [(before,)]
 
 
 async def test_update_age_zero_refreshes_every_time(env, browser_for):
@@ -63,7 +77,7 @@ async def test_update_age_zero_refreshes_every_time(env, browser_for):
     previous = (await b.session())["session"]
     for _ in range(2):
         # A minute later: the expiry moves a minute on, in the answer, the cookie and the row.
-        auth._native._advance_clock(60)
+        advance_clock(auth, 60)
         r = await b.get("/get-session")
         current = r.json()["session"]
         moved = parse_iso(current["expiresAt"]) - parse_iso(previous["expiresAt"])
@@ -81,7 +95,7 @@ async def test_expired_session_is_null_expires_cookies_and_deletes_the_row(env, 
     auth = env.make()
     b = browser_for(auth)
     await b.sign_up()
-    auth._native._advance_clock(7 * DAY + 1)
+    advance_clock(auth, 7 * DAY + 1)
     r = await b.get("/get-session")
     assert r.text == "null"
     cookies = set_cookies(r)
@@ -95,7 +109,7 @@ async def test_custom_expires_in(env, browser_for):
     b = browser_for(auth)
     r = await b.sign_up()
     assert "Max-Age=3600" in set_cookies(r)["better-auth.session_token"]
-    auth._native._advance_clock(3601)
+    advance_clock(auth, 3601)
     assert await b.session() is None
 
 

@@ -357,7 +357,7 @@ async def test_a_guest_converts_by_signing_in_with_a_username(env, browser_for):
     r = await sign_in(b, "owner")
     assert r.status_code == 200 and r.json()["user"]["id"] == existing
     assert on_link.calls == [(guest_id, existing)]
-    assert env.db.rows('SELECT COUNT(*) FROM "user" WHERE "id" = ?', guest_id) == [(0,)]
+    env.db.assert_gone(guest_id)
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(existing,)]
     assert (await owner.session())["user"]["id"] == existing
 
@@ -400,7 +400,7 @@ async def test_a_failing_on_link_undoes_a_username_conversion(env, browser_for, 
     r = await attempt()
     assert r.status_code == 200
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(r.json()["user"]["id"],)]
-    assert env.db.rows('SELECT COUNT(*) FROM "user" WHERE "id" = ?', guest_id) == [(0,)]
+    env.db.assert_gone(guest_id)
 
 
 async def test_two_tabs_signing_in_with_a_username_convert_the_guest_once(env, browser_for):
@@ -417,7 +417,7 @@ async def test_two_tabs_signing_in_with_a_username_convert_the_guest_once(env, b
     assert (r1.status_code, r2.status_code) == (200, 200)
     assert on_link.calls == [(guest_id, existing)]
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(existing,)]
-    assert env.db.rows('SELECT COUNT(*) FROM "user" WHERE "id" = ?', guest_id) == [(0,)]
+    env.db.assert_gone(guest_id)
 
 
 async def test_the_default_sign_in_rate_limit_covers_username_sign_in(env, browser_for):

@@ -205,6 +205,12 @@ class Auth:
             self._sweeper.stop()
         self._native.close()
 
+    def __enter__(self) -> Auth:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 _MAGIC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(MagicLinkPlugin)}
 
