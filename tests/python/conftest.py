@@ -74,6 +74,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _admin(_POSTGRES_SERVER, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def database_url(backend: str, tmp_path: Any, name: str = "auth.db") -> str:
+    """Where a test on `backend` keeps its data: a SQLite file in its own folder, or the
+    run's PostgreSQL database (skipped, or failed under CI, when none answers)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / name}"
+    if not POSTGRES_URL:
+        skip_or_fail(NO_POSTGRES)
+    return POSTGRES_URL
+
+
 class SqliteReader:
     """SQL on SQLite files through a helper process (see sqlite_reader.py for why)."""
 
@@ -178,12 +188,7 @@ BACKENDS = ["sqlite", "postgres"]
 @pytest.fixture(params=BACKENDS)
 def env(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     backend = request.param
-    if backend == "postgres":
-        if not POSTGRES_URL:
-            skip_or_fail(NO_POSTGRES)
-        url = POSTGRES_URL
-    else:
-        url = f"sqlite:///{tmp_path / 'auth.db'}"
+    url = database_url(backend, tmp_path)
     db = Database(backend, url)
     made: list[Auth] = []
 

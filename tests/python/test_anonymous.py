@@ -333,7 +333,7 @@ async def test_disable_delete_keeps_the_guest(env, browser_for):
     ],
 )
 @pytest.mark.parametrize("path", ["sign-up", "sign-in"])
-async def test_a_failing_on_link_undoes_everything(env, browser_for, error, status, body, path):
+async def test_a_failing_on_link_undoes_everything(env, browser_for, error, status, body, path, caplog):
     on_link = Recorder(fail=error)
     auth = env.make(plugins=[anonymous(on_link=on_link)])
     if path == "sign-in":
@@ -350,6 +350,15 @@ async def test_a_failing_on_link_undoes_everything(env, browser_for, error, stat
     assert r.status_code == status and r.json() == body
     assert "set-cookie" not in r.headers
     assert env.db.snapshot() == before
+    # An unexpected exception is logged on the kernia logger with its traceback; an
+    # APIError is the app's answer, not a failure, and is not logged.
+    logged = [r for r in caplog.records if r.name == "kernia"]
+    if status == 500:
+        [record] = logged
+        assert (record.levelname, record.getMessage()) == ("ERROR", "on_link raised; the request failed")
+        assert record.exc_info[1] is error
+    else:
+        assert logged == []
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(guest_id,)]  # the move through ctx.db was undone
     assert env.db.rows('SELECT COUNT(*) FROM "user" WHERE "email" = ?', "new@example.com") == [(0,)]
     assert (await b.session())["user"]["id"] == guest_id  # the guest still works

@@ -86,9 +86,9 @@ async def test_a_transaction_is_isolated_from_a_concurrent_conversion(env, brows
     await tx.__aenter__()
     await tx.execute(sql(auth, 'UPDATE "cart" SET "item" = ? WHERE "id" = ?'), ["changed", "c1"])
     conversion = asyncio.ensure_future(b.sign_up())
-    await asyncio.to_thread(started.wait, 10)
-    await asyncio.sleep(0.3)
-    assert not conversion.done()  # waiting for the app's transaction
+    assert await asyncio.to_thread(started.wait, 10)
+    done, _ = await asyncio.wait({conversion}, timeout=1.0)
+    assert not done, "the conversion did not wait for the app's transaction"
     await tx.__aexit__(RuntimeError, RuntimeError("rolled back"), None)
     r = await asyncio.wait_for(conversion, 20)
     assert r.status_code == 200, r.text

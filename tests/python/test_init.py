@@ -18,7 +18,7 @@ from kernia import ConfigurationError, EmailPasswordOptions, KerniaError, Kernia
 from kernia.auth import init
 from kernia.integrations.fastapi import session_dependency
 
-from conftest import NO_POSTGRES, POSTGRES_URL, SECRET, Browser, skip_or_fail
+from conftest import SECRET, Browser, database_url
 
 
 def test_public_api_is_importable():
@@ -222,9 +222,7 @@ def test_exiting_while_results_are_on_their_way(backend, tmp_path):
     # Without the exit hook, a worker still inside call_soon_threadsafe when the
     # interpreter finalizes is ended by CPython, and the process aborts (SIGABRT)
     # after its last line; this script did so on every run.
-    if backend == "postgres" and not POSTGRES_URL:
-        skip_or_fail(NO_POSTGRES)
-    url = POSTGRES_URL if backend == "postgres" else f"sqlite:///{tmp_path / 'auth.db'}"
+    url = database_url(backend, tmp_path)
     script = Path(__file__).with_name("exit_race.py")
     for _ in range(5):
         done = subprocess.run(

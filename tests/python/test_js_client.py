@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from helpers import free_port, kernia_serve
 
-from conftest import NO_POSTGRES, POSTGRES_URL, skip_or_fail
+from conftest import database_url, skip_or_fail
 
 JS = Path(__file__).resolve().parent.parent / "js"
 
@@ -25,8 +25,6 @@ def node_client() -> Path:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request) -> str:
-    if request.param == "postgres" and not POSTGRES_URL:
-        skip_or_fail(NO_POSTGRES)
     return request.param
 
 
@@ -38,7 +36,7 @@ def outbox(tmp_path) -> Path:
 @pytest.fixture(params=["native", "asgi"])
 def live_server(request, backend, tmp_path, outbox):
     """`kernia serve` on the native server, or on uvicorn serving the ASGI app."""
-    database = POSTGRES_URL if backend == "postgres" else f"sqlite:///{tmp_path / 'live.db'}"
+    database = database_url(backend, tmp_path, "live.db")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     flags = ["--database", database, "--port", str(port), "--base-url", base, "--anonymous", "--username"]

@@ -639,7 +639,8 @@ async def test_events_for_each_step_of_a_guests_life(env, browser_for):
     events = Events()
     auth = env.make(plugins=[anonymous(on_event=events)], advanced={"trusted_proxies": ["127.0.0.1"]})
     ip = {"x-forwarded-for": "203.0.113.5"}
-    before = datetime.now(UTC)
+    now = datetime.now(UTC)
+    before = now.replace(microsecond=now.microsecond // 1000 * 1000)  # events carry milliseconds
 
     a = browser_for(auth)
     ga = (await a.post("/sign-in/anonymous", {}, headers=ip)).json()["user"]["id"]
@@ -714,3 +715,36 @@ async def test_list_and_count_users(env, browser_for):
     assert (await auth.api.list_users())[0]["id"] == user
     with pytest.raises(ValueError):
         await auth.api.list_users(limit=-1)
+
+
+async def test_the_sweeper_logs_its_runs_and_survives_a_failing_one(caplog):
+    # A run that raises is logged with its traceback on the kernia logger, and the next
+    # run still comes; a run that deleted guests is logged at INFO with its report.
+    import logging
+
+    from kernia.auth.sweeper import Sweeper
+
+    caplog.set_level(logging.INFO, logger="kernia")
+    runs: list[int] = []
+    second_run = asyncio.Event()
+
+    async def cleanup():
+        runs.append(len(runs))
+        if len(runs) == 1:
+            raise RuntimeError("the database went away")
+        second_run.set()
+        return {"stale": 2, "deleted": 2, "kept": 0, "failed": 0, "dry_run": False}
+
+    sweeper = Sweeper(cleanup, 0.01)
+    sweeper.ensure_started()
+    try:
+        await asyncio.wait_for(second_run.wait(), 10)
+        await eventually(lambda: len(caplog.records) >= 2, "the second run's log line")
+    finally:
+        sweeper.stop()
+    failed, done = caplog.records[:2]
+    assert (failed.name, failed.levelname) == ("kernia", "ERROR")
+    assert failed.getMessage() == "kernia: stale-guest cleanup failed; the next run is in 0.01s"
+    assert str(failed.exc_info[1]) == "the database went away"
+    assert (done.name, done.levelname) == ("kernia", "INFO")
+    assert "'deleted': 2" in done.getMessage()
