@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use crate::callbacks::{
-    AnonymousCallbacks, Callbacks, EventKind, EventOrigin, GuestEvent, MagicLinkCallbacks, NoCallbacks,
-    UsernameCallbacks,
+    AccountCallback, AccountCallbacks, AnonymousCallbacks, CallbackRequest, Callbacks, EventKind, EventOrigin,
+    GuestEvent, MagicLinkCallbacks, Mail, NoCallbacks, UsernameCallbacks,
 };
 use crate::config::{Config, ConfigError};
 use crate::link::Linker;
@@ -31,10 +31,14 @@ pub struct Auth {
     pub username_callbacks: Option<Arc<dyn UsernameCallbacks>>,
     /// Present exactly when the magic-link plugin is on.
     pub magic_link_callbacks: Option<Arc<dyn MagicLinkCallbacks>>,
+    /// The account routes' mail senders and hooks (none: [`NoCallbacks`]).
+    pub account_callbacks: Arc<dyn AccountCallbacks>,
     /// Guest conversions (`link.rs`).
     pub linker: Arc<Linker>,
     /// Whether the database is in an episode of unavailability (logged once each).
     pub db_health: Arc<crate::storage::health::Health>,
+    /// When expired verification rows were last deleted (engine clock, ms).
+    pub verifications_swept_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Auth {
@@ -62,6 +66,7 @@ impl Auth {
         let username_callbacks =
             cfg.username.as_ref().map(|_| callbacks.username.unwrap_or_else(|| none() as Arc<dyn UsernameCallbacks>));
         let magic_link_callbacks = cfg.magic_link.as_ref().and(callbacks.magic_link);
+        let account_callbacks = callbacks.account.unwrap_or_else(|| none() as Arc<dyn AccountCallbacks>);
         let mut plugin_rules = Vec::new();
         if cfg.magic_link.is_some() {
             // The magic-link plugin's own rule (spec §12): 5 per minute, before custom rules.
@@ -86,8 +91,10 @@ impl Auth {
             anonymous_callbacks,
             username_callbacks,
             magic_link_callbacks,
+            account_callbacks,
             linker,
             db_health: Arc::default(),
+            verifications_swept_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
             store,
             cfg,
         }
@@ -125,6 +132,17 @@ impl Auth {
             path: from.path.map(str::to_owned),
         };
         cb.on_event(event, from.extension);
+    }
+
+    /// Whether the app gave this account callback.
+    pub fn has_callback(&self, which: AccountCallback) -> bool {
+        self.account_callbacks.has(which)
+    }
+
+    /// Hands a mail to the app's sender; a failure is logged on the `kernia` logger
+    /// (by the bindings) and swallowed, as Better Auth's `runInBackgroundOrAwait` does.
+    pub async fn send_quietly(&self, which: AccountCallback, req: &CallbackRequest, mail: Mail) {
+        let _ = self.account_callbacks.send(which, req, mail).await;
     }
 
     pub async fn close(&self) {

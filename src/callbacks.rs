@@ -196,10 +196,88 @@ pub trait MagicLinkCallbacks: Send + Sync {
     }
 }
 
+/// The account routes' app callbacks: the mails they send and the hooks around
+/// verification, password reset and deletion (account-routes spec §K).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountCallback {
+    SendVerificationEmail,
+    BeforeEmailVerification,
+    AfterEmailVerification,
+    SendResetPassword,
+    OnPasswordReset,
+    SendChangeEmailConfirmation,
+    SendDeleteAccountVerification,
+    BeforeDeleteUser,
+    AfterDeleteUser,
+}
+
+impl AccountCallback {
+    pub const ALL: [AccountCallback; 9] = [
+        AccountCallback::SendVerificationEmail,
+        AccountCallback::BeforeEmailVerification,
+        AccountCallback::AfterEmailVerification,
+        AccountCallback::SendResetPassword,
+        AccountCallback::OnPasswordReset,
+        AccountCallback::SendChangeEmailConfirmation,
+        AccountCallback::SendDeleteAccountVerification,
+        AccountCallback::BeforeDeleteUser,
+        AccountCallback::AfterDeleteUser,
+    ];
+
+    /// Its name in the options and in log lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            AccountCallback::SendVerificationEmail => "send_verification_email",
+            AccountCallback::BeforeEmailVerification => "before_email_verification",
+            AccountCallback::AfterEmailVerification => "after_email_verification",
+            AccountCallback::SendResetPassword => "send_reset_password",
+            AccountCallback::OnPasswordReset => "on_password_reset",
+            AccountCallback::SendChangeEmailConfirmation => "send_change_email_confirmation",
+            AccountCallback::SendDeleteAccountVerification => "send_delete_account_verification",
+            AccountCallback::BeforeDeleteUser => "before_delete_user",
+            AccountCallback::AfterDeleteUser => "after_delete_user",
+        }
+    }
+}
+
+/// One mail for the app to send: to `user.email` (for a change-email
+/// verification, `user.email` is already the new address).
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub user: User,
+    pub url: String,
+    pub token: String,
+    /// The change-email confirmation: the address asked for.
+    pub new_email: Option<String>,
+}
+
+#[async_trait]
+pub trait AccountCallbacks: Send + Sync {
+    fn has(&self, which: AccountCallback) -> bool;
+    /// Hands a mail to the app's sender `which`. An error means it was not sent.
+    async fn send(&self, which: AccountCallback, req: &CallbackRequest, mail: Mail) -> Result<(), AuthError>;
+    /// Tells the app's hook `which` about `user`; an error (an `APIError`) stops the operation.
+    async fn notify(&self, which: AccountCallback, req: &CallbackRequest, user: &User) -> Result<(), AuthError>;
+}
+
+#[async_trait]
+impl AccountCallbacks for NoCallbacks {
+    fn has(&self, _: AccountCallback) -> bool {
+        false
+    }
+    async fn send(&self, _: AccountCallback, _: &CallbackRequest, _: Mail) -> Result<(), AuthError> {
+        Ok(())
+    }
+    async fn notify(&self, _: AccountCallback, _: &CallbackRequest, _: &User) -> Result<(), AuthError> {
+        Ok(())
+    }
+}
+
 /// Every app callback the engine may await, by plugin.
 #[derive(Clone, Default)]
 pub struct Callbacks {
     pub anonymous: Option<Arc<dyn AnonymousCallbacks>>,
     pub username: Option<Arc<dyn UsernameCallbacks>>,
     pub magic_link: Option<Arc<dyn MagicLinkCallbacks>>,
+    pub account: Option<Arc<dyn AccountCallbacks>>,
 }

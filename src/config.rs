@@ -59,6 +59,102 @@ pub struct Options {
     /// Present when the passkey plugin is on.
     #[serde(default)]
     pub passkey: Option<PasskeyOptions>,
+    #[serde(default)]
+    pub email_verification: EmailVerificationOptions,
+    #[serde(default)]
+    pub user: UserOptions,
+    #[serde(default)]
+    pub account: AccountOptions,
+    #[serde(default)]
+    pub verification: VerificationOptions,
+}
+
+/// Email verification (Better Auth's `emailVerification`). Whether the app sends
+/// the mails is known from its callbacks, not from here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailVerificationOptions {
+    /// Mail a verification link on sign-up; `None`: when `require_email_verification`.
+    pub send_on_sign_up: Option<bool>,
+    /// Mail a fresh link when an unverified user is refused sign-in.
+    pub send_on_sign_in: bool,
+    /// Opening a verification link signs its user in.
+    pub auto_sign_in_after_verification: bool,
+    /// Seconds a verification link stays valid.
+    pub expires_in: i64,
+}
+
+impl Default for EmailVerificationOptions {
+    fn default() -> Self {
+        EmailVerificationOptions {
+            send_on_sign_up: None,
+            send_on_sign_in: false,
+            auto_sign_in_after_verification: false,
+            expires_in: 3600,
+        }
+    }
+}
+
+/// Better Auth's `user.changeEmail` and `user.deleteUser`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserOptions {
+    pub change_email: ChangeEmailOptions,
+    pub delete_user: DeleteUserOptions,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChangeEmailOptions {
+    pub enabled: bool,
+    /// An unverified user's email changes at once, without a link.
+    pub update_email_without_verification: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeleteUserOptions {
+    pub enabled: bool,
+    /// Seconds a deletion link stays valid.
+    pub delete_token_expires_in: i64,
+}
+
+impl Default for DeleteUserOptions {
+    fn default() -> Self {
+        DeleteUserOptions { enabled: false, delete_token_expires_in: 86_400 }
+    }
+}
+
+/// Better Auth's `account.accountLinking`, the part that applies without social sign-in.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountOptions {
+    pub account_linking: AccountLinkingOptions,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountLinkingOptions {
+    /// `/unlink-account` may remove a user's last account.
+    pub allow_unlinking_all: bool,
+}
+
+/// How the tokens of password-reset and account-deletion links are kept.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VerificationOptions {
+    /// `plain`, or `hashed`: the identifier's SHA-256 (base64url), so a leaked table holds no usable link.
+    pub store_identifier: StoreIdentifier,
+    /// Keep expired verification rows instead of deleting them as lookups pass.
+    pub disable_cleanup: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreIdentifier {
+    #[default]
+    Plain,
+    Hashed,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -220,6 +316,10 @@ pub struct EmailPasswordOptions {
     pub min_password_length: usize,
     pub max_password_length: usize,
     pub auto_sign_in: bool,
+    /// Seconds a password-reset link stays valid.
+    pub reset_password_token_expires_in: i64,
+    /// A password reset signs the user out everywhere.
+    pub revoke_sessions_on_password_reset: bool,
 }
 
 impl Default for EmailPasswordOptions {
@@ -231,6 +331,8 @@ impl Default for EmailPasswordOptions {
             min_password_length: 8,
             max_password_length: 128,
             auto_sign_in: true,
+            reset_password_token_expires_in: 3600,
+            revoke_sessions_on_password_reset: false,
         }
     }
 }
@@ -338,6 +440,10 @@ pub struct Config {
     pub username: Option<UsernameOptions>,
     pub magic_link: Option<MagicLinkOptions>,
     pub passkey: Option<PasskeyOptions>,
+    pub email_verification: EmailVerificationOptions,
+    pub user: UserOptions,
+    pub account: AccountOptions,
+    pub verification: VerificationOptions,
 }
 
 impl Config {
@@ -349,6 +455,12 @@ impl Config {
     /// The plugin columns users carry in their JSON.
     pub fn user_fields(&self) -> crate::model::UserFields {
         crate::model::UserFields { anonymous: self.anonymous.is_some(), username: self.username.is_some() }
+    }
+
+    /// An absolute URL of one of our routes: `<base origin><base path><path>`
+    /// (Better Auth's `baseURL` + path), for mailed links.
+    pub fn api_url(&self, path: &str) -> String {
+        format!("{}{}{}", self.base_origin, self.base_path, path)
     }
 
     /// Whether `plugin` is on.
@@ -372,6 +484,15 @@ impl Config {
         let ep = &o.email_and_password;
         if ep.min_password_length == 0 || ep.min_password_length > ep.max_password_length {
             return Err(invalid("email_and_password: need 0 < min_password_length <= max_password_length"));
+        }
+        for (name, value) in [
+            ("email_verification.expires_in", o.email_verification.expires_in),
+            ("email_and_password.reset_password_token_expires_in", ep.reset_password_token_expires_in),
+            ("user.delete_user.delete_token_expires_in", o.user.delete_user.delete_token_expires_in),
+        ] {
+            if value <= 0 {
+                return Err(invalid(format!("{name} must be a positive number of seconds, got {value}")));
+            }
         }
         let s = &o.session;
         if s.expires_in <= 0 || s.update_age < 0 || s.fresh_age < 0 {
@@ -439,6 +560,10 @@ impl Config {
             username: o.username,
             magic_link: o.magic_link,
             passkey: o.passkey,
+            email_verification: o.email_verification,
+            user: o.user,
+            account: o.account,
+            verification: o.verification,
         })
     }
 }

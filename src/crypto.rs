@@ -1,4 +1,5 @@
-//! Ids, tokens, signed cookie values and constant-time comparison (spec §2.3, §3).
+//! Ids, tokens, signed cookie values, verification JWTs and constant-time
+//! comparison (spec §2.3, §3; account-routes §7.1).
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -9,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+pub const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// Random string over `alphabet`; `gen_range` samples without modulo bias.
 pub fn random_string(len: usize, alphabet: &[u8]) -> String {
@@ -109,6 +110,69 @@ impl Signer {
     }
 }
 
+/// Why a verification JWT was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JwtError {
+    /// Malformed, signed with another key or algorithm.
+    Invalid,
+    /// Its `exp` has passed.
+    Expired,
+}
+
+impl Signer {
+    /// A compact HS256 JWS over `claims` (a JSON object, serialized in its order)
+    /// with the protected header `{"alg":"HS256"}`, as jose's `SignJWT` makes it.
+    pub fn sign_jwt(&self, claims: &serde_json::Value) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
+        let input = format!("{header}.{payload}");
+        let mut mac = self.keyed.clone();
+        mac.update(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// The claims of an HS256 JWT signed with this secret, checked as jose's
+    /// `jwtVerify` does without clock tolerance: `exp` (optional) must be after
+    /// `now_s`, `nbf` (optional) not after it.
+    pub fn verify_jwt(&self, token: &str, now_s: i64) -> Result<serde_json::Map<String, serde_json::Value>, JwtError> {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwtError::Invalid);
+        };
+        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| JwtError::Invalid);
+        let header: serde_json::Value = serde_json::from_slice(&decode(header)?).map_err(|_| JwtError::Invalid)?;
+        if header.get("alg").and_then(|a| a.as_str()) != Some("HS256") || header.get("crit").is_some() {
+            return Err(JwtError::Invalid);
+        }
+        let mut mac = self.keyed.clone();
+        mac.update(&token.as_bytes()[..token.len() - signature.len() - 1]);
+        mac.verify_slice(&decode(signature)?).map_err(|_| JwtError::Invalid)?;
+        let serde_json::Value::Object(claims) =
+            serde_json::from_slice(&decode(payload)?).map_err(|_| JwtError::Invalid)?
+        else {
+            return Err(JwtError::Invalid);
+        };
+        let time = |name: &str| match claims.get(name) {
+            None => Ok(None),
+            Some(v) => v.as_f64().map(Some).ok_or(JwtError::Invalid),
+        };
+        if time("iat")?.is_none() && claims.contains_key("iat") {
+            return Err(JwtError::Invalid);
+        }
+        if time("nbf")?.is_some_and(|nbf| nbf > now_s as f64) {
+            return Err(JwtError::Invalid);
+        }
+        if time("exp")?.is_some_and(|exp| exp <= now_s as f64) {
+            return Err(JwtError::Expired);
+        }
+        Ok(claims)
+    }
+}
+
 /// JavaScript's `encodeURIComponent`: everything but `A-Z a-z 0-9 - _ . ! ~ * ' ( )` is escaped.
 pub fn encode_uri_component(s: &str) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -128,6 +192,25 @@ pub fn encode_uri_component(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verification_jwts_round_trip_and_expire() {
+        let signer = Signer::new("secret-0123456789");
+        let claims = serde_json::json!({ "email": "a@x.io", "userId": "u1", "iat": 100, "exp": 200 });
+        let token = signer.sign_jwt(&claims);
+        assert!(token.starts_with("eyJhbGciOiJIUzI1NiJ9."), "{token}");
+        assert_eq!(signer.verify_jwt(&token, 199).unwrap()["email"], "a@x.io");
+        assert_eq!(signer.verify_jwt(&token, 200), Err(JwtError::Expired));
+        assert_eq!(Signer::new("another").verify_jwt(&token, 150), Err(JwtError::Invalid));
+        let mut tampered = token.clone();
+        tampered.push('x');
+        assert_eq!(signer.verify_jwt(&tampered, 150), Err(JwtError::Invalid));
+        assert_eq!(signer.verify_jwt("a.b", 150), Err(JwtError::Invalid));
+        // Claims keep their order: email first, then userId, iat, exp.
+        let payload = token.split('.').nth(1).unwrap();
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap();
+        assert_eq!(String::from_utf8(json).unwrap(), r#"{"email":"a@x.io","userId":"u1","iat":100,"exp":200}"#);
+    }
 
     const SECRET: &str = "better-auth-secret-12345678901234567890";
     const TOKEN: &str = "abcdefghijklmnopqrstuvwxyz012345";

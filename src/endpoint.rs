@@ -8,7 +8,7 @@ use std::pin::Pin;
 use serde::Serialize;
 
 use crate::auth::Auth;
-use crate::callbacks::EventKind;
+use crate::callbacks::{AccountCallback, EventKind, Mail};
 pub use crate::config::Plugin;
 use crate::error::AuthError;
 use crate::http::request::Request;
@@ -87,6 +87,18 @@ pub struct Outcome {
     pub error_redirect: Option<String>,
     /// Guest events to report once the writes are committed: kind, user id, new user id.
     pub events: Vec<(EventKind, String, Option<String>)>,
+    /// The app's hooks and mails that run once the writes are committed.
+    pub after: Vec<AfterCommit>,
+}
+
+/// App code that must run only for writes that happened: awaited after the commit,
+/// before the response; a failure there is logged and does not change the answer.
+#[derive(Debug)]
+pub enum AfterCommit {
+    /// `hook(user, ctx)`.
+    Notify(AccountCallback, User),
+    /// A mail through the app's sender.
+    Send(AccountCallback, Mail),
 }
 
 impl Outcome {
@@ -101,6 +113,7 @@ impl Outcome {
             on_used: None,
             error_redirect: None,
             events: Vec::new(),
+            after: Vec::new(),
         }
     }
 
@@ -145,6 +158,12 @@ impl Outcome {
         self
     }
 
+    /// Runs `work` once the writes are committed.
+    pub fn after_commit(mut self, work: impl IntoIterator<Item = AfterCommit>) -> Self {
+        self.after.extend(work);
+        self
+    }
+
     pub fn on_used(mut self, err: AuthError) -> Self {
         self.on_used = Some(err);
         self
@@ -168,5 +187,54 @@ impl<'a> Ctx<'a> {
     /// (an endpoint and the conversion hook).
     pub async fn current(&self) -> Result<&Current, AuthError> {
         self.current.get_or_try_init(|| self.auth.sessions.current(self.req)).await
+    }
+
+    /// The signed-in session and its user, or 401 `UNAUTHORIZED` (account-routes
+    /// §1.2: "session" and "sensitive" are one level here, as every session is read
+    /// from the database).
+    pub async fn signed_in(&self) -> Result<SignedIn<'_>, AuthError> {
+        match self.current().await? {
+            Current::Valid { session, user, dont_remember } => {
+                Ok(SignedIn { session, user, remember: !*dont_remember })
+            }
+            _ => Err(AuthError::Unauthorized),
+        }
+    }
+
+    /// [`Ctx::signed_in`], and signed in less than `session.fresh_age` ago (403
+    /// `SESSION_NOT_FRESH`); freshness counts from the session's creation.
+    pub async fn fresh(&self) -> Result<SignedIn<'_>, AuthError> {
+        let signed_in = self.signed_in().await?;
+        if !signed_in.is_fresh(self.auth) {
+            return Err(AuthError::SessionNotFresh);
+        }
+        Ok(signed_in)
+    }
+
+    /// Whether the request carried a signed session cookie whose session is gone:
+    /// a 401 then also expires the cookies, as Better Auth's session check does.
+    pub fn had_dead_session(&self) -> bool {
+        matches!(self.current.get(), Some(Current::Stale { .. }))
+    }
+}
+
+/// A request's valid session.
+pub struct SignedIn<'a> {
+    pub session: &'a Session,
+    pub user: &'a User,
+    /// Not a "don't remember me" session: its cookie has a `Max-Age`.
+    pub remember: bool,
+}
+
+impl SignedIn<'_> {
+    /// Created less than `session.fresh_age` ago (always, with `fresh_age` 0).
+    pub fn is_fresh(&self, auth: &Auth) -> bool {
+        let fresh_age = auth.cfg.session.fresh_age;
+        fresh_age == 0 || auth.clock.now_ms() - self.session.created_at < fresh_age * 1000
+    }
+
+    /// The session cookie set again, with the same token (Better Auth's `setSessionCookie`).
+    pub fn cookies_again(&self, auth: &Auth) -> Vec<String> {
+        auth.sessions.cookies_for(self.session, self.user.is_anonymous, self.remember)
     }
 }

@@ -82,6 +82,36 @@ pub enum AuthError {
     UserNotFound,
     SessionNotFresh,
 
+    // Account routes (account-routes spec §11).
+    /// An answer with this status and an empty body.
+    Empty(u16),
+    /// `{"message":"Not found","code":"NOT_FOUND"}` (a disabled `/delete-user/callback`).
+    NotFoundJson,
+    NoFieldsToUpdate,
+    EmailCanNotBeUpdated,
+    FieldNotAllowed(&'static str),
+    CredentialAccountNotFound,
+    InvalidPassword,
+    ChangeEmailDisabled,
+    EmailIsTheSame,
+    /// Change-email with no way to send the mail it needs (a message-only 400).
+    ChangeEmailNeedsVerification,
+    VerificationEmailNotEnabled,
+    EmailMismatch,
+    EmailAlreadyVerified,
+    /// "Invalid token" (the account routes' wording; magic links say "Invalid or expired token").
+    TokenInvalid,
+    TokenExpired,
+    /// `USER_NOT_FOUND` with a code (the passkey routes' `UserNotFound` is message-only).
+    NoSuchUser,
+    InvalidUser,
+    FailedToGetUserInfo,
+    SessionExpired,
+    FailedToUnlinkLastAccount,
+    AccountNotFound,
+    ProviderNotConfigured,
+    ResetPasswordDisabled,
+
     /// Another error answered with another status (an endpoint whose statuses
     /// differ from Better Auth's for the same code).
     WithStatus(u16, Box<AuthError>),
@@ -235,6 +265,37 @@ impl AuthError {
             OriginMissing => (400, None, "origin missing".into()),
             UserNotFound => (500, None, "User not found".into()),
             SessionNotFresh => fixed(403, "SESSION_NOT_FRESH", "Session is not fresh"),
+            Empty(status) => (*status, None, Cow::Borrowed("")),
+            NotFoundJson => fixed(404, "NOT_FOUND", "Not found"),
+            NoFieldsToUpdate => (400, None, "No fields to update".into()),
+            EmailCanNotBeUpdated => fixed(400, "EMAIL_CAN_NOT_BE_UPDATED", "Email can not be updated"),
+            FieldNotAllowed(field) => {
+                (400, Some("FIELD_NOT_ALLOWED"), format!("{field} is not allowed to be set").into())
+            }
+            CredentialAccountNotFound => fixed(400, "CREDENTIAL_ACCOUNT_NOT_FOUND", "Credential account not found"),
+            InvalidPassword => fixed(400, "INVALID_PASSWORD", "Invalid password"),
+            ChangeEmailDisabled => fixed(400, "CHANGE_EMAIL_DISABLED", "Change email is disabled"),
+            EmailIsTheSame => (400, None, "Email is the same".into()),
+            ChangeEmailNeedsVerification => (400, None, "Verification email isn't enabled".into()),
+            VerificationEmailNotEnabled => {
+                fixed(400, "VERIFICATION_EMAIL_NOT_ENABLED", "Verification email isn't enabled")
+            }
+            EmailMismatch => fixed(400, "EMAIL_MISMATCH", "Email mismatch"),
+            EmailAlreadyVerified => fixed(400, "EMAIL_ALREADY_VERIFIED", "Email is already verified"),
+            TokenInvalid => fixed(400, "INVALID_TOKEN", "Invalid token"),
+            TokenExpired => fixed(401, "TOKEN_EXPIRED", "Token expired"),
+            NoSuchUser => fixed(400, "USER_NOT_FOUND", "User not found"),
+            InvalidUser => fixed(401, "INVALID_USER", "Invalid user"),
+            FailedToGetUserInfo => fixed(404, "FAILED_TO_GET_USER_INFO", "Failed to get user info"),
+            SessionExpired => fixed(400, "SESSION_EXPIRED", "Session expired. Re-authenticate to perform this action."),
+            FailedToUnlinkLastAccount => {
+                fixed(400, "FAILED_TO_UNLINK_LAST_ACCOUNT", "You can't unlink your last account")
+            }
+            AccountNotFound => fixed(400, "ACCOUNT_NOT_FOUND", "Account not found"),
+            ProviderNotConfigured => {
+                fixed(400, "PROVIDER_NOT_CONFIGURED", "Account is not associated with a configured social provider.")
+            }
+            ResetPasswordDisabled => fixed(400, "RESET_PASSWORD_DISABLED", "Reset password isn't enabled"),
             WithStatus(status, inner) => {
                 let (_, code, message) = inner.describe();
                 (*status, code, message)

@@ -70,6 +70,8 @@ pub struct Account {
     pub password: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Granted OAuth scopes, comma-separated (social accounts only).
+    pub scope: Option<String>,
 }
 
 impl Account {
@@ -83,6 +85,7 @@ impl Account {
             password: Some(hash),
             created_at: now,
             updated_at: now,
+            scope: None,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, LazyLock};
 
 use crate::auth::Auth;
 use crate::callbacks::{CallbackRequest, EventKind, EventOrigin};
-use crate::endpoint::{Ctx, Outcome, RouteDef};
+use crate::endpoint::{AfterCommit, Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
 use crate::http::origin;
 use crate::http::request::Request;
@@ -17,15 +17,34 @@ use crate::routes::TABLES;
 use crate::session::Current;
 use crate::storage::{Constraint, StoreError};
 
-/// Every route by method and path, built once from the route tables.
-static ROUTER: LazyLock<HashMap<(&'static str, &'static str), &'static RouteDef>> =
-    LazyLock::new(|| TABLES.iter().flat_map(|t| t.iter()).map(|def| ((def.method, def.path), def)).collect());
+/// Every route with a fixed path, by method and path, built once from the route tables.
+static ROUTER: LazyLock<HashMap<(&'static str, &'static str), &'static RouteDef>> = LazyLock::new(|| {
+    TABLES.iter().flat_map(|t| t.iter()).filter(|d| !d.path.contains(':')).map(|d| ((d.method, d.path), d)).collect()
+});
+
+/// Routes whose last segment is a parameter (`/reset-password/:token`): method,
+/// the path before the parameter (with its `/`), the route.
+static WITH_PARAM: LazyLock<Vec<(&'static str, &'static str, &'static RouteDef)>> = LazyLock::new(|| {
+    TABLES
+        .iter()
+        .flat_map(|t| t.iter())
+        .filter_map(|d| d.path.rfind("/:").map(|i| (d.method, &d.path[..=i], d)))
+        .collect()
+});
 
 /// The route for a method and relative path; a plugin's routes only when the
 /// plugin is on. Anything else, a wrong method or a trailing slash is a 404 with
-/// an empty body (spec §1.1).
+/// an empty body (spec §1.1). A parameter is one non-empty segment.
 pub fn route(auth: &Auth, method: &str, path: &str) -> Option<&'static RouteDef> {
-    ROUTER.get(&(method, path)).copied().filter(|def| def.plugin.is_none_or(|p| auth.cfg.has(p)))
+    let fixed = ROUTER.get(&(method, path)).copied();
+    fixed.or_else(|| param_route(method, path)).filter(|def| def.plugin.is_none_or(|p| auth.cfg.has(p)))
+}
+
+fn param_route(method: &str, path: &str) -> Option<&'static RouteDef> {
+    WITH_PARAM.iter().find_map(|(m, prefix, def)| {
+        let value = path.strip_prefix(prefix)?;
+        (*m == method && !value.is_empty() && !value.contains('/')).then_some(*def)
+    })
 }
 
 /// Serves one request. Never panics and never fails: every error becomes its response.
@@ -64,7 +83,14 @@ async fn process(auth: &Arc<Auth>, req: &Request) -> Result<Response, AuthError>
     }
     origin::check_cookie_origin(&auth.cfg, req)?;
     let ctx = Ctx::new(auth, req, client_ip);
-    let mut outcome = (route.endpoint)(&ctx).await?;
+    let mut outcome = match (route.endpoint)(&ctx).await {
+        Ok(outcome) => outcome,
+        Err(AuthError::Unauthorized) if ctx.had_dead_session() => {
+            let expired = auth.sessions.cookies.expire_session();
+            return Ok(Outcome::response(Response::error(&AuthError::Unauthorized)).cookies(expired).response);
+        }
+        Err(e) => return Err(e),
+    };
     if outcome.new_session.is_some() && !route.mints_session {
         return Err(AuthError::internal(format!("{} minted a session but its table says it does not", route.path)));
     }
@@ -73,6 +99,17 @@ async fn process(auth: &Arc<Auth>, req: &Request) -> Result<Response, AuthError>
             let from = EventOrigin { ip: ctx.client_ip.as_deref(), path: Some(&req.path), extension: &req.extension };
             for (kind, user_id, new_user_id) in &outcome.events {
                 auth.emit(*kind, Some(user_id), new_user_id.as_deref(), &from);
+            }
+            if !outcome.after.is_empty() {
+                let request = CallbackRequest::of(req, ctx.client_ip.clone());
+                for work in std::mem::take(&mut outcome.after) {
+                    match work {
+                        AfterCommit::Notify(which, user) => {
+                            let _ = auth.account_callbacks.notify(which, &request, &user).await;
+                        }
+                        AfterCommit::Send(which, mail) => auth.send_quietly(which, &request, mail).await,
+                    }
+                }
             }
             Ok(outcome.response)
         }
@@ -148,7 +185,17 @@ mod tests {
         for (method, path) in [("GET", "/sign-up/email"), ("POST", "/sign-up/email/"), ("POST", "//sign-up/email")] {
             assert!(!ROUTER.contains_key(&(method, path)), "{method} {path}");
         }
-        assert_eq!(ROUTER.len(), all_routes().count());
+        assert_eq!(ROUTER.len() + WITH_PARAM.len(), all_routes().count());
+    }
+
+    #[test]
+    fn a_parameter_is_one_non_empty_segment() {
+        assert_eq!(param_route("GET", "/reset-password/abc").map(|d| d.path), Some("/reset-password/:token"));
+        for (method, path) in
+            [("GET", "/reset-password/"), ("GET", "/reset-password/a/b"), ("POST", "/reset-password/a")]
+        {
+            assert!(param_route(method, path).is_none(), "{method} {path}");
+        }
     }
 
     /// The routes that convert a guest are Better Auth's sign-in paths (spec §7.3).
@@ -156,12 +203,13 @@ mod tests {
     fn the_routes_that_mint_sessions_are_the_sign_ins() {
         let minting: Vec<_> = all_routes().filter(|d| d.mints_session).map(|d| d.path).collect();
         for path in &minting {
-            let sign_in = ["/sign-in/", "/sign-up/", "/magic-link/verify", "/passkey/verify-authentication"]
-                .iter()
-                .any(|p| path.starts_with(p));
+            let sign_in =
+                ["/sign-in/", "/sign-up/", "/magic-link/verify", "/passkey/verify-authentication", "/verify-email"]
+                    .iter()
+                    .any(|p| path.starts_with(p));
             assert!(sign_in, "{path} mints a session but is not a sign-in path");
         }
-        assert_eq!(minting.len(), 7, "{minting:?}");
+        assert_eq!(minting.len(), 8, "{minting:?}");
         let passkey = all_routes().filter(|d| d.plugin == Some(Plugin::Passkey)).count();
         assert_eq!(passkey, 7);
     }

@@ -17,6 +17,8 @@ const SPECIAL: &[(&str, RateLimitRule)] = &[
     ("/sign-up", RateLimitRule { window: 10, max: 3 }),
     ("/change-password", RateLimitRule { window: 10, max: 3 }),
     ("/change-email", RateLimitRule { window: 10, max: 3 }),
+    ("/request-password-reset", RateLimitRule { window: 60, max: 3 }),
+    ("/send-verification-email", RateLimitRule { window: 60, max: 3 }),
 ];
 
 pub struct RateLimiter {

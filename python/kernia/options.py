@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+#: A mail sender: ``send(data, ctx)`` with ``data = {"user", "url", "token"}``; may be async.
+Sender = Callable[..., Any]
 
 
 @dataclass
@@ -17,6 +20,15 @@ class EmailPasswordOptions:
     min_password_length: int = 8
     max_password_length: int = 128
     auto_sign_in: bool = True
+    #: ``send_reset_password({"user", "url", "token"}, ctx)`` mails a reset link; without it
+    #: ``/request-password-reset`` answers 400 ``RESET_PASSWORD_DISABLED``.
+    send_reset_password: Sender | None = None
+    #: Seconds a reset link stays valid.
+    reset_password_token_expires_in: int = 3600
+    #: A password reset signs the user out everywhere.
+    revoke_sessions_on_password_reset: bool = False
+    #: ``on_password_reset({"user": user}, ctx)`` after a reset.
+    on_password_reset: Callable[..., Any] | None = None
 
 
 @dataclass
@@ -29,6 +41,83 @@ class SessionOptions:
     disable_session_refresh: bool = False
     #: How recent a sign-in must be for endpoints that need a fresh session; 0 disables the check.
     fresh_age: int = 60 * 60 * 24
+
+
+@dataclass
+class EmailVerificationOptions:
+    """Email verification. Mirrors Better Auth's ``emailVerification``."""
+
+    #: ``send_verification_email({"user", "url", "token"}, ctx)`` mails a verification link.
+    send_verification_email: Sender | None = None
+    #: Mail a link on sign-up; ``None``: when ``require_email_verification`` is on.
+    send_on_sign_up: bool | None = None
+    #: Mail a fresh link when an unverified user is refused sign-in.
+    send_on_sign_in: bool = False
+    #: Opening a verification link signs its user in.
+    auto_sign_in_after_verification: bool = False
+    #: Seconds a verification link stays valid.
+    expires_in: int = 3600
+    #: ``before_email_verification(user, ctx)`` / ``after_email_verification(user, ctx)``.
+    before_email_verification: Callable[..., Any] | None = None
+    after_email_verification: Callable[..., Any] | None = None
+
+
+@dataclass
+class ChangeEmailOptions:
+    """``POST /change-email``. Mirrors Better Auth's ``user.changeEmail``."""
+
+    enabled: bool = False
+    #: ``send_change_email_confirmation({"user", "new_email", "url", "token"}, ctx)``: a verified
+    #: user confirms from the old address before the new one gets its verification link.
+    send_change_email_confirmation: Sender | None = None
+    #: An unverified user's email changes at once, without a link.
+    update_email_without_verification: bool = False
+
+
+@dataclass
+class DeleteUserOptions:
+    """``POST /delete-user``. Mirrors Better Auth's ``user.deleteUser``."""
+
+    enabled: bool = False
+    #: ``send_delete_account_verification({"user", "url", "token"}, ctx)``: deletion waits for
+    #: the mailed link; without it the user is deleted at once.
+    send_delete_account_verification: Sender | None = None
+    #: ``before_delete(user, ctx)`` (raise ``APIError`` to refuse) / ``after_delete(user, ctx)``.
+    before_delete: Callable[..., Any] | None = None
+    after_delete: Callable[..., Any] | None = None
+    #: Seconds a deletion link stays valid.
+    delete_token_expires_in: int = 86_400
+
+
+@dataclass
+class UserOptions:
+    """Better Auth's ``user``: changing the email and deleting the account."""
+
+    change_email: ChangeEmailOptions = field(default_factory=ChangeEmailOptions)
+    delete_user: DeleteUserOptions = field(default_factory=DeleteUserOptions)
+
+
+@dataclass
+class AccountLinkingOptions:
+    #: ``/unlink-account`` may remove a user's last account.
+    allow_unlinking_all: bool = False
+
+
+@dataclass
+class AccountOptions:
+    """Better Auth's ``account``."""
+
+    account_linking: AccountLinkingOptions = field(default_factory=AccountLinkingOptions)
+
+
+@dataclass
+class VerificationOptions:
+    """How the tokens of password-reset and deletion links are kept."""
+
+    #: ``"plain"``, or ``"hashed"`` (SHA-256): a leaked table holds no usable link.
+    store_identifier: str = "plain"
+    #: Keep expired verification rows instead of deleting them as lookups pass.
+    disable_cleanup: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,6 +157,10 @@ class KerniaOptions:
     email_and_password: EmailPasswordOptions = field(default_factory=EmailPasswordOptions)
     session: SessionOptions = field(default_factory=SessionOptions)
     rate_limit: RateLimitOptions = field(default_factory=RateLimitOptions)
+    email_verification: EmailVerificationOptions = field(default_factory=EmailVerificationOptions)
+    user: UserOptions = field(default_factory=UserOptions)
+    account: AccountOptions = field(default_factory=AccountOptions)
+    verification: VerificationOptions = field(default_factory=VerificationOptions)
     plugins: Sequence[Any] = ()
     #: ``cookie_prefix``, ``use_secure_cookies``, ``disable_csrf_check``, ``disable_origin_check``,
     #: ``trusted_proxies``, ``max_body_size``, ``database_pool_size``, ``database_timeout``,

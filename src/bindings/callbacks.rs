@@ -16,8 +16,8 @@ use super::bridge::{self, attach, attach_result};
 use super::convert::{event_dict, json_to_py, request_dict, user_dict};
 use super::database::ConversionDatabase;
 use crate::callbacks::{
-    AnonymousCallbacks, CallbackRequest, Extension, GuestEvent, LinkContext, MagicLinkCallbacks, MagicLinkMessage,
-    UsernameCallbacks,
+    AccountCallback, AccountCallbacks, AnonymousCallbacks, CallbackRequest, Extension, GuestEvent, LinkContext,
+    MagicLinkCallbacks, MagicLinkMessage, Mail, UsernameCallbacks,
 };
 use crate::error::AuthError;
 use crate::model::{User, UserFields};
@@ -104,6 +104,8 @@ pub struct PythonCallbacks {
     pub send_magic_link: Option<AppFunction>,
     pub generate_magic_link_token: Option<AppFunction>,
     pub hash_magic_link_token: Option<AppFunction>,
+    /// The account routes' senders and hooks, by [`AccountCallback`], in `ALL` order.
+    pub account: Vec<Option<AppFunction>>,
     /// The handle `init()` returned, for `ctx.auth`.
     pub handle: Arc<OnceLock<Py<PyAny>>>,
     /// Which plugin columns the user dicts given to `on_link` carry.
@@ -137,6 +139,7 @@ impl PythonCallbacks {
             send_magic_link: get("send_magic_link")?,
             generate_magic_link_token: get("generate_token")?,
             hash_magic_link_token: get("hash_token")?,
+            account: AccountCallback::ALL.iter().map(|c| get(c.name())).collect::<PyResult<_>>()?,
             handle,
             user_fields,
             any: callables.is_some_and(|d| d.values().iter().any(|f| !f.is_none())),
@@ -306,6 +309,66 @@ impl AnonymousCallbacks for PythonCallbacks {
                 to_auth_error(e, "on_event", AuthError::CallbackFailed("on_event"));
             }
         });
+    }
+}
+
+impl PythonCallbacks {
+    fn account_fn(&self, which: AccountCallback) -> Option<&AppFunction> {
+        let i = AccountCallback::ALL.iter().position(|c| *c == which)?;
+        self.account.get(i)?.as_ref()
+    }
+}
+
+#[async_trait]
+impl AccountCallbacks for PythonCallbacks {
+    fn has(&self, which: AccountCallback) -> bool {
+        self.account_fn(which).is_some()
+    }
+
+    /// `f({"user", "url", "token"[, "new_email", "newEmail"]}, ctx)`.
+    async fn send(&self, which: AccountCallback, req: &CallbackRequest, mail: Mail) -> Result<(), AuthError> {
+        let Some(cb) = self.account_fn(which) else { return Ok(()) };
+        let fields = self.user_fields;
+        cb.call(
+            req,
+            |py| {
+                let data = PyDict::new(py);
+                data.set_item("user", user_dict(py, &mail.user, fields)?)?;
+                data.set_item("url", &mail.url)?;
+                data.set_item("token", &mail.token)?;
+                if let Some(new_email) = &mail.new_email {
+                    data.set_item("new_email", new_email)?;
+                    data.set_item("newEmail", new_email)?;
+                }
+                PyTuple::new(py, [data.into_any(), self.context(py, req, None, None)?.into_any()])
+            },
+            AuthError::CallbackFailed(cb.name),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `f(user, ctx)`; `on_password_reset({"user": user}, ctx)`, as Better Auth calls it.
+    async fn notify(&self, which: AccountCallback, req: &CallbackRequest, user: &User) -> Result<(), AuthError> {
+        let Some(cb) = self.account_fn(which) else { return Ok(()) };
+        let fields = self.user_fields;
+        cb.call(
+            req,
+            |py| {
+                let user = user_dict(py, user, fields)?;
+                let first = if which == AccountCallback::OnPasswordReset {
+                    let data = PyDict::new(py);
+                    data.set_item("user", user)?;
+                    data.into_any()
+                } else {
+                    user
+                };
+                PyTuple::new(py, [first, self.context(py, req, None, None)?.into_any()])
+            },
+            AuthError::CallbackFailed(cb.name),
+        )
+        .await
+        .map(drop)
     }
 }
 

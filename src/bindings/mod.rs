@@ -18,7 +18,7 @@ use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use crate::callbacks::{AnonymousCallbacks, Callbacks, MagicLinkCallbacks, UsernameCallbacks};
+use crate::callbacks::{AccountCallbacks, AnonymousCallbacks, Callbacks, MagicLinkCallbacks, UsernameCallbacks};
 use crate::config::{Config, ConfigError, Options};
 use crate::http::request::Request;
 use crate::model::{SessionJson, UserJson};
@@ -129,6 +129,7 @@ impl NativeAuth {
             anonymous: Some(cb.clone() as Arc<dyn AnonymousCallbacks>),
             username: Some(cb.clone() as Arc<dyn UsernameCallbacks>),
             magic_link: cb.send_magic_link.is_some().then(|| cb.clone() as Arc<dyn MagicLinkCallbacks>),
+            account: Some(cb.clone() as Arc<dyn AccountCallbacks>),
         };
         let auth = py.detach(|| runtime().block_on(Auth::with_callbacks(cfg, all))).map_err(config_error)?;
         Ok(NativeAuth { auth: Arc::new(auth), handle, has_callbacks })

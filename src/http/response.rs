@@ -11,12 +11,13 @@ pub struct Response {
 }
 
 impl Response {
-    /// An error as HTTP: `{code, message}` and its status (an empty 404 for unknown routes).
+    /// An error as HTTP: `{code, message}` and its status (an empty body for unknown routes
+    /// and [`AuthError::Empty`]).
     pub fn error(e: &AuthError) -> Response {
         e.log_if_internal();
         let status = e.status();
-        if status == 404 && matches!(e, AuthError::NotFound) {
-            return Response::empty(404);
+        if matches!(e, AuthError::NotFound | AuthError::Empty(_)) {
+            return Response::empty(status);
         }
         let mut body = serde_json::Map::new();
         if let Some(code) = e.code() {

@@ -24,7 +24,7 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
     let ep = &auth.cfg.email_password;
     let body = Body::parse(ctx.req, true)?;
-    check_callback_url(&auth.cfg, UrlField::CallbackUrl, body.get("callbackURL"))?;
+    let callback = check_callback_url(&auth.cfg, UrlField::CallbackUrl, body.get("callbackURL"))?;
     let mut v = body.validator();
     let (name, email, password) = (v.string("name"), v.email("email"), v.string("password"));
     let image = v.optional_string("image");
@@ -58,7 +58,7 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         auth.hasher.hash(password).await?;
         return Ok(Outcome::json(&json!({ "token": null, "user": UserJson(&user, auth.user_fields) })));
     }
-    create_account(ctx, user, password, remember, signs_in).await
+    create_account(ctx, user, password, remember, signs_in, callback.as_deref()).await
 }
 
 pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {

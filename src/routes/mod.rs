@@ -5,18 +5,35 @@
 
 use crate::endpoint::RouteDef;
 
+pub mod account;
 pub mod anonymous;
+pub mod change_email;
+pub mod delete_user;
 pub mod email;
 pub mod magic_link;
 pub mod passkey;
 pub mod password_account;
+pub mod password_reset;
 pub mod session;
+pub mod tokens;
 pub mod username;
+pub mod verification;
 
 /// Every route the server knows; the router, the plugin switch and guest
 /// conversion are derived from these tables.
-pub const TABLES: &[&[RouteDef]] =
-    &[session::ROUTES, email::ROUTES, anonymous::ROUTES, username::ROUTES, magic_link::ROUTES, passkey::ROUTES];
+pub const TABLES: &[&[RouteDef]] = &[
+    session::ROUTES,
+    email::ROUTES,
+    account::ROUTES,
+    verification::ROUTES,
+    password_reset::ROUTES,
+    change_email::ROUTES,
+    delete_user::ROUTES,
+    anonymous::ROUTES,
+    username::ROUTES,
+    magic_link::ROUTES,
+    passkey::ROUTES,
+];
 
 #[cfg(test)]
 mod tests {

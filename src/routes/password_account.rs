@@ -9,6 +9,7 @@ use crate::error::{AuthError, UrlField};
 use crate::http::body::Body;
 use crate::http::origin::check_callback_url;
 use crate::model::{Account, User, UserJson};
+use crate::routes::verification;
 use crate::storage::WriteOp;
 
 pub fn check_password_length(ctx: &Ctx<'_>, password: &str) -> Result<(), AuthError> {
@@ -54,6 +55,7 @@ pub async fn create_account(
     password: String,
     remember: bool,
     signs_in: bool,
+    callback: Option<&str>,
 ) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
     let hash = auth.hasher.hash(password).await?;
@@ -61,14 +63,15 @@ pub async fn create_account(
     let user_json =
         serde_json::to_value(UserJson(&user, auth.user_fields)).map_err(|e| AuthError::internal(e.to_string()))?;
     let mut writes = vec![WriteOp::InsertUser(user.clone()), WriteOp::InsertAccount(account)];
+    let mail = verification::after_sign_up(ctx, &user, callback);
     if !signs_in {
-        return Ok(Outcome::json(&json!({ "token": null, "user": user_json })).writes(writes));
+        return Ok(Outcome::json(&json!({ "token": null, "user": user_json })).writes(writes).after_commit(mail));
     }
     let session = auth.sessions.create(&user.id, false, remember, ctx.req, ctx.client_ip.as_deref());
     let cookies = auth.sessions.cookies_for(&session, false, remember);
     let body = json!({ "token": session.token, "user": user_json });
     writes.push(WriteOp::InsertSession(session.clone()));
-    Ok(Outcome::json(&body).cookies(cookies).writes(writes).minted(session, user))
+    Ok(Outcome::json(&body).cookies(cookies).writes(writes).minted(session, user).after_commit(mail))
 }
 
 /// The common end of a password sign-in, by email or by username (spec §6.2, §8.2).
@@ -96,7 +99,7 @@ impl PasswordSignIn {
             _ => return Err(self.wrong),
         };
         if auth.cfg.email_password.require_email_verification && !user.email_verified {
-            return Err(AuthError::EmailNotVerified);
+            return Err(verification::refuse_unverified(ctx, &user, self.callback.as_deref()).await);
         }
 
         let session = auth.sessions.create(&user.id, false, self.remember, ctx.req, ctx.client_ip.as_deref());

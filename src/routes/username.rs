@@ -142,6 +142,38 @@ pub async fn sign_up_fields(
     Ok((stored, Some(display_stored)))
 }
 
+/// The `(username, displayUsername)` an `/update-user` body sets (account-routes
+/// §2.1): each checked like on sign-up; the username free or already the user's.
+/// Unlike sign-up, neither is derived from the other. `(None, None)` when the plugin is off.
+pub async fn update_fields(
+    ctx: &Ctx<'_>,
+    body: &Body,
+    user_id: &str,
+) -> Result<(Option<String>, Option<String>), AuthError> {
+    let Some(rules) = Rules::of(ctx) else { return Ok((None, None)) };
+    let username = match string_field(body, "username") {
+        Some(raw) => {
+            let stored = rules.normalize(&raw).await?;
+            rules.validate(&raw, &stored, 400).await?;
+            let owner = ctx.auth.store.user(Login::Username, &stored).await?;
+            if owner.is_some_and(|u| u.id != user_id) {
+                return Err(AuthError::UsernameTaken);
+            }
+            Some(stored)
+        }
+        None => None,
+    };
+    let display = match string_field(body, "displayUsername") {
+        Some(raw) => {
+            let stored = rules.normalize_display(&raw).await?;
+            rules.validate_display(&raw, &stored).await?;
+            Some(stored)
+        }
+        None => None,
+    };
+    Ok((username, display))
+}
+
 /// `POST /sign-in/username` (spec §8.2).
 pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let rules = Rules::of(ctx).ok_or(AuthError::NotFound)?;
@@ -212,7 +244,7 @@ pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let user =
         User { username: Some(stored), display_username: Some(display), ..User::new(id, name, email, false, now) };
     let ep = &auth.cfg.email_password;
-    create_account(ctx, user, password, remember, ep.auto_sign_in && !ep.require_email_verification).await
+    create_account(ctx, user, password, remember, ep.auto_sign_in && !ep.require_email_verification, None).await
 }
 
 #[cfg(test)]

@@ -73,6 +73,50 @@ pub enum WriteOp {
         user_id: String,
         keep_id: String,
     },
+    /// Profile fields of a user; `None` leaves a field as it is (`image: Some(None)` clears it).
+    UpdateUser {
+        user_id: String,
+        updated_at: i64,
+        name: Option<String>,
+        image: Option<Option<String>>,
+        username: Option<String>,
+        display_username: Option<String>,
+    },
+    /// The session with this token, if it is the user's.
+    DeleteUserSession {
+        user_id: String,
+        token: String,
+    },
+    /// Every session of the user.
+    DeleteSessionsOfUser(String),
+    /// The user's unexpired sessions other than the one with `keep_token` (expired ones stay).
+    DeleteOtherLiveSessions {
+        user_id: String,
+        keep_token: String,
+        now: i64,
+    },
+    /// The user's email-and-password credential gets this hash, created if the user has none.
+    SetPassword {
+        user_id: String,
+        hash: String,
+        now: i64,
+        /// The id of the credential row, if one is created.
+        new_account_id: String,
+    },
+    /// One account row of the user.
+    DeleteAccount {
+        user_id: String,
+        id: String,
+    },
+    /// Verification rows that expired before this time.
+    DeleteExpiredVerifications(i64),
+    /// A new email for the user; `email_verified: None` keeps the flag.
+    UpdateEmail {
+        user_id: String,
+        email: String,
+        email_verified: Option<bool>,
+        updated_at: i64,
+    },
 }
 
 impl WriteOp {
@@ -248,6 +292,10 @@ pub trait Store: Send + Sync {
     async fn user(&self, by: Login, key: &str) -> Result<Option<User>, StoreError>;
     /// The user's passkeys, oldest first.
     async fn passkeys(&self, user_id: &str) -> Result<Vec<Passkey>, StoreError>;
+    /// The user's sessions, expired or not, oldest first.
+    async fn sessions_of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError>;
+    /// The user's accounts (every provider), oldest first.
+    async fn accounts_of_user(&self, user_id: &str) -> Result<Vec<Account>, StoreError>;
     async fn passkey(&self, by: PasskeyBy, key: &str) -> Result<Option<Passkey>, StoreError>;
     /// All ops in one transaction: all of them happen or none does.
     async fn apply(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;

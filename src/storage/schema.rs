@@ -97,5 +97,7 @@ pub const POSTGRES_ADDED_INDEXES: &str = added_indexes!("true", "bigint");
 /// The columns every user query selects, in [`crate::model::User`] order.
 pub const USER_COLUMNS: &str = r#"u."id", u."name", u."email", u."emailVerified", u."image", u."createdAt", u."updatedAt", u."isAnonymous", u."username", u."displayUsername""#;
 pub const PASSKEY_COLUMNS: &str = r#""id", "name", "publicKey", "userId", "credentialID", "counter", "deviceType", "backedUp", "transports", "createdAt", "aaguid""#;
+pub const ACCOUNT_COLUMNS: &str =
+    r#""id", "accountId", "providerId", "userId", "password", "createdAt", "updatedAt", "scope""#;
 pub const SESSION_COLUMNS: &str =
     r#"s."id", s."token", s."userId", s."expiresAt", s."createdAt", s."updatedAt", s."ipAddress", s."userAgent""#;

@@ -7,9 +7,9 @@
 
 use std::sync::LazyLock;
 
-use super::schema::{PASSKEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS};
+use super::schema::{ACCOUNT_COLUMNS, PASSKEY_COLUMNS, SESSION_COLUMNS, USER_COLUMNS};
 use super::{Login, PasskeyBy, WriteOp};
-use crate::model::{Passkey, Session, User, Verification};
+use crate::model::{Account, Passkey, Session, User, Verification};
 
 /// One statement's text in each dialect's placeholder form.
 pub struct Sql {
@@ -47,6 +47,7 @@ pub enum Param<'a> {
     Int32(i64),
     /// A date: ISO text on SQLite, `timestamptz` on PostgreSQL.
     Time(i64),
+    OptBool(Option<bool>),
 }
 
 /// A write statement and its parameters.
@@ -88,6 +89,21 @@ write_sql! {
     REVOKE_OTHER_SESSIONS = r#"DELETE FROM "session" WHERE "userId" = $1 AND "id" <> $2"#;
     DELETE_SESSIONS_OF_USER = r#"DELETE FROM "session" WHERE "userId" = $1"#;
     DELETE_ACCOUNTS_OF_USER = r#"DELETE FROM "account" WHERE "userId" = $1"#;
+    UPDATE_USER = r#"UPDATE "user" SET "name" = COALESCE($1, "name"),
+                 "image" = CASE WHEN $2 THEN $3 ELSE "image" END,
+                 "username" = COALESCE($4, "username"), "displayUsername" = COALESCE($5, "displayUsername"),
+                 "updatedAt" = $6 WHERE "id" = $7"#;
+    DELETE_USER_SESSION = r#"DELETE FROM "session" WHERE "token" = $1 AND "userId" = $2"#;
+    DELETE_OTHER_LIVE_SESSIONS = r#"DELETE FROM "session" WHERE "userId" = $1 AND "token" <> $2 AND "expiresAt" > $3"#;
+    UPDATE_PASSWORD = r#"UPDATE "account" SET "password" = $1, "updatedAt" = $2
+               WHERE "userId" = $3 AND "providerId" = 'credential' AND "accountId" = $3"#;
+    INSERT_PASSWORD_IF_NONE = r#"INSERT INTO "account" ("id","accountId","providerId","userId","password","createdAt","updatedAt")
+               SELECT $1, $2, 'credential', $2, $3, $4, $4 WHERE NOT EXISTS
+                 (SELECT 1 FROM "account" WHERE "userId" = $2 AND "providerId" = 'credential' AND "accountId" = $2)"#;
+    DELETE_ACCOUNT = r#"DELETE FROM "account" WHERE "id" = $1 AND "userId" = $2"#;
+    DELETE_EXPIRED_VERIFICATIONS = r#"DELETE FROM "verification" WHERE "expiresAt" < $1"#;
+    UPDATE_EMAIL = r#"UPDATE "user" SET "email" = $1, "emailVerified" = COALESCE($2, "emailVerified"), "updatedAt" = $3
+               WHERE "id" = $4"#;
 }
 
 /// The statements that carry out `op`, in order. The rows the last one changed
@@ -203,6 +219,35 @@ pub fn statements(op: &WriteOp) -> Vec<Statement<'_>> {
         WriteOp::RevokeOtherSessions { user_id, keep_id } => {
             vec![st(&REVOKE_OTHER_SESSIONS, vec![Text(user_id), Text(keep_id)])]
         }
+        WriteOp::UpdateUser { user_id, updated_at, name, image, username, display_username } => vec![st(
+            &UPDATE_USER,
+            vec![
+                opt(name),
+                Bool(image.is_some()),
+                Param::OptText(image.as_ref().and_then(|i| i.as_deref())),
+                opt(username),
+                opt(display_username),
+                Time(*updated_at),
+                Text(user_id),
+            ],
+        )],
+        WriteOp::DeleteUserSession { user_id, token } => {
+            vec![st(&DELETE_USER_SESSION, vec![Text(token), Text(user_id)])]
+        }
+        WriteOp::DeleteSessionsOfUser(user_id) => vec![st(&DELETE_SESSIONS_OF_USER, vec![Text(user_id)])],
+        WriteOp::DeleteOtherLiveSessions { user_id, keep_token, now } => {
+            vec![st(&DELETE_OTHER_LIVE_SESSIONS, vec![Text(user_id), Text(keep_token), Time(*now)])]
+        }
+        WriteOp::SetPassword { user_id, hash, now, new_account_id } => vec![
+            st(&UPDATE_PASSWORD, vec![Text(hash), Time(*now), Text(user_id)]),
+            st(&INSERT_PASSWORD_IF_NONE, vec![Text(new_account_id), Text(user_id), Text(hash), Time(*now)]),
+        ],
+        WriteOp::DeleteAccount { user_id, id } => vec![st(&DELETE_ACCOUNT, vec![Text(id), Text(user_id)])],
+        WriteOp::DeleteExpiredVerifications(before) => vec![st(&DELETE_EXPIRED_VERIFICATIONS, vec![Time(*before)])],
+        WriteOp::UpdateEmail { user_id, email, email_verified, updated_at } => vec![st(
+            &UPDATE_EMAIL,
+            vec![Text(email), Param::OptBool(*email_verified), Time(*updated_at), Text(user_id)],
+        )],
     }
 }
 
@@ -255,6 +300,18 @@ pub fn user_with_password(by: Login) -> &'static Sql {
     });
     &SQL[by as usize]
 }
+
+/// A user's sessions, oldest first.
+pub static SESSIONS_OF_USER: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(format!(
+        r#"SELECT {SESSION_COLUMNS} FROM "session" s WHERE s."userId" = $1 ORDER BY s."createdAt", s."id""#
+    ))
+});
+
+/// A user's accounts, oldest first.
+pub static ACCOUNTS_OF_USER: LazyLock<Sql> = LazyLock::new(|| {
+    Sql::new(format!(r#"SELECT {ACCOUNT_COLUMNS} FROM "account" WHERE "userId" = $1 ORDER BY "createdAt", "id""#))
+});
 
 /// A user's passkeys, oldest first.
 pub static PASSKEYS_OF_USER: LazyLock<Sql> = LazyLock::new(|| {
@@ -381,6 +438,20 @@ pub fn passkey_at<R: Columns>(r: &R) -> Result<Passkey, R::Error> {
         transports: r.opt_text(8)?,
         created_at: r.time(9)?,
         aaguid: r.opt_text(10)?,
+    })
+}
+
+/// An account from [`ACCOUNT_COLUMNS`].
+pub fn account_at<R: Columns>(r: &R) -> Result<Account, R::Error> {
+    Ok(Account {
+        id: r.text(0)?,
+        account_id: r.text(1)?,
+        provider_id: r.text(2)?,
+        user_id: r.text(3)?,
+        password: r.opt_text(4)?,
+        created_at: r.time(5)?,
+        updated_at: r.time(6)?,
+        scope: r.opt_text(7)?,
     })
 }
 

@@ -105,6 +105,39 @@ class Outbox:
         return self.last["url"].removeprefix(PREFIX)
 
 
+class Mailbox:
+    """The account routes' mail senders, keeping each mail: ``mailbox.sender("reset")``
+    is a ``send_reset_password`` that files its mails under "reset"."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+
+    def sender(self, kind: str, fail: BaseException | None = None):
+        async def send(data, ctx) -> None:
+            with self.lock:
+                self.sent.append((kind, dict(data)))
+            if fail is not None:
+                raise fail
+
+        return send
+
+    def of(self, kind: str) -> list[dict]:
+        with self.lock:
+            return [data for k, data in self.sent if k == kind]
+
+    def last(self, kind: str) -> dict:
+        mails = self.of(kind)
+        assert mails, f"no {kind} mail among {self.sent}"
+        return mails[-1]
+
+    def link(self, kind: str) -> str:
+        """The last mailed link of this kind as a path under the base path, for Browser.get."""
+        url = self.last(kind)["url"]
+        assert url.startswith(PREFIX), url
+        return url.removeprefix(PREFIX)
+
+
 async def request_link(b, email="ada@example.com", **extra):
     r = await b.post("/sign-in/magic-link", {"email": email, **extra})
     assert r.status_code == 200, r.text

@@ -17,7 +17,18 @@ from kernia.auth.asgi import ASGIApp
 from kernia.auth.db import Database
 from kernia.auth.sweeper import Sweeper
 from kernia.errors import ConfigurationError
-from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitRule
+from kernia.options import (
+    AccountLinkingOptions,
+    AccountOptions,
+    ChangeEmailOptions,
+    DeleteUserOptions,
+    EmailPasswordOptions,
+    EmailVerificationOptions,
+    KerniaOptions,
+    RateLimitRule,
+    UserOptions,
+    VerificationOptions,
+)
 from kernia.plugins._check import options_key
 from kernia.plugins.anonymous import AnonymousPlugin
 from kernia.plugins.email_and_password import EmailAndPasswordPlugin
@@ -286,7 +297,109 @@ def _check_type(name: str, value: Any, kind: type | tuple[type, ...]) -> None:
         raise TypeError(f"KerniaOptions.{name} must be {expected}, got {type(value).__name__}")
 
 
-def _to_json(options: KerniaOptions, plugins: list[Any], advanced: dict[str, Any]) -> str:
+#: The account routes' callbacks: where each is set, and the name the engine knows it by.
+_ACCOUNT_CALLBACKS = {
+    "email_and_password": {
+        "send_reset_password": "send_reset_password",
+        "on_password_reset": "on_password_reset",
+    },
+    "email_verification": {
+        "send_verification_email": "send_verification_email",
+        "before_email_verification": "before_email_verification",
+        "after_email_verification": "after_email_verification",
+    },
+    "user.change_email": {"send_change_email_confirmation": "send_change_email_confirmation"},
+    "user.delete_user": {
+        "send_delete_account_verification": "send_delete_account_verification",
+        "before_delete": "before_delete_user",
+        "after_delete": "after_delete_user",
+    },
+}
+
+_NESTED = {
+    "email_verification": EmailVerificationOptions,
+    "user": UserOptions,
+    "user.change_email": ChangeEmailOptions,
+    "user.delete_user": DeleteUserOptions,
+    "account": AccountOptions,
+    "account.account_linking": AccountLinkingOptions,
+    "verification": VerificationOptions,
+}
+
+
+def _at(options: KerniaOptions, path: str) -> Any:
+    value: Any = options
+    for part in path.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _plain(obj: Any, path: str, callables: dict[str, Any]) -> dict[str, Any]:
+    """A nested options object as JSON-ready values; its functions go to ``callables``."""
+    functions = _ACCOUNT_CALLBACKS.get(path, {})
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name in functions:
+            if value is not None and not callable(value):
+                raise TypeError(
+                    f"KerniaOptions.{path}.{f.name} must be a function, got {type(value).__name__}"
+                )
+            callables[functions[f.name]] = value
+        elif dataclasses.is_dataclass(value):
+            out[f.name] = _plain(value, f"{path}.{f.name}", callables)
+        else:
+            out[f.name] = value
+    return out
+
+
+def _kernia_verification_sender(sender: Any) -> Any:
+    """Kernia 0.1.0's ``advanced["send_verification_email"]``, called
+    ``sender(email=, token=, callback_url=)``, as a ``send_verification_email``."""
+    if not callable(sender):
+        raise TypeError('KerniaOptions.advanced["send_verification_email"] must be a function')
+
+    async def send(data: dict[str, Any], ctx: Any) -> None:
+        from urllib.parse import parse_qs, urlsplit
+
+        callback = parse_qs(urlsplit(data["url"]).query).get("callbackURL", ["/"])[0]
+        result = sender(email=data["user"]["email"], token=data["token"], callback_url=callback)
+        if hasattr(result, "__await__"):
+            await result
+
+    return send
+
+
+def _account_options(
+    options: KerniaOptions, email_password: EmailPasswordOptions, advanced: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The account routes' options as JSON-ready parts of the payload, and their callbacks."""
+    for path, kind in _NESTED.items():
+        value = _at(options, path)
+        if not isinstance(value, kind):
+            raise TypeError(f"KerniaOptions.{path} must be {kind.__name__}, got {type(value).__name__}")
+    callables: dict[str, Any] = {}
+    parts = {
+        "email_and_password": _plain(email_password, "email_and_password", callables),
+        "email_verification": _plain(options.email_verification, "email_verification", callables),
+        "user": _plain(options.user, "user", callables),
+        "account": _plain(options.account, "account", callables),
+        "verification": _plain(options.verification, "verification", callables),
+    }
+    legacy = advanced.pop("send_verification_email", None)
+    if legacy is not None:
+        if callables.get("send_verification_email") is not None:
+            raise ConfigurationError(
+                "send_verification_email is given twice: in KerniaOptions.email_verification and in "
+                'KerniaOptions.advanced["send_verification_email"]; set it in one place'
+            )
+        callables["send_verification_email"] = _kernia_verification_sender(legacy)
+    return parts, callables
+
+
+def _to_json(
+    options: KerniaOptions, plugins: list[Any], advanced: dict[str, Any], account_parts: dict[str, Any]
+) -> str:
     _check_type("database", options.database, str)
     _check_type("base_url", options.base_url, str)
     _check_type("base_path", options.base_path, str)
@@ -307,10 +420,10 @@ def _to_json(options: KerniaOptions, plugins: list[Any], advanced: dict[str, Any
         "base_url": options.base_url,
         "base_path": options.base_path,
         "trusted_origins": list(options.trusted_origins),
-        "email_and_password": dataclasses.asdict(_email_password(options)),
         "session": dataclasses.asdict(options.session),
         "rate_limit": rate_limit,
         "advanced": advanced,
+        **account_parts,
     }
     for plugin in plugins:
         payload[options_key(plugin)] = plugin.options()
@@ -343,7 +456,9 @@ def init(options: KerniaOptions) -> Auth:
     callables: dict[str, Any] = {}
     for plugin in plugins:
         callables.update(plugin.callables())
-    native = NativeAuth(_to_json(options, plugins, advanced), callables)
+    account_parts, account_callables = _account_options(options, _email_password(options), advanced)
+    callables.update(account_callables)
+    native = NativeAuth(_to_json(options, plugins, advanced, account_parts), callables)
     auth = Auth(options, native)
     native._attach(auth)
     return auth

@@ -13,10 +13,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, Postgres};
 use sqlx::Row;
 
 use super::schema::{self, USER_COLUMNS};
-use super::sql::{self, passkey_at, session_at, user_at, verification_at};
+use super::sql::{self, account_at, passkey_at, session_at, user_at, verification_at};
 use super::{constraint_from, GuestRef, Login, PasskeyBy, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 use crate::config::ConfigError;
-use crate::model::{Passkey, Session, User, Verification};
+use crate::model::{Account, Passkey, Session, User, Verification};
 use ops::{apply_one, bind_params, combined_inserts, STALE};
 use values::{bind_all, sql_err, sql_rows};
 
@@ -178,6 +178,18 @@ impl Store for PgStore {
         let rows =
             sqlx::query(sql::PASSKEYS_OF_USER.postgres()).bind(user_id).fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter().map(passkey_at).collect::<Result<_, _>>().map_err(map_err)
+    }
+
+    async fn sessions_of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let rows =
+            sqlx::query(sql::SESSIONS_OF_USER.postgres()).bind(user_id).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(session_at).collect::<Result<_, _>>().map_err(map_err)
+    }
+
+    async fn accounts_of_user(&self, user_id: &str) -> Result<Vec<Account>, StoreError> {
+        let rows =
+            sqlx::query(sql::ACCOUNTS_OF_USER.postgres()).bind(user_id).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(account_at).collect::<Result<_, _>>().map_err(map_err)
     }
 
     async fn passkey(&self, by: PasskeyBy, key: &str) -> Result<Option<Passkey>, StoreError> {

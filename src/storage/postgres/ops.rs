@@ -20,6 +20,7 @@ pub(super) fn bind_params<'q>(
             Param::Bool(b) => q.bind(b),
             Param::Int32(n) => q.bind(i32::try_from(n).unwrap_or(i32::MAX)),
             Param::Time(ms) => q.bind(ts(ms)),
+            Param::OptBool(b) => q.bind(b),
         };
     }
     q

@@ -17,10 +17,10 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::oneshot;
 
 use super::schema::{self, USER_COLUMNS};
-use super::sql::{self, passkey_at, session_at, user_at, verification_at};
+use super::sql::{self, account_at, passkey_at, session_at, user_at, verification_at};
 use super::{constraint_from, Login, PasskeyBy, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 use crate::config::ConfigError;
-use crate::model::{Passkey, Session, User, Verification};
+use crate::model::{Account, Passkey, Session, User, Verification};
 use crate::time::iso;
 use ops::{delete_stale, STALE};
 use values::{fetch_all, sql_err};
@@ -220,6 +220,26 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             conn.prepare_cached(sql::PASSKEYS_OF_USER.sqlite())
                 .and_then(|mut st| st.query_map([&user_id], |r| passkey_at(r))?.collect())
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn sessions_of_user(&self, user_id: &str) -> Result<Vec<Session>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(sql::SESSIONS_OF_USER.sqlite())
+                .and_then(|mut st| st.query_map([&user_id], |r| session_at(r))?.collect())
+                .map_err(map_err)
+        })
+        .await
+    }
+
+    async fn accounts_of_user(&self, user_id: &str) -> Result<Vec<Account>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.read(move |conn| {
+            conn.prepare_cached(sql::ACCOUNTS_OF_USER.sqlite())
+                .and_then(|mut st| st.query_map([&user_id], |r| account_at(r))?.collect())
                 .map_err(map_err)
         })
         .await

@@ -98,6 +98,7 @@ impl rusqlite::ToSql for Param<'_> {
             Param::Bool(b) => ToSqlOutput::Owned(Value::Integer(b as i64)),
             Param::Int32(n) => ToSqlOutput::Owned(Value::Integer(n)),
             Param::Time(ms) => ToSqlOutput::Owned(Value::Text(iso(ms))),
+            Param::OptBool(b) => ToSqlOutput::Owned(b.map_or(Value::Null, |b| Value::Integer(b as i64))),
         })
     }
 }
