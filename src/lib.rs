@@ -28,7 +28,8 @@ pub mod auth;
 // 7. endpoints and their route tables
 pub mod endpoint;
 pub mod routes;
-// 8. serving: the pipeline, stale-guest cleanup, the native server, the bindings
+// 8. serving: the pipeline, stale-guest cleanup, server-side calls, the native server, the bindings
+pub mod admin;
 pub mod cleanup;
 pub mod pipeline;
 pub mod server;

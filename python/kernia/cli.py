@@ -12,18 +12,81 @@ from kernia.errors import ConfigurationError
 from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitOptions
 
 
+def _write_mail(path: str, label: str, mail: dict[str, object]) -> None:
+    """One mail as a JSON line: on stderr after ``kernia: <label>`` for ``-``, else appended to ``path``."""
+    line = json.dumps(mail)
+    if path == "-":
+        print(f"kernia: {label} {line}", file=sys.stderr, flush=True)
+    else:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
 def _outbox(path: str):
     """A send_magic_link for development: each link as a JSON line on stderr or in a file."""
 
     def send(email: str, url: str, token: str, ctx: object) -> None:
-        line = json.dumps({"email": email, "url": url, "token": token})
-        if path == "-":
-            print(f"kernia: magic link {line}", file=sys.stderr, flush=True)
-        else:
-            with open(path, "a", encoding="utf-8") as f:
-                f.write(line + "\n")
+        _write_mail(path, "magic link", {"email": email, "url": url, "token": token})
 
     return send
+
+
+#: The mails of the account routes, by sender: the ``kind`` each is written with.
+_MAIL_KINDS = {
+    "send_verification_email": "verify-email",
+    "send_reset_password": "reset-password",
+    "send_change_email_confirmation": "change-email",
+    "send_delete_account_verification": "delete-account",
+}
+
+
+def _mail_sender(path: str, kind: str):
+    """An account-route sender for development: ``{"kind", "email", "url", "token"}`` lines."""
+
+    def send(data: dict[str, object], ctx: object) -> None:
+        user = data["user"]
+        assert isinstance(user, dict)
+        mail = {"kind": kind, "email": user["email"], "url": data["url"], "token": data["token"]}
+        if "new_email" in data:
+            mail["new_email"] = data["new_email"]
+        _write_mail(path, "mail", mail)
+
+    return send
+
+
+def _account_options(args: argparse.Namespace) -> dict[str, object]:
+    """The account routes' options from the flags: every mail to ``--mail-outbox``."""
+    from kernia.options import (
+        ChangeEmailOptions,
+        DeleteUserOptions,
+        EmailVerificationOptions,
+        UserOptions,
+    )
+
+    senders = {name: _mail_sender(args.mail_outbox, kind) for name, kind in _MAIL_KINDS.items()}
+    if not args.mail_outbox:
+        senders = dict.fromkeys(_MAIL_KINDS)
+    return {
+        "email_and_password": EmailPasswordOptions(
+            enabled=not args.no_email_password,
+            require_email_verification=args.require_email_verification,
+            send_reset_password=senders["send_reset_password"],
+        ),
+        "email_verification": EmailVerificationOptions(
+            send_verification_email=senders["send_verification_email"],
+            auto_sign_in_after_verification=args.require_email_verification,
+        ),
+        "user": UserOptions(
+            change_email=ChangeEmailOptions(
+                enabled=args.change_email,
+                send_change_email_confirmation=senders["send_change_email_confirmation"],
+            ),
+            delete_user=DeleteUserOptions(
+                enabled=args.delete_user,
+                send_delete_account_verification=senders["send_delete_account_verification"],
+            ),
+        ),
+    }
 
 
 def _guest_options(args: argparse.Namespace) -> dict[str, object]:
@@ -51,20 +114,21 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     base_url = args.base_url or os.environ.get("KERNIA_BASE_URL") or f"http://{args.host}:{args.port}"
+    magic_outbox = args.magic_link_outbox or args.mail_outbox
     options = KerniaOptions(
         database=args.database,
         secret=secret,
         base_url=base_url,
         base_path=args.base_path,
         trusted_origins=args.trusted_origin,
-        email_and_password=EmailPasswordOptions(enabled=not args.no_email_password),
         rate_limit=RateLimitOptions(enabled=not args.no_rate_limit),
         plugins=[
             *([anonymous(**_guest_options(args))] if args.anonymous else []),
             *([username()] if args.username else []),
             *([passkey()] if args.passkey else []),
-            *([magic_link(_outbox(args.magic_link_outbox))] if args.magic_link_outbox else []),
+            *([magic_link(_outbox(magic_outbox))] if magic_outbox else []),
         ],
+        **_account_options(args),  # type: ignore[arg-type]
     )
     try:
         auth = init(options)
@@ -188,6 +252,24 @@ def main(argv: list[str] | None = None) -> int:
         help="turn magic links on and, instead of mailing them, append each to PATH as a JSON "
         "line ('-' prints them); for development",
     )
+    serve.add_argument(
+        "--mail-outbox",
+        metavar="PATH",
+        help="send every mail (verification, password reset, change of email, account deletion, "
+        "and magic links, which it turns on) as a JSON line appended to PATH ('-' prints them); "
+        "for development",
+    )
+    serve.add_argument(
+        "--require-email-verification",
+        action="store_true",
+        help="password users must verify their email before signing in (the link signs them in)",
+    )
+    serve.add_argument("--change-email", action="store_true", help="turn POST /change-email on")
+    serve.add_argument(
+        "--delete-user",
+        action="store_true",
+        help="turn POST /delete-user on (with --mail-outbox, deletion waits for the mailed link)",
+    )
     serve.add_argument("--no-rate-limit", action="store_true", help="turn rate limiting off")
     serve.add_argument("--asgi", action="store_true", help="serve the ASGI app under uvicorn instead")
     serve.add_argument("--log-level", default="warning", help="uvicorn's log level, with --asgi")
@@ -217,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{', '.join(given)} needs --anonymous")
         if args.cleanup_interval is not None and args.guest_max_age is None:
             parser.error("--cleanup-interval needs --guest-max-age, the inactivity after which a guest goes")
+        if args.require_email_verification and not args.mail_outbox:
+            parser.error("--require-email-verification needs --mail-outbox: the links must go somewhere")
         return _serve(args)
     if args.command == "cleanup-anonymous":
         if args.batch_size <= 0:

@@ -240,6 +240,53 @@ impl NativeAuth {
         })
     }
 
+    /// Awaitable of the user's unexpired sessions, as `/list-sessions` shows them.
+    fn list_sessions<'py>(&self, py: Python<'py>, user_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let auth = self.auth.clone();
+        bridge::awaitable(py, async move {
+            let sessions = auth.live_sessions(&user_id).await.map_err(callbacks::engine_error)?;
+            let json = sessions.iter().map(|s| serde_json::to_value(SessionJson(s)).unwrap_or_default()).collect();
+            Ok(convert::PyJson(serde_json::Value::Array(json)))
+        })
+    }
+
+    /// Awaitable of whether a session with this token existed (it is gone now).
+    fn revoke_session<'py>(&self, py: Python<'py>, token: String) -> PyResult<Bound<'py, PyAny>> {
+        let auth = self.auth.clone();
+        bridge::awaitable(py, async move { auth.revoke_session(&token).await.map_err(callbacks::engine_error) })
+    }
+
+    /// Awaitable: every session of the user ends.
+    fn revoke_sessions<'py>(&self, py: Python<'py>, user_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let auth = self.auth.clone();
+        bridge::awaitable(py, async move { auth.revoke_sessions(&user_id).await.map_err(callbacks::engine_error) })
+    }
+
+    /// Awaitable of the updated user, or `None` without such a user. `clear_image`
+    /// removes the image; otherwise `None` leaves a field as it is.
+    #[pyo3(signature = (user_id, name=None, image=None, clear_image=false))]
+    fn update_user<'py>(
+        &self,
+        py: Python<'py>,
+        user_id: String,
+        name: Option<String>,
+        image: Option<String>,
+        clear_image: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let auth = self.auth.clone();
+        let image = if clear_image { Some(None) } else { image.map(Some) };
+        bridge::awaitable(py, async move {
+            let user = auth.update_profile(&user_id, name, image).await.map_err(callbacks::engine_error)?;
+            Ok(user.map(|u| convert::PyJson(serde_json::to_value(UserJson(&u, auth.user_fields)).unwrap_or_default())))
+        })
+    }
+
+    /// Awaitable of whether the user existed (deleted now, with its sessions, accounts and passkeys).
+    fn delete_user<'py>(&self, py: Python<'py>, user_id: String) -> PyResult<Bound<'py, PyAny>> {
+        let auth = self.auth.clone();
+        bridge::awaitable(py, async move { auth.delete_user(&user_id).await.map_err(callbacks::engine_error) })
+    }
+
     /// Awaitable of the number of users (of guests, or of registered users).
     #[pyo3(signature = (is_anonymous=None))]
     fn count_users<'py>(&self, py: Python<'py>, is_anonymous: Option<bool>) -> PyResult<Bound<'py, PyAny>> {

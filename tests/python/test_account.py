@@ -389,3 +389,39 @@ async def test_account_info(env, browser_for):
     assert error(await b.get("/account-info", params={"accountId": "nope"})) == (400, "ACCOUNT_NOT_FOUND")
     for bad in ({}, {"accountId": "x", "extra": "1"}):
         assert error(await b.get("/account-info", params=bad)) == (400, "VALIDATION_ERROR")
+
+
+# --- server-side calls ------------------------------------------------------------------------
+
+
+async def test_server_side_calls(env, browser_for):
+    auth = env.make()
+    b, user_id = await signed_up(browser_for, auth)
+    laptop = browser_for(auth)
+    laptop_token = (await laptop.sign_in()).json()["token"]
+    sessions = await auth.api.list_sessions(user_id)
+    assert {s["token"] for s in sessions} == session_tokens(env, user_id) and len(sessions) == 2
+    assert await auth.api.revoke_session(laptop_token) is True
+    assert await auth.api.revoke_session(laptop_token) is False
+    assert await laptop.session() is None
+
+    updated = await auth.api.update_user(user_id, name="Ada L.", image="https://img.example/a.png")
+    assert (updated["id"], updated["name"], updated["image"]) == (
+        user_id,
+        "Ada L.",
+        "https://img.example/a.png",
+    )
+    assert (await auth.api.update_user(user_id, image=None))["image"] is None
+    assert await auth.api.update_user("nobody", name="X") is None
+    with pytest.raises(TypeError, match="unknown field"):
+        await auth.api.update_user(user_id, email="x@example.com")
+    with pytest.raises(ValueError, match="no fields"):
+        await auth.api.update_user(user_id)
+    with pytest.raises(TypeError, match="name must be str"):
+        await auth.api.update_user(user_id, name=5)
+
+    await auth.api.revoke_sessions(user_id)
+    assert await b.session() is None and session_tokens(env, user_id) == set()
+    assert await auth.api.delete_user(user_id) is True
+    env.db.assert_gone(user_id)
+    assert await auth.api.delete_user(user_id) is False

@@ -144,3 +144,30 @@ def test_serve_refuses_a_flag_without_its_value(flag):
         [sys.executable, "-m", "kernia.cli", "serve", flag], capture_output=True, text=True, timeout=30
     )
     assert done.returncode == 2 and f"argument {flag}: expected one argument" in done.stderr
+
+
+def test_mail_outbox_prints_every_mail(tmp_path):
+    args = ["--database", f"sqlite:///{tmp_path / 'a.db'}", "--mail-outbox", "-", "--no-rate-limit"]
+    args += ["--require-email-verification", "--delete-user"]
+    with kernia_serve(*args) as server:
+        body = {"name": "Ada", "email": "ada@example.com", "password": "correct-horse"}
+        assert httpx.post(f"{server.api}/sign-up/email", json=body).json()["token"] is None
+        verify = json.loads(server.line_with('"kind": "verify-email"').removeprefix("kernia: mail "))
+        assert verify["email"] == "ada@example.com" and "/verify-email?token=" in verify["url"]
+        signed_in = httpx.get(verify["url"], follow_redirects=False)
+        assert signed_in.status_code == 302
+        httpx.post(f"{server.api}/request-password-reset", json={"email": "ada@example.com"})
+        reset = json.loads(server.line_with('"kind": "reset-password"').removeprefix("kernia: mail "))
+        assert "/reset-password/" in reset["url"]
+        # Magic links go to the same outbox.
+        httpx.post(f"{server.api}/sign-in/magic-link", json={"email": "grace@example.com"})
+        assert "grace@example.com" in server.line_with("kernia: magic link")
+
+
+def test_require_email_verification_needs_somewhere_to_send_the_links():
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "kernia.cli", "serve", "--require-email-verification"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--require-email-verification needs --mail-outbox" in done.stderr

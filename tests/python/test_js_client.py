@@ -69,3 +69,20 @@ def test_username_conversion_with_the_official_client(node_client, live_server):
 def test_magic_link_conversion_with_the_official_client(node_client, live_server, outbox):
     out = run_node("magic-link-flow.mjs", live_server, node_client, str(outbox))
     assert "all passed" in out
+
+
+@pytest.fixture(params=["native", "asgi"])
+def account_server(request, backend, tmp_path, outbox):
+    """`kernia serve` with every account route on and its mails in the outbox."""
+    database = database_url(backend, tmp_path, "account.db")
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    flags = ["--database", database, "--port", str(port), "--base-url", base, "--mail-outbox", str(outbox)]
+    flags += ["--require-email-verification", "--change-email", "--delete-user", "--no-rate-limit"]
+    with kernia_serve(*flags, *(["--asgi"] if request.param == "asgi" else []), listen=("127.0.0.1", port)):
+        yield base
+
+
+def test_an_account_page_with_the_official_client(node_client, account_server, outbox):
+    out = run_node("account-flow.mjs", account_server, node_client, str(outbox))
+    assert "all passed" in out

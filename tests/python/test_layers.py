@@ -19,7 +19,7 @@ LAYERS = [
     {"auth"},
     {"endpoint"},
     {"routes"},
-    {"pipeline", "cleanup"},
+    {"pipeline", "cleanup", "admin"},
     {"server"},
     {"bindings"},
 ]

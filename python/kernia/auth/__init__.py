@@ -49,6 +49,11 @@ def _header_pairs(headers: Any) -> list[tuple[Any, Any]]:
     return list(headers)
 
 
+def _check_arg(name: str, value: Any, kind: type) -> None:
+    if not isinstance(value, kind):
+        raise TypeError(f"{name} must be {kind.__name__}, got {type(value).__name__}")
+
+
 def _check_page(limit: Any, offset: Any) -> None:
     for name, value in (("limit", limit), ("offset", offset)):
         if isinstance(value, bool) or not isinstance(value, int):
@@ -107,6 +112,44 @@ class API:
         guests only, ``False`` registered users only."""
         _check_page(limit, offset)
         return await self._native.list_users(is_anonymous, limit, offset)
+
+    async def list_sessions(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's unexpired sessions, shaped like ``GET /list-sessions``'s (tokens included)."""
+        _check_arg("list_sessions: user_id", user_id, str)
+        return await self._native.list_sessions(user_id)
+
+    async def revoke_session(self, token: str) -> bool:
+        """Ends the session with this token; whether there was one."""
+        _check_arg("revoke_session: token", token, str)
+        return await self._native.revoke_session(token)
+
+    async def revoke_sessions(self, user_id: str) -> None:
+        """Ends every session of the user (signs it out everywhere)."""
+        _check_arg("revoke_sessions: user_id", user_id, str)
+        await self._native.revoke_sessions(user_id)
+
+    async def update_user(self, user_id: str, **fields: Any) -> dict[str, Any] | None:
+        """Sets ``name`` and/or ``image`` (``image=None`` removes it); returns the updated user,
+        or ``None`` when there is no such user."""
+        _check_arg("update_user: user_id", user_id, str)
+        unknown = sorted(set(fields) - {"name", "image"})
+        if unknown:
+            raise TypeError(f"update_user: unknown field(s) {', '.join(unknown)}; known: name, image")
+        if not fields:
+            raise ValueError("update_user: no fields to update (name, image)")
+        name, image = fields.get("name"), fields.get("image")
+        if "name" in fields:
+            _check_arg("update_user: name", name, str)
+        if image is not None:
+            _check_arg("update_user: image", image, str)
+        clear = "image" in fields and image is None
+        return await self._native.update_user(user_id, name, image, clear)
+
+    async def delete_user(self, user_id: str) -> bool:
+        """Deletes the user with its sessions, accounts and passkeys; whether it existed.
+        Rows of the app's own tables are the app's to move or delete."""
+        _check_arg("delete_user: user_id", user_id, str)
+        return await self._native.delete_user(user_id)
 
     async def count_users(self, is_anonymous: bool | None = None) -> int:
         """How many users there are (guests only with ``is_anonymous=True``)."""
