@@ -1,5 +1,5 @@
-//! The session routes (spec §11): `GET /get-session`, `POST /sign-out`, and the
-//! health check `GET /ok`.
+//! The session routes (spec §11): `GET /get-session`, `POST /sign-out`, the
+//! health check `GET /ok`, and `GET /error`, the page Better Auth's links fall back to.
 
 use serde_json::Value;
 
@@ -12,6 +12,7 @@ use crate::storage::WriteOp;
 
 pub const ROUTES: &[RouteDef] = &[
     route!("GET", "/ok", ok),
+    route!("GET", "/error", error_page),
     route!("GET", "/get-session", get_session),
     route!("POST", "/get-session", get_session_post),
     route!("POST", "/sign-out", sign_out),
@@ -19,6 +20,28 @@ pub const ROUTES: &[RouteDef] = &[
 
 async fn ok(_: &Ctx<'_>) -> Result<Outcome, AuthError> {
     Ok(Outcome::json(&serde_json::json!({ "ok": true })))
+}
+
+/// `GET /error?error=<CODE>&error_description=`: a plain HTML page naming the error,
+/// where a link with nowhere else to go lands (a reset link mailed without `redirectTo`).
+async fn error_page(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
+    fn escape(s: &str) -> String {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    }
+    let code = escape(&ctx.req.query_param("error").filter(|c| !c.is_empty()).unwrap_or_else(|| "UNKNOWN".into()));
+    let description =
+        ctx.req.query_param("error_description").map(|d| format!("<p>{}</p>", escape(&d))).unwrap_or_default();
+    let html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Authentication error</title></head>\n\
+         <body><h1>Something went wrong</h1><p>Error code: <code>{code}</code></p>{description}\n\
+         <p><a href=\"/\">Back to the start</a></p></body></html>\n"
+    );
+    let response = crate::http::response::Response {
+        status: 200,
+        headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
+        body: html.into_bytes(),
+    };
+    Ok(Outcome::response(response))
 }
 
 /// Better Auth declares get-session for GET and POST, then refuses POST.

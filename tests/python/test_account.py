@@ -425,3 +425,31 @@ async def test_server_side_calls(env, browser_for):
     assert await auth.api.delete_user(user_id) is True
     env.db.assert_gone(user_id)
     assert await auth.api.delete_user(user_id) is False
+
+
+async def test_a_guest_has_no_account_to_unlink_or_inspect(env, browser_for):
+    b = browser_for(env.make(plugins=[anonymous()]))
+    await guest(b)
+    assert error(await b.post("/unlink-account", {"accountId": "x"})) == (400, "ACCOUNT_NOT_FOUND")
+    assert error(await b.get("/account-info", params={"accountId": "x"})) == (400, "ACCOUNT_NOT_FOUND")
+
+
+async def test_the_mail_routes_are_rate_limited_three_a_minute(env, browser_for):
+    # Better Auth's special rules: /request-password-reset and /send-verification-email
+    # 3 per 60 s, /change-password 3 per 10 s, per client IP.
+    from helpers import Mailbox
+
+    from kernia import EmailPasswordOptions, RateLimitOptions
+
+    mailbox = Mailbox()
+    options = EmailPasswordOptions(enabled=True, send_reset_password=mailbox.sender("reset"))
+    auth = env.make(email_and_password=options, rate_limit=RateLimitOptions())
+    b = browser_for(auth)
+    codes = [
+        (await b.post("/request-password-reset", {"email": "x@example.com"})).status_code for _ in range(4)
+    ]
+    assert codes == [200, 200, 200, 429]
+    advance_clock(auth, 59)
+    assert (await b.post("/request-password-reset", {"email": "x@example.com"})).status_code == 429
+    advance_clock(auth, 1)
+    assert (await b.post("/request-password-reset", {"email": "x@example.com"})).status_code == 200

@@ -241,3 +241,12 @@ async def test_a_failing_on_password_reset_does_not_undo_the_reset(env, browser_
     r = await reset(b, mailbox)
     assert r.status_code == 200
     assert (await browser_for(auth).sign_in(password="battery-staple")).status_code == 200
+
+
+async def test_the_error_page_escapes_what_it_shows(env, browser_for):
+    b = browser_for(env.make())
+    r = await b.get("/error", params={"error": "<script>alert(1)</script>", "error_description": "a & b"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    assert "<script>" not in r.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
+    assert "a &amp; b" in r.text
+    assert "INVALID_TOKEN" in (await b.get("/error", params={"error": "INVALID_TOKEN"})).text

@@ -309,3 +309,31 @@ def test_bad_options_are_refused(tmp_path):
     )
     with pytest.raises(ConfigurationError, match="given twice"):
         init(both)
+
+
+async def test_before_email_verification_can_refuse(env, browser_for):
+    from kernia import APIError
+
+    mailbox = Mailbox()
+
+    def before(user, ctx):
+        raise APIError(403, "DOMAIN_BLOCKED", "This domain is not accepted")
+
+    options = verifying(mailbox, before_email_verification=before)
+    b = browser_for(env.make(email_and_password=required(), email_verification=options))
+    await b.sign_up()
+    assert error(await b.get(mailbox.link("verify"))) == (403, "DOMAIN_BLOCKED")
+    assert not verified(env)
+
+
+async def test_an_older_change_token_without_a_request_type(env, browser_for):
+    # §7.3 (d): the email changes, unverified, and the new address gets a plain link.
+    mailbox = Mailbox()
+    b = browser_for(env.make(email_verification=verifying(mailbox)))
+    user_id = (await b.sign_up()).json()["user"]["id"]
+    env.db.execute('UPDATE "user" SET "emailVerified" = ?', True)
+    token = jwt({"email": "ada@example.com", "updateTo": "New@example.com", "userId": user_id})
+    r = await b.get("/verify-email", params={"token": token})
+    assert r.status_code == 200 and r.json()["user"]["email"] == "new@example.com"
+    assert not verified(env, "new@example.com")
+    assert mailbox.last("verify")["user"]["email"] == "new@example.com"
