@@ -36,8 +36,8 @@ lint: install
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings
 	cargo clippy --release --features python -- -D warnings
-	$(BIN)/ruff check python tests bench
-	$(BIN)/ruff format --check python tests bench
+	$(BIN)/ruff check python tests bench scripts
+	$(BIN)/ruff format --check python tests bench scripts
 
 # kernia-rs against Kernia and Better Auth; prints figures and ratios (see bench/run.py).
 bench: install

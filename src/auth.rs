@@ -114,6 +114,14 @@ impl Auth {
         (rest.starts_with('/') && rest.len() > 1).then_some(rest)
     }
 
+    /// [`Auth::relative_path`] for the ASGI app: served standalone, it also answers
+    /// paths without the base path (`/sign-up/email`), as Kernia's router does, so an
+    /// app or test that calls `auth.router.mount()` directly finds the routes either way.
+    pub fn asgi_relative_path<'p>(&self, path: &'p str, root_path: &str) -> Option<&'p str> {
+        self.relative_path(path, root_path)
+            .or_else(|| (root_path.is_empty() && path.starts_with('/') && path.len() > 1).then_some(path))
+    }
+
     /// Whether guests may become registered accounts (`anonymous(allow_linking=...)`).
     pub fn allows_linking(&self) -> bool {
         self.cfg.anonymous.as_ref().is_none_or(|a| a.allow_linking)

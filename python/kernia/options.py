@@ -145,11 +145,12 @@ class KerniaOptions:
     """The one options object an app passes to :func:`kernia.auth.init`.
 
     ``database`` is a URL: ``sqlite:///relative/app.db``, ``sqlite:////absolute/app.db``,
-    ``sqlite::memory:``, or ``postgresql://user@host/db``. ``secret`` signs cookies; when it is
-    ``None`` the ``KERNIA_SECRET`` (or ``BETTER_AUTH_SECRET``) environment variable is used.
+    ``sqlite::memory:``, or ``postgresql://user@host/db``; or Kernia's ``memory_adapter()``.
+    ``secret`` signs cookies; when it is ``None`` the ``KERNIA_SECRET`` (or
+    ``BETTER_AUTH_SECRET``) environment variable is used.
     """
 
-    database: str
+    database: Any
     secret: str | None = None
     base_url: str = "http://localhost:3000"
     base_path: str = "/api/auth"
@@ -162,7 +163,26 @@ class KerniaOptions:
     account: AccountOptions = field(default_factory=AccountOptions)
     verification: VerificationOptions = field(default_factory=VerificationOptions)
     plugins: Sequence[Any] = ()
+    #: Kernia's rate-limit store: ``kernia.auth.rate_limit.InMemoryRateLimitStore()`` is the engine's
+    #: default; for limits shared between processes use ``RateLimitOptions(storage="database")``.
+    rate_limit_store: Any = None
     #: ``cookie_prefix``, ``use_secure_cookies``, ``disable_csrf_check``, ``disable_origin_check``,
     #: ``trusted_proxies``, ``max_body_size``, ``database_pool_size``, ``database_timeout``,
     #: ``request_timeout``, ``max_connections`` (see the README's "Limits and faults").
     advanced: dict[str, Any] = field(default_factory=dict)
+
+
+__all__ = [
+    "AccountLinkingOptions",
+    "AccountOptions",
+    "ChangeEmailOptions",
+    "DeleteUserOptions",
+    "EmailPasswordOptions",
+    "EmailVerificationOptions",
+    "KerniaOptions",
+    "RateLimitOptions",
+    "RateLimitRule",
+    "SessionOptions",
+    "UserOptions",
+    "VerificationOptions",
+]

@@ -156,7 +156,7 @@ impl NativeAuth {
         client_host: Option<String>,
         http_version: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let relative = self.auth.relative_path(path, root_path).unwrap_or("").to_owned();
+        let relative = self.auth.asgi_relative_path(path, root_path).unwrap_or("").to_owned();
         let req = Request {
             method: method.to_ascii_uppercase(),
             path: relative,

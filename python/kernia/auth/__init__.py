@@ -12,23 +12,13 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from kernia import options as kinds
 from kernia._native import NativeAuth
 from kernia.auth.asgi import ASGIApp
 from kernia.auth.db import Database
 from kernia.auth.sweeper import Sweeper
 from kernia.errors import ConfigurationError
-from kernia.options import (
-    AccountLinkingOptions,
-    AccountOptions,
-    ChangeEmailOptions,
-    DeleteUserOptions,
-    EmailPasswordOptions,
-    EmailVerificationOptions,
-    KerniaOptions,
-    RateLimitRule,
-    UserOptions,
-    VerificationOptions,
-)
+from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitRule
 from kernia.plugins._check import options_key
 from kernia.plugins.anonymous import AnonymousPlugin
 from kernia.plugins.email_and_password import EmailAndPasswordPlugin
@@ -360,13 +350,13 @@ _ACCOUNT_CALLBACKS = {
 }
 
 _NESTED = {
-    "email_verification": EmailVerificationOptions,
-    "user": UserOptions,
-    "user.change_email": ChangeEmailOptions,
-    "user.delete_user": DeleteUserOptions,
-    "account": AccountOptions,
-    "account.account_linking": AccountLinkingOptions,
-    "verification": VerificationOptions,
+    "email_verification": kinds.EmailVerificationOptions,
+    "user": kinds.UserOptions,
+    "user.change_email": kinds.ChangeEmailOptions,
+    "user.delete_user": kinds.DeleteUserOptions,
+    "account": kinds.AccountOptions,
+    "account.account_linking": kinds.AccountLinkingOptions,
+    "verification": kinds.VerificationOptions,
 }
 
 
@@ -440,10 +430,36 @@ def _account_options(
     return parts, callables
 
 
+def _database_url(database: Any) -> str:
+    """The engine's database URL for ``KerniaOptions.database``: a URL as given, or the
+    database behind one of Kernia's adapters."""
+    from kernia_memory_adapter import MemoryAdapter
+
+    if isinstance(database, str):
+        return database
+    if isinstance(database, MemoryAdapter):
+        return database.url
+    raise TypeError(
+        f"KerniaOptions.database must be a database URL (sqlite:///app.db, postgresql://...) or "
+        f"kernia_memory_adapter.memory_adapter(), got {type(database).__name__}"
+    )
+
+
+def _check_rate_limit_store(store: Any) -> None:
+    from kernia.auth.rate_limit import InMemoryRateLimitStore
+
+    if store is not None and not isinstance(store, InMemoryRateLimitStore):
+        raise ConfigurationError(
+            f"KerniaOptions.rate_limit_store: {type(store).__name__} is not supported; the engine keeps "
+            "its buckets itself: InMemoryRateLimitStore() (the default, per process), or "
+            'RateLimitOptions(storage="database") to share them between processes'
+        )
+
+
 def _to_json(
     options: KerniaOptions, plugins: list[Any], advanced: dict[str, Any], account_parts: dict[str, Any]
 ) -> str:
-    _check_type("database", options.database, str)
+    _check_rate_limit_store(options.rate_limit_store)
     _check_type("base_url", options.base_url, str)
     _check_type("base_path", options.base_path, str)
     secret = options.secret
@@ -458,7 +474,7 @@ def _to_json(
         [path, _rule(rule)] for path, rule in options.rate_limit.custom_rules.items()
     ]
     payload = {
-        "database": options.database,
+        "database": _database_url(options.database),
         "secret": secret,
         "base_url": options.base_url,
         "base_path": options.base_path,

@@ -1,0 +1,1 @@
+"""Kernia's ``kernia.types`` module paths, over this package's own modules."""
