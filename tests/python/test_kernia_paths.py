@@ -75,3 +75,74 @@ def test_unsupported_databases_and_stores_are_refused_by_name():
 
     with pytest.raises(ConfigurationError, match="rate_limit_store: RedisStore is not supported"):
         init(KerniaOptions(database="sqlite::memory:", secret=SECRET, rate_limit_store=RedisStore()))
+
+
+@pytest.mark.parametrize("framework", ["fastapi", "starlette"])
+async def test_kernias_framework_integrations(framework):
+    from kernia_memory_adapter import memory_adapter
+
+    from kernia.auth import init
+    from kernia.plugins import email_and_password
+    from kernia.types.context import Session
+    from kernia.types.init_options import KerniaOptions
+
+    if framework == "fastapi":
+        from fastapi import Depends, FastAPI
+        from kernia_fastapi import get_session, mount_kernia, require_session
+
+        app = FastAPI()
+
+        @app.get("/me")
+        async def me(session=Depends(require_session)) -> dict:
+            return {"user_id": session.user_id, "is_record": isinstance(session, Session)}
+
+        @app.get("/maybe-me")
+        async def maybe_me(session=Depends(get_session)) -> dict:
+            return {"signed_in": session is not None}
+    else:
+        from kernia_starlette import get_session, mount_kernia, require_session
+        from starlette.applications import Starlette
+        from starlette.responses import JSONResponse
+        from starlette.routing import Route
+
+        async def me(request):
+            session = await require_session(request)
+            return JSONResponse({"user_id": session.user_id, "is_record": isinstance(session, Session)})
+
+        async def maybe_me(request):
+            return JSONResponse({"signed_in": await get_session(request) is not None})
+
+        app = Starlette(routes=[Route("/me", me), Route("/maybe-me", maybe_me)])
+
+    auth = init(KerniaOptions(database=memory_adapter(), secret=SECRET, plugins=[email_and_password()]))
+    mount_kernia(app, auth)
+    assert app.state.kernia is auth and auth.context.options.base_path == "/api/auth"
+    headers = {"origin": "http://localhost:3000"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://localhost:3000", headers=headers
+    ) as client:
+        assert (await client.get("/me")).status_code == 401
+        assert (await client.get("/maybe-me")).json() == {"signed_in": False}
+        body = {"name": "X", "email": "x@example.com", "password": "correcthorse"}
+        r = await client.post("/api/auth/sign-up/email", json=body)
+        assert r.status_code == 200, r.text
+        user_id = r.json()["user"]["id"]
+        assert (await client.get("/maybe-me")).json() == {"signed_in": True}
+        assert (await client.get("/me")).json() == {"user_id": user_id, "is_record": True}
+        assert (await client.post("/api/auth/sign-out")).status_code == 200
+        assert (await client.get("/me")).status_code == 401
+    auth.close()
+
+
+def test_kernias_session_and_user_records():
+    from kernia.types.context import Session, User
+
+    s = Session.from_json(
+        {"id": "s1", "userId": "u1", "expiresAt": "2026-01-01T00:00:10.000Z", "token": "t", "ipAddress": None}
+    )
+    assert (s.id, s.user_id, s.expires_at, s.token, s.ip_address) == ("s1", "u1", 1767225610, "t", None)
+    u = User.from_json(
+        {"id": "u1", "email": "a@x.io", "emailVerified": True, "createdAt": "1970-01-01T00:01:00.000Z"}
+    )
+    assert (u.id, u.email, u.email_verified, u.created_at, u.updated_at) == ("u1", "a@x.io", True, 60, 0)

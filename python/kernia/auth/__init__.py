@@ -200,6 +200,13 @@ class Server:
         self.stop()
 
 
+@dataclasses.dataclass(frozen=True)
+class AuthContext:
+    """What Kernia apps read from ``auth.context``."""
+
+    options: KerniaOptions
+
+
 class Auth:
     """The handle :func:`init` returns."""
 
@@ -217,6 +224,11 @@ class Auth:
     @property
     def base_path(self) -> str:
         return self._native.base_path
+
+    @property
+    def context(self) -> AuthContext:
+        """Kernia's ``auth.context``: the options ``init()`` was given (``context.options``)."""
+        return AuthContext(self.options)
 
     def start_server(self, host: str = "127.0.0.1", port: int = 8000) -> Server:
         """Starts the native HTTP server in the background (port 0 picks a free one)."""
@@ -523,4 +535,4 @@ def init(options: KerniaOptions) -> Auth:
     return auth
 
 
-__all__ = ["API", "Auth", "Router", "Server", "init"]
+__all__ = ["API", "Auth", "AuthContext", "Router", "Server", "init"]

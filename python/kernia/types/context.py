@@ -1,0 +1,66 @@
+"""Kernia's ``kernia.types.context``: the ``Session`` and ``User`` records its integrations
+hand to app code (``session.user_id``), made from this server's session JSON."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def _epoch_seconds(iso: str | None) -> int:
+    if not iso:
+        return 0
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp())
+
+
+def _from_json(cls: type[T], data: dict[str, Any], times: set[str]) -> T:
+    """``cls`` from camelCase JSON: each snake_case field from its camelCase key; the
+    fields in ``times`` from ISO dates to Unix seconds."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        head, *rest = f.name.split("_")
+        key = head + "".join(part.capitalize() for part in rest)
+        if key in data:
+            values[f.name] = _epoch_seconds(data[key]) if f.name in times else data[key]
+    return cls(**values)
+
+
+@dataclass
+class Session:
+    """The active session. ``expires_at`` in Unix seconds, as in Kernia."""
+
+    id: str
+    user_id: str
+    expires_at: int
+    token: str
+    ip_address: str | None = None
+    user_agent: str | None = None
+    impersonated_by: str | None = None
+
+    @classmethod
+    def from_json(cls, session: dict[str, Any]) -> Session:
+        return _from_json(cls, session, {"expires_at"})
+
+
+@dataclass
+class User:
+    """The session's user. Times in Unix seconds, as in Kernia."""
+
+    id: str
+    email: str
+    email_verified: bool = False
+    name: str | None = None
+    image: str | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+    @classmethod
+    def from_json(cls, user: dict[str, Any]) -> User:
+        return _from_json(cls, user, {"created_at", "updated_at"})
+
+
+__all__ = ["Session", "User"]
