@@ -56,11 +56,19 @@ async def test_memory_adapter_and_relative_paths_as_kernias_tests_use_them():
                 got = await client.get(path, headers={"cookie": f"better-auth.session_token={cookie}"})
                 assert got.json()["user"]["email"] == "alice@example.com", path
             assert (await client.get("/no-such-route")).status_code == 404
-    # In memory: a second engine starts empty.
+    # A new memory_adapter() is a new, empty database; engines given the same one share it.
+    shared = options.database
     with init(
         KerniaOptions(database=memory_adapter(), secret=SECRET, plugins=[email_and_password()])
     ) as auth:
         assert await auth.api.count_users() == 0
+    with init(KerniaOptions(database=shared, secret=SECRET, plugins=[email_and_password()])) as auth:
+        assert await auth.api.count_users() == 1
+        # Kernia's tests ask the adapter itself what is in the database.
+        [user] = await shared.find_many(model="user", where=())
+        assert user["email"] == "alice@example.com" and user["emailVerified"] is False
+    with pytest.raises(RuntimeError, match="no engine uses this adapter yet"):
+        await memory_adapter().find_many(model="user", where=())
 
 
 def test_unsupported_databases_and_stores_are_refused_by_name():
@@ -146,3 +154,69 @@ def test_kernias_session_and_user_records():
         {"id": "u1", "email": "a@x.io", "emailVerified": True, "createdAt": "1970-01-01T00:01:00.000Z"}
     )
     assert (u.id, u.email, u.email_verified, u.created_at, u.updated_at) == ("u1", "a@x.io", True, 60, 0)
+
+
+async def test_the_adapter_methods_on_the_engines_tables(env, browser_for):
+    import time
+
+    from kernia.types.adapter import SortBy, Where
+
+    auth = env.make()
+    adapter = auth.context.adapter
+    b = browser_for(auth)
+    user_id = (await b.sign_up()).json()["user"]["id"]
+    await browser_for(auth).sign_up(email="grace@example.com")
+    assert await adapter.count(model="user") == 2
+    found = await adapter.find_one(model="user", where=(Where("email", "ada@example.com"),))
+    assert found["id"] == user_id and found["emailVerified"] is False
+    assert await adapter.find_one(model="user", where=(Where("email", "nobody@example.com"),)) is None
+    emails = [u["email"] for u in await adapter.find_many(model="user", sort_by=SortBy("email", "desc"))]
+    assert emails == ["grace@example.com", "ada@example.com"]
+    assert [u["email"] for u in await adapter.find_many(model="user", sort_by=SortBy("email"), offset=1)] == [
+        "grace@example.com"
+    ]
+    ors = (
+        Where("email", "ada@example.com", connector="OR"),
+        Where("email", "grace@example.com", connector="OR"),
+    )
+    assert await adapter.count(model="user", where=ors) == 2
+    assert await adapter.count(model="user", where=(Where("email", "ada", operator="starts_with"),)) == 1
+    assert await adapter.count(model="user", where=(Where("email", ["ada@example.com"], operator="in"),)) == 1
+    assert await adapter.count(model="user", where=(Where("image", None),)) == 2
+
+    # Kernia's tests backdate a session with Unix seconds: it is then expired.
+    assert (await b.session())["user"]["id"] == user_id
+    updated = await adapter.update(
+        model="session", where=(Where("userId", user_id),), update={"expiresAt": int(time.time()) - 3600}
+    )
+    assert updated["userId"] == user_id
+    assert await b.session() is None
+
+    now = int(time.time())
+    data = {
+        "identifier": "kernia-test",
+        "value": "v",
+        "expiresAt": now + 60,
+        "createdAt": now,
+        "updatedAt": now,
+    }
+    row = await adapter.create(model="verification", data=data)
+    assert row["identifier"] == "kernia-test" and row["id"]
+    assert await adapter.delete_many(model="verification", where=(Where("identifier", "kernia-test"),)) == 1
+    with pytest.raises(ValueError, match="unknown model"):
+        await adapter.count(model="organization")
+    with pytest.raises(ValueError, match="not a column name"):
+        await adapter.count(model="user", where=(Where('email" OR 1=1 --', "x"),))
+
+
+def test_kernias_core_models():
+    from kernia.db.schema import CORE_MODELS
+
+    models = {m.name: {f.name: (f.type, f.required) for f in m.fields} for m in CORE_MODELS}
+    assert set(models) == {"user", "session", "account", "verification"}
+    assert models["user"]["emailVerified"] == ("boolean", True) and models["user"]["image"] == (
+        "string",
+        False,
+    )
+    assert models["account"]["accessTokenExpiresAt"] == ("date", False)
+    assert models["session"]["userId"] == ("string", True)

@@ -14,6 +14,7 @@ from typing import Any
 
 from kernia import options as kinds
 from kernia._native import NativeAuth
+from kernia.auth.adapter import EngineAdapter
 from kernia.auth.asgi import ASGIApp
 from kernia.auth.db import Database
 from kernia.auth.sweeper import Sweeper
@@ -205,6 +206,7 @@ class AuthContext:
     """What Kernia apps read from ``auth.context``."""
 
     options: KerniaOptions
+    adapter: EngineAdapter
 
 
 class Auth:
@@ -227,8 +229,9 @@ class Auth:
 
     @property
     def context(self) -> AuthContext:
-        """Kernia's ``auth.context``: the options ``init()`` was given (``context.options``)."""
-        return AuthContext(self.options)
+        """Kernia's ``auth.context``: the options ``init()`` was given (``context.options``) and
+        Kernia's adapter methods on the engine's tables (``context.adapter``)."""
+        return AuthContext(self.options, EngineAdapter(self.db))
 
     def start_server(self, host: str = "127.0.0.1", port: int = 8000) -> Server:
         """Starts the native HTTP server in the background (port 0 picks a free one)."""
@@ -532,6 +535,10 @@ def init(options: KerniaOptions) -> Auth:
     native = NativeAuth(_to_json(options, plugins, advanced, account_parts), callables)
     auth = Auth(options, native)
     native._attach(auth)
+    from kernia_memory_adapter import MemoryAdapter
+
+    if isinstance(options.database, MemoryAdapter):
+        options.database._attach(auth.context.adapter)
     return auth
 
 

@@ -1,0 +1,1 @@
+"""Kernia's ``kernia.db`` module paths."""
