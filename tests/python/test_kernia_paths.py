@@ -28,6 +28,9 @@ def test_kernias_module_paths():
     assert KerniaOptions is kernia.KerniaOptions and EmailPasswordOptions is kernia.EmailPasswordOptions
     assert RateLimitOptions is kernia.RateLimitOptions and SessionOptions is kernia.SessionOptions
     assert all(callable(p) for p in (anonymous, magic_link, passkey, username, InMemoryRateLimitStore))
+    from kernia_passkey import passkey as kernias_passkey
+
+    assert kernias_passkey is passkey
 
 
 async def test_memory_adapter_and_relative_paths_as_kernias_tests_use_them():
