@@ -27,7 +27,9 @@ impl Response {
         let mut resp = Response::json(status, &serde_json::Value::Object(body));
         match e {
             AuthError::TooManyRequests { retry_after } => {
+                // Better Auth's header, and the standard one (what Kernia and HTTP clients read).
                 resp.headers.push(("x-retry-after".into(), retry_after.to_string()));
+                resp.headers.push(("retry-after".into(), retry_after.to_string()));
             }
             AuthError::DatabaseUnavailable(_) | AuthError::TooManyConnections => {
                 resp.headers.push(("retry-after".into(), RETRY_AFTER_S.to_string()));
@@ -106,6 +108,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert!(v.get("code").is_none());
         assert!(r.headers.iter().any(|(k, v)| k == "x-retry-after" && v == "7"));
+        assert_eq!(r.header("retry-after"), Some("7"));
     }
 
     #[test]

@@ -166,6 +166,7 @@ async def test_rate_limit_on_sign_in_returns_429_with_retry_after(env, browser_f
     assert r.status_code == 429
     assert r.json() == {"message": "Too many requests. Please try again later."}
     assert 1 <= int(r.headers["x-retry-after"]) <= 10
+    assert r.headers["retry-after"] == r.headers["x-retry-after"]  # the standard header too
     assert r.headers["content-type"] == "application/json"
     # Other paths have their own buckets.
     assert (await b.get("/get-session")).status_code == 200
