@@ -86,8 +86,11 @@ async fn process(auth: &Arc<Auth>, req: &Request) -> Result<Response, AuthError>
     let mut outcome = match (route.endpoint)(&ctx).await {
         Ok(outcome) => outcome,
         Err(AuthError::Unauthorized) if ctx.had_dead_session() => {
-            let expired = auth.sessions.cookies.expire_session();
-            return Ok(Outcome::response(Response::error(&AuthError::Unauthorized)).cookies(expired).response);
+            let mut refused = Response::error(&AuthError::Unauthorized);
+            refused
+                .headers
+                .extend(auth.sessions.cookies.expire_session().into_iter().map(|c| ("set-cookie".into(), c)));
+            return Ok(refused);
         }
         Err(e) => return Err(e),
     };

@@ -56,6 +56,14 @@ impl Body {
     pub fn validator(&self) -> Validator<'_> {
         Validator { body: self, issues: Vec::new() }
     }
+
+    /// The one required string field of a body like `{token}`; `VALIDATION_ERROR` otherwise.
+    pub fn required_string(&self, key: &str) -> Result<String, AuthError> {
+        let mut v = self.validator();
+        let value = v.string(key);
+        v.finish()?;
+        Ok(value.unwrap_or_default())
+    }
 }
 
 pub const NUL_MESSAGE: &str = "Invalid input: text must not contain NUL characters";

@@ -9,9 +9,9 @@ use crate::error::AuthError;
 use crate::http::body::{query_text, Body};
 use crate::model::{Account, SessionJson, UserJson};
 use crate::route;
-use crate::routes::password_account::check_password_length;
+use crate::routes::password_account::{check_current_password, check_password_length};
 use crate::routes::username;
-use crate::storage::{Login, WriteOp};
+use crate::storage::WriteOp;
 
 pub const ROUTES: &[RouteDef] = &[
     route!("POST", "/update-user", update_user),
@@ -88,14 +88,7 @@ async fn change_password(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     };
     let me = ctx.signed_in().await?;
     check_password_length(ctx, &new_password)?;
-    if current.encode_utf16().count() > auth.cfg.email_password.max_password_length {
-        return Err(AuthError::PasswordTooLong);
-    }
-    let hash = auth.store.user_with_password(Login::Id, &me.user.id).await?.and_then(|(_, hash)| hash);
-    let Some(hash) = hash else { return Err(AuthError::CredentialAccountNotFound) };
-    if !auth.hasher.verify(hash, current).await? {
-        return Err(AuthError::InvalidPassword);
-    }
+    check_current_password(ctx, &me.user.id, current).await?;
     let now = auth.clock.now_ms();
     let new_hash = auth.hasher.hash(new_password).await?;
     let set = WriteOp::SetPassword { user_id: me.user.id.clone(), hash: new_hash, now, new_account_id: new_id() };
@@ -122,11 +115,7 @@ async fn list_sessions(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
 
 /// `POST /revoke-session` (§5.2): `{token}`; someone else's or an unknown token changes nothing.
 async fn revoke_session(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
-    let body = Body::parse(ctx.req, false)?;
-    let mut v = body.validator();
-    let token = v.string("token");
-    v.finish()?;
-    let Some(token) = token else { unreachable!("validation passed") };
+    let token = Body::parse(ctx.req, false)?.required_string("token")?;
     let me = ctx.signed_in().await?;
     let own = token == me.session.token;
     let out = status_true().writes([WriteOp::DeleteUserSession { user_id: me.user.id.clone(), token }]);
@@ -176,11 +165,7 @@ async fn list_accounts(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
 
 /// `POST /unlink-account` (§6.2): `{accountId}`, the account row's id.
 async fn unlink_account(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
-    let body = Body::parse(ctx.req, false)?;
-    let mut v = body.validator();
-    let id = v.string("accountId");
-    v.finish()?;
-    let Some(id) = id else { unreachable!("validation passed") };
+    let id = Body::parse(ctx.req, false)?.required_string("accountId")?;
     let me = ctx.fresh().await?;
     let accounts = ctx.auth.store.accounts_of_user(&me.user.id).await?;
     if accounts.len() == 1 && !ctx.auth.cfg.account.account_linking.allow_unlinking_all {

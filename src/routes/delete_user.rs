@@ -12,8 +12,9 @@ use crate::http::body::{query_text, Body};
 use crate::http::origin::check_callback_url;
 use crate::http::response::Response;
 use crate::route;
+use crate::routes::password_account::check_current_password;
 use crate::routes::tokens;
-use crate::storage::{Login, WriteOp};
+use crate::storage::WriteOp;
 
 pub const ROUTES: &[RouteDef] =
     &[route!("POST", "/delete-user", delete_user), route!("GET", "/delete-user/callback", delete_user_callback)];
@@ -41,14 +42,7 @@ async fn delete_user(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         return Err(AuthError::NotFound);
     }
     if let Some(password) = &password {
-        if password.encode_utf16().count() > auth.cfg.email_password.max_password_length {
-            return Err(AuthError::PasswordTooLong);
-        }
-        let hash = auth.store.user_with_password(Login::Id, &me.user.id).await?.and_then(|(_, hash)| hash);
-        let Some(hash) = hash else { return Err(AuthError::CredentialAccountNotFound) };
-        if !auth.hasher.verify(hash, password.clone()).await? {
-            return Err(AuthError::InvalidPassword);
-        }
+        check_current_password(ctx, &me.user.id, password.clone()).await?;
     }
     if let Some(token) = token {
         let row = tokens::find(auth, &identifier(&token)).await?.filter(|row| row.value == me.user.id);

@@ -10,7 +10,7 @@ use crate::http::body::Body;
 use crate::http::origin::check_callback_url;
 use crate::model::{Account, User, UserJson};
 use crate::routes::verification;
-use crate::storage::WriteOp;
+use crate::storage::{Login, WriteOp};
 
 pub fn check_password_length(ctx: &Ctx<'_>, password: &str) -> Result<(), AuthError> {
     let ep = &ctx.auth.cfg.email_password;
@@ -23,6 +23,22 @@ pub fn check_password_length(ctx: &Ctx<'_>, password: &str) -> Result<(), AuthEr
     } else {
         Ok(())
     }
+}
+
+/// The signed-in user's own password, checked before a sensitive change (change-password,
+/// delete-user): too long is 400 `PASSWORD_TOO_LONG`, no password 400
+/// `CREDENTIAL_ACCOUNT_NOT_FOUND`, a wrong one 400 `INVALID_PASSWORD`.
+pub async fn check_current_password(ctx: &Ctx<'_>, user_id: &str, password: String) -> Result<(), AuthError> {
+    let auth = ctx.auth;
+    if password.encode_utf16().count() > auth.cfg.email_password.max_password_length {
+        return Err(AuthError::PasswordTooLong);
+    }
+    let hash = auth.store.user_with_password(Login::Id, user_id).await?.and_then(|(_, hash)| hash);
+    let Some(hash) = hash else { return Err(AuthError::CredentialAccountNotFound) };
+    if !auth.hasher.verify(hash, password).await? {
+        return Err(AuthError::InvalidPassword);
+    }
+    Ok(())
 }
 
 /// What a password sign-in reads: `{<login field>, password, callbackURL?, rememberMe?}`.

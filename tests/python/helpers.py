@@ -19,6 +19,9 @@ from typing import Any
 
 from conftest import BASE
 
+#: The keys of a session as Better Auth answers it (get-session, list-sessions).
+SESSION_KEYS = {"id", "expiresAt", "token", "createdAt", "updatedAt", "ipAddress", "userAgent", "userId"}
+
 
 def cart_table(env) -> None:
     env.db.execute(

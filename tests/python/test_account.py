@@ -4,7 +4,7 @@ change-password, the session list and revocations, the linked accounts."""
 from __future__ import annotations
 
 import pytest
-from helpers import guest
+from helpers import SESSION_KEYS, guest
 
 from kernia.plugins.anonymous import anonymous
 from kernia.plugins.username import username
@@ -206,16 +206,7 @@ async def test_list_sessions_shows_the_users_live_sessions_with_tokens(env, brow
     listed = r.json()
     assert {s["token"] for s in listed} == session_tokens(env, user_id) - {"expired-token"}
     assert all(s["userId"] == user_id for s in listed) and len(listed) == 2
-    assert set(listed[0]) == {
-        "id",
-        "expiresAt",
-        "token",
-        "createdAt",
-        "updatedAt",
-        "ipAddress",
-        "userAgent",
-        "userId",
-    }
+    assert set(listed[0]) == SESSION_KEYS
     assert "laptop/1" in {s["userAgent"] for s in listed}
 
 

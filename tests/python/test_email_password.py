@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers import SESSION_KEYS
 
 from conftest import parse_iso, set_cookies
 
@@ -48,16 +49,7 @@ async def test_sign_up_then_session_then_sign_out_then_sign_in(env, browser_for)
     s = await b.session()
     assert s["user"] == user
     assert s["session"]["userId"] == user["id"]
-    assert set(s["session"]) == {
-        "id",
-        "expiresAt",
-        "token",
-        "createdAt",
-        "updatedAt",
-        "ipAddress",
-        "userAgent",
-        "userId",
-    }
+    assert set(s["session"]) == SESSION_KEYS
 
     out = await b.post("/sign-out", {})
     assert out.status_code == 200 and out.json() == {"success": True}
