@@ -5,9 +5,10 @@
 PATH/TO/KERNIA is a checkout of advantch/kernia (tag v0.1.0). The test files are run
 unmodified from there, with kernia-rs installed in this Python in place of Kernia, and
 Kernia's test utilities (`packages/test_utils`) on the path. Their own dependencies
-(cbor2, webauthn, lxml) are installed into this Python when missing. The files are those
-of the features kernia-rs has; docs/migrating.md says where kernia-rs differs from Kernia
-on the wire on purpose (Better Auth's protocol wins), and how far the run gets.
+(pytest, SQLAlchemy with aiosqlite, FastAPI, httpx, cbor2, webauthn, lxml) are installed
+into this Python when missing. The files are those of the features kernia-rs has;
+docs/migrating.md says where kernia-rs differs from Kernia on the wire on purpose (Better
+Auth's protocol wins), which tests that fails, and why.
 """
 
 from __future__ import annotations
@@ -30,7 +31,17 @@ FILES = [
     "e2e/integration/test_starlette.py",
     "e2e/integration/test_passkey_softauth.py",
 ]
-NEEDS = {"cbor2": "cbor2>=5", "webauthn": "webauthn>=2.7", "lxml": "lxml>=5"}
+NEEDS = {
+    "cbor2": "cbor2>=5",
+    "webauthn": "webauthn>=2.7",
+    "lxml": "lxml>=5",
+    "pytest": "pytest>=8",
+    "pytest_asyncio": "pytest-asyncio>=0.24",
+    "sqlalchemy": "sqlalchemy[asyncio]>=2",
+    "aiosqlite": "aiosqlite>=0.20",
+    "httpx": "httpx>=0.27",
+    "fastapi": "fastapi>=0.110",
+}
 
 
 def main(argv: list[str]) -> int:

@@ -18,6 +18,8 @@ pub use crate::http::request::Extension;
 pub struct CallbackRequest {
     pub method: String,
     pub path: String,
+    /// Raw query string without the `?`.
+    pub query: String,
     pub headers: Vec<(String, String)>,
     pub client_ip: Option<String>,
     pub extension: Extension,
@@ -28,9 +30,22 @@ impl CallbackRequest {
         CallbackRequest {
             method: req.method.clone(),
             path: req.path.clone(),
+            query: req.query.clone(),
             headers: req.headers.clone(),
             client_ip,
             extension: req.extension.clone(),
+        }
+    }
+
+    /// For callbacks the engine runs on its own (cleanup, events): no request.
+    pub fn internal(extension: Extension) -> Self {
+        CallbackRequest {
+            method: String::new(),
+            path: String::new(),
+            query: String::new(),
+            headers: Vec::new(),
+            client_ip: None,
+            extension,
         }
     }
 }

@@ -54,13 +54,7 @@ impl Auth {
             return Err(AuthError::Validation("max_age and batch_size must be positive".into()));
         }
         let cutoff_ms = self.clock.now_ms() - max_age * 1000;
-        let request = CallbackRequest {
-            method: String::new(),
-            path: String::new(),
-            headers: Vec::new(),
-            client_ip: None,
-            extension: o.extension.clone(),
-        };
+        let request = CallbackRequest::internal(o.extension.clone());
         let mut report = CleanupReport { dry_run: o.dry_run, ..CleanupReport::default() };
         let mut after = None;
         loop {

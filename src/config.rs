@@ -401,6 +401,28 @@ pub struct AdvancedOptions {
     /// Native server: seconds a client may take to send a request's headers, and
     /// again its body.
     pub request_timeout: f64,
+    /// For tests: `/send-verification-email` answers the link's token as `_token`, and
+    /// sends it without a sender (Kernia's test switch).
+    pub expose_verification_token_for_tests: bool,
+    /// For tests: `/request-password-reset` answers the link's token as `_token`, and
+    /// works without a sender (Kernia's test switch).
+    pub expose_reset_token_for_tests: bool,
+    /// Attributes every cookie gets (Better Auth's `defaultCookieAttributes`).
+    pub default_cookie_attributes: CookieAttributes,
+}
+
+/// Better Auth's `advanced.defaultCookieAttributes`: each set attribute replaces the
+/// default one on every cookie the server sets (never its `Max-Age`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CookieAttributes {
+    /// `"lax"`, `"strict"` or `"none"`.
+    pub same_site: Option<String>,
+    pub secure: Option<bool>,
+    pub http_only: Option<bool>,
+    pub domain: Option<String>,
+    pub path: Option<String>,
+    pub partitioned: Option<bool>,
 }
 
 impl Default for AdvancedOptions {
@@ -416,8 +438,37 @@ impl Default for AdvancedOptions {
             database_timeout: 2.0,
             max_connections: 0,
             request_timeout: 30.0,
+            expose_verification_token_for_tests: false,
+            expose_reset_token_for_tests: false,
+            default_cookie_attributes: CookieAttributes::default(),
         }
     }
+}
+
+/// Attributes a browser would refuse, or that would break the cookies, are refused.
+fn check_cookie_attributes(a: &CookieAttributes, secure_cookies: bool) -> Result<(), ConfigError> {
+    let bad = |m: &str| Err(invalid(format!("advanced.default_cookie_attributes: {m}")));
+    let secure = a.secure.unwrap_or(secure_cookies);
+    match a.same_site.as_deref() {
+        None | Some("lax" | "strict") => {}
+        Some("none") if !secure => return bad("same_site \"none\" needs secure cookies (browsers drop it without)"),
+        Some("none") => {}
+        Some(other) => return bad(&format!("same_site must be \"lax\", \"strict\" or \"none\", got {other:?}")),
+    }
+    if a.partitioned == Some(true) && !secure {
+        return bad("partitioned needs secure cookies");
+    }
+    if a.secure == Some(false) && secure_cookies {
+        return bad("secure false with __Secure- cookie names (https base_url or use_secure_cookies)");
+    }
+    let token = |v: &str| !v.is_empty() && !v.contains([';', ',', ' ', '\r', '\n']);
+    if a.domain.as_deref().is_some_and(|d| !token(d)) {
+        return bad("domain must be a host name");
+    }
+    if a.path.as_deref().is_some_and(|p| !token(p) || !p.starts_with('/')) {
+        return bad("path must start with /");
+    }
+    Ok(())
 }
 
 /// Everything the engine needs, checked and derived once.
@@ -543,6 +594,7 @@ impl Config {
             p.check()?;
         }
         let secure_cookies = o.advanced.use_secure_cookies.unwrap_or_else(|| base_origin.starts_with("https://"));
+        check_cookie_attributes(&o.advanced.default_cookie_attributes, secure_cookies)?;
         Ok(Config {
             database: o.database,
             signer: Signer::new(&secret),

@@ -1,6 +1,8 @@
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from kernia.types.context import RequestInfo
+
 __version__: str
 
 class KerniaError(Exception): ...
@@ -84,7 +86,7 @@ class AppDatabase(ConversionDatabase):
 
 class CallbackContext:
     @property
-    def request(self) -> dict[str, Any]: ...
+    def request(self) -> RequestInfo: ...
     @property
     def auth(self) -> Any: ...
     @property

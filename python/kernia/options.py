@@ -32,6 +32,16 @@ class EmailPasswordOptions:
 
 
 @dataclass
+class ModelConfig:
+    """Kernia's schema overrides of a model. The engine keeps Better Auth's tables and
+    columns, so only the defaults are accepted: ``init()`` names any other value."""
+
+    model_name: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    additional_fields: Sequence[Any] = ()
+
+
+@dataclass
 class SessionOptions:
     """Session lifetime, in seconds."""
 
@@ -41,6 +51,17 @@ class SessionOptions:
     disable_session_refresh: bool = False
     #: How recent a sign-in must be for endpoints that need a fresh session; 0 disables the check.
     fresh_age: int = 60 * 60 * 24
+    #: Better Auth's cookie cache (a signed ``session_data`` cookie): not available yet, so
+    #: ``init()`` refuses ``True``.
+    cookie_cache_enabled: bool = False
+    cookie_cache_max_age: int = 60 * 5
+    #: Sessions are always kept in the database (there is no secondary storage yet).
+    store_session_in_database: bool = False
+    #: Kernia's schema overrides: the engine keeps Better Auth's tables, so ``init()``
+    #: names any value but the default.
+    model_name: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    additional_fields: Sequence[Any] = ()
 
 
 @dataclass
@@ -91,16 +112,27 @@ class DeleteUserOptions:
 
 @dataclass
 class UserOptions:
-    """Better Auth's ``user``: changing the email and deleting the account."""
+    """Better Auth's ``user``: changing the email and deleting the account. Kernia's
+    ``ModelConfig`` is accepted for ``KerniaOptions.user`` too."""
 
     change_email: ChangeEmailOptions = field(default_factory=ChangeEmailOptions)
     delete_user: DeleteUserOptions = field(default_factory=DeleteUserOptions)
+    #: Kernia's schema overrides: the engine keeps Better Auth's tables, so ``init()``
+    #: names any value but the default.
+    model_name: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    additional_fields: Sequence[Any] = ()
 
 
 @dataclass
 class AccountLinkingOptions:
     #: ``/unlink-account`` may remove a user's last account.
     allow_unlinking_all: bool = False
+    #: Kernia's OAuth linking switches. There are no OAuth providers here, so
+    #: ``init()`` refuses ``trusted_providers`` and ``allow_different_emails``.
+    enabled: bool = False
+    trusted_providers: Sequence[str] = ()
+    allow_different_emails: bool = False
 
 
 @dataclass
@@ -108,6 +140,13 @@ class AccountOptions:
     """Better Auth's ``account``."""
 
     account_linking: AccountLinkingOptions = field(default_factory=AccountLinkingOptions)
+    #: No OAuth tokens are stored here, so ``init()`` refuses ``True``.
+    encrypt_oauth_tokens: bool = False
+    #: Kernia's schema overrides: the engine keeps Better Auth's tables, so ``init()``
+    #: names any value but the default.
+    model_name: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    additional_fields: Sequence[Any] = ()
 
 
 @dataclass
@@ -118,6 +157,13 @@ class VerificationOptions:
     store_identifier: str = "plain"
     #: Keep expired verification rows instead of deleting them as lookups pass.
     disable_cleanup: bool = False
+    #: Verification rows are always kept in the database (there is no secondary storage yet).
+    store_in_database: bool = False
+    #: Kernia's schema overrides: the engine keeps Better Auth's tables, so ``init()``
+    #: names any value but the default.
+    model_name: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    additional_fields: Sequence[Any] = ()
 
 
 @dataclass(frozen=True)
@@ -166,9 +212,16 @@ class KerniaOptions:
     #: Kernia's rate-limit store: ``kernia.auth.rate_limit.InMemoryRateLimitStore()`` is the engine's
     #: default; for limits shared between processes use ``RateLimitOptions(storage="database")``.
     rate_limit_store: Any = None
-    #: ``cookie_prefix``, ``use_secure_cookies``, ``disable_csrf_check``, ``disable_origin_check``,
-    #: ``trusted_proxies``, ``max_body_size``, ``database_pool_size``, ``database_timeout``,
-    #: ``request_timeout``, ``max_connections`` (see the README's "Limits and faults").
+    #: Kernia's spellings of features this server does not have yet; ``init()`` names any
+    #: value but the default: sessions in Redis, OAuth providers, database hooks, extra columns.
+    secondary_storage: Any = None
+    social_providers: Mapping[str, Any] = field(default_factory=dict)
+    database_hooks: Any = None
+    additional_fields: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    #: ``cookie_prefix``, ``use_secure_cookies``, ``default_cookie_attributes``, ``app_name``,
+    #: ``disable_csrf_check``, ``disable_origin_check``, ``trusted_proxies``, ``max_body_size``,
+    #: ``database_pool_size``, ``database_timeout``, ``request_timeout``, ``max_connections``
+    #: (see the README's "Limits and faults").
     advanced: dict[str, Any] = field(default_factory=dict)
 
 
@@ -180,6 +233,7 @@ __all__ = [
     "EmailPasswordOptions",
     "EmailVerificationOptions",
     "KerniaOptions",
+    "ModelConfig",
     "RateLimitOptions",
     "RateLimitRule",
     "SessionOptions",

@@ -29,7 +29,7 @@ use crate::storage::conversion_db::ConversionDb;
 #[pyclass(module = "kernia._native", frozen)]
 pub struct CallbackContext {
     #[pyo3(get)]
-    request: Py<PyDict>,
+    request: Py<PyAny>,
     #[pyo3(get)]
     auth: Option<Py<PyAny>>,
     db: Option<Py<ConversionDatabase>>,
@@ -296,13 +296,7 @@ impl AnonymousCallbacks for PythonCallbacks {
     fn on_event(&self, event: GuestEvent, extension: &Extension) {
         let Some(cb) = &self.on_event else { return };
         let f = cb.f.clone();
-        let request = CallbackRequest {
-            method: String::new(),
-            path: String::new(),
-            headers: Vec::new(),
-            client_ip: None,
-            extension: extension.clone(),
-        };
+        let request = CallbackRequest::internal(extension.clone());
         // Its own task: the request does not wait for it, and its failure is only logged.
         tokio::spawn(async move {
             if let Err(e) = call(&f, &request, |py| PyTuple::new(py, [event_dict(py, &event)?])).await {

@@ -50,7 +50,8 @@ pub(super) fn user_dict<'py>(py: Python<'py>, user: &User, fields: UserFields) -
     json_to_py(py, &value)
 }
 
-pub(super) fn request_dict<'py>(py: Python<'py>, req: &CallbackRequest) -> PyResult<Bound<'py, PyDict>> {
+/// `ctx.request`: a `kernia.types.context.RequestInfo`, a dict also read by attribute.
+pub(super) fn request_dict<'py>(py: Python<'py>, req: &CallbackRequest) -> PyResult<Bound<'py, PyAny>> {
     let headers = PyDict::new(py);
     for (k, v) in &req.headers {
         let joined = match headers.get_item(k)? {
@@ -62,9 +63,10 @@ pub(super) fn request_dict<'py>(py: Python<'py>, req: &CallbackRequest) -> PyRes
     let d = PyDict::new(py);
     d.set_item("method", &req.method)?;
     d.set_item("path", &req.path)?;
+    d.set_item("query_string", &req.query)?;
     d.set_item("headers", headers)?;
     d.set_item("client_ip", &req.client_ip)?;
-    Ok(d)
+    py.import("kernia.types.context")?.getattr("RequestInfo")?.call1((d,))
 }
 
 /// An event as the dict `on_event` gets.

@@ -1,6 +1,6 @@
 //! Cookie names, attributes and serialization (spec §2.1, §2.2).
 
-use crate::config::Config;
+use crate::config::{Config, CookieAttributes};
 
 /// The names of the session cookies, with the prefix and `__Secure-` rules applied once.
 #[derive(Debug, Clone)]
@@ -11,6 +11,7 @@ pub struct CookieNames {
     /// The signed token naming a passkey ceremony's challenge (spec §10).
     pub passkey_challenge: String,
     secure: bool,
+    attributes: CookieAttributes,
 }
 
 impl CookieNames {
@@ -30,20 +31,37 @@ impl CookieNames {
             dont_remember: name("dont_remember"),
             passkey_challenge: name("better-auth-passkey"),
             secure,
+            attributes: cfg.advanced.default_cookie_attributes.clone(),
         }
     }
 
-    /// `name=value; Max-Age=N; Path=/; HttpOnly; Secure; SameSite=Lax`, in better-call's order.
+    /// `name=value; Max-Age=N; Domain=D; Path=/; HttpOnly; Secure; SameSite=Lax; Partitioned`,
+    /// in better-call's order, with `advanced.default_cookie_attributes` applied.
     pub fn set(&self, name: &str, value: &str, max_age: Option<i64>) -> String {
+        let a = &self.attributes;
         let mut out = format!("{name}={value}");
         if let Some(age) = max_age {
             out.push_str(&format!("; Max-Age={age}"));
         }
-        out.push_str("; Path=/; HttpOnly");
-        if self.secure {
+        if let Some(domain) = &a.domain {
+            out.push_str(&format!("; Domain={domain}"));
+        }
+        out.push_str(&format!("; Path={}", a.path.as_deref().unwrap_or("/")));
+        if a.http_only.unwrap_or(true) {
+            out.push_str("; HttpOnly");
+        }
+        if a.secure.unwrap_or(self.secure) {
             out.push_str("; Secure");
         }
-        out.push_str("; SameSite=Lax");
+        let same_site = match a.same_site.as_deref() {
+            Some("strict") => "Strict",
+            Some("none") => "None",
+            _ => "Lax",
+        };
+        out.push_str(&format!("; SameSite={same_site}"));
+        if a.partitioned == Some(true) {
+            out.push_str("; Partitioned");
+        }
         out
     }
 
@@ -77,6 +95,39 @@ mod tests {
             "better-auth.session_token=v; Max-Age=604800; Path=/; HttpOnly; SameSite=Lax"
         );
         assert_eq!(n.expire(&n.session_token), "better-auth.session_token=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax");
+    }
+
+    #[test]
+    fn default_cookie_attributes_replace_the_defaults_but_not_max_age() {
+        let cfg = Config::from_json(
+            r#"{"database":"sqlite::memory:","secret":"x","base_url":"https://app.example",
+            "advanced":{"default_cookie_attributes":{"same_site":"none","partitioned":true,
+            "domain":"example.com","http_only":false}}}"#,
+        )
+        .unwrap();
+        let n = CookieNames::new(&cfg);
+        assert_eq!(
+            n.set(&n.session_token, "v", Some(60)),
+            "__Secure-better-auth.session_token=v; Max-Age=60; Domain=example.com; Path=/; Secure; SameSite=None; \
+             Partitioned"
+        );
+    }
+
+    #[test]
+    fn cookie_attributes_a_browser_would_drop_are_refused() {
+        for attrs in [
+            r#"{"same_site":"none"}"#,
+            r#"{"partitioned":true}"#,
+            r#"{"same_site":"sideways"}"#,
+            r#"{"path":"nope"}"#,
+            r#"{"domain":"a;b"}"#,
+        ] {
+            let json = format!(
+                r#"{{"database":"sqlite::memory:","secret":"x","advanced":{{"default_cookie_attributes":{attrs}}}}}"#
+            );
+            let err = Config::from_json(&json).unwrap_err().to_string();
+            assert!(err.contains("default_cookie_attributes"), "{attrs}: {err}");
+        }
     }
 
     #[test]

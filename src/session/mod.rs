@@ -150,6 +150,11 @@ impl Sessions {
                 }
                 Ok(Some((session, user)))
             }
+            // As `GET /get-session` does: an expired row is deleted when it is seen.
+            Current::Stale { token, expired_row: true } => {
+                self.store.apply(vec![WriteOp::DeleteSessionByToken(token)]).await?;
+                Ok(None)
+            }
             _ => Ok(None),
         }
     }

@@ -78,7 +78,7 @@ def test_unsupported_databases_and_stores_are_refused_by_name():
     from kernia.auth import init
     from kernia.types.init_options import KerniaOptions
 
-    with pytest.raises(TypeError, match=r"memory_adapter\(\), got object"):
+    with pytest.raises(TypeError, match=r"a SQLAlchemy engine; got object"):
         init(KerniaOptions(database=object(), secret=SECRET))
 
     class RedisStore:

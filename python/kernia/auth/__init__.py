@@ -14,7 +14,7 @@ from typing import Any
 
 from kernia import options as kinds
 from kernia._native import NativeAuth
-from kernia.auth.adapter import EngineAdapter
+from kernia.auth.adapter import BoundAdapter, EngineAdapter
 from kernia.auth.asgi import ASGIApp
 from kernia.auth.db import Database
 from kernia.auth.sweeper import Sweeper
@@ -219,6 +219,8 @@ class Auth:
         self.api = API(native, guest)
         #: The auth database for the app's own SQL (see :mod:`kernia.auth.db`).
         self.db = Database(native.db)
+        models = options.database.models if isinstance(options.database, BoundAdapter) else ()
+        self._context = AuthContext(options, EngineAdapter(self.db, models))
         interval = guest.cleanup_interval if guest is not None else None
         self._sweeper = Sweeper(self.api.cleanup_anonymous_users, interval) if interval else None
         self.router = Router(native, self._sweeper)
@@ -231,7 +233,7 @@ class Auth:
     def context(self) -> AuthContext:
         """Kernia's ``auth.context``: the options ``init()`` was given (``context.options``) and
         Kernia's adapter methods on the engine's tables (``context.adapter``)."""
-        return AuthContext(self.options, EngineAdapter(self.db))
+        return self._context
 
     def start_server(self, host: str = "127.0.0.1", port: int = 8000) -> Server:
         """Starts the native HTTP server in the background (port 0 picks a free one)."""
@@ -324,6 +326,49 @@ def _magic_link(options: KerniaOptions) -> tuple[MagicLinkPlugin | None, dict[st
     return plugin, advanced
 
 
+_COOKIE_ATTRIBUTE_KEYS = {
+    "same_site": "same_site",
+    "sameSite": "same_site",
+    "secure": "secure",
+    "http_only": "http_only",
+    "httpOnly": "http_only",
+    "domain": "domain",
+    "path": "path",
+    "partitioned": "partitioned",
+}
+
+
+def _kernia_advanced(advanced: dict[str, Any]) -> str | None:
+    """Kernia's spellings in ``advanced`` as the engine takes them (in place): the
+    cookie attributes in either case; ``app_name`` taken out and returned."""
+    given = [k for k in ("default_cookie_attributes", "defaultCookieAttributes") if k in advanced]
+    if len(given) > 1:
+        raise ConfigurationError(
+            "KerniaOptions.advanced: default_cookie_attributes is given twice "
+            "(also as defaultCookieAttributes)"
+        )
+    if given:
+        attrs = advanced.pop(given[0])
+        if not isinstance(attrs, Mapping):
+            raise TypeError("KerniaOptions.advanced.default_cookie_attributes must be a dict")
+        unknown = sorted(set(attrs) - set(_COOKIE_ATTRIBUTE_KEYS))
+        if unknown:
+            raise ConfigurationError(
+                "KerniaOptions.advanced.default_cookie_attributes: unknown attribute(s) "
+                f"{', '.join(unknown)}; known: same_site, secure, http_only, domain, path, partitioned "
+                "(Max-Age is the session's)"
+            )
+        same_site = attrs.get("same_site", attrs.get("sameSite"))
+        normal = {_COOKIE_ATTRIBUTE_KEYS[k]: v for k, v in attrs.items()}
+        if isinstance(same_site, str):
+            normal["same_site"] = same_site.lower()
+        advanced["default_cookie_attributes"] = normal
+    app_name = advanced.pop("app_name", None)
+    if app_name is not None and not isinstance(app_name, str):
+        raise TypeError("KerniaOptions.advanced.app_name must be a string")
+    return app_name
+
+
 def _check_plugins(options: KerniaOptions) -> None:
     for plugin in options.plugins:
         if not isinstance(plugin, _PLUGINS):
@@ -365,6 +410,7 @@ _ACCOUNT_CALLBACKS = {
 }
 
 _NESTED = {
+    "session": kinds.SessionOptions,
     "email_verification": kinds.EmailVerificationOptions,
     "user": kinds.UserOptions,
     "user.change_email": kinds.ChangeEmailOptions,
@@ -373,6 +419,48 @@ _NESTED = {
     "account.account_linking": kinds.AccountLinkingOptions,
     "verification": kinds.VerificationOptions,
 }
+
+
+_SCHEMA = "the engine keeps Better Auth's table and column names; keep extra data in the app's own tables"
+_NO_OAUTH = "there are no OAuth providers here"
+
+#: Kernia's spellings of what this server does not have: each must keep its default, or
+#: ``init()`` names it with the reason. Taken out of what the engine is given.
+_UNSUPPORTED = {
+    "secondary_storage": "sessions in a secondary storage (Redis) are not available yet",
+    "social_providers": _NO_OAUTH,
+    "database_hooks": "database hooks are not available (the plugins' callbacks are: on_link...)",
+    "additional_fields": "extra columns are not available; keep extra data in the app's own tables",
+    "session.cookie_cache_enabled": "Better Auth's cookie cache is not available yet",
+    "session.cookie_cache_max_age": "it applies to the cookie cache, which is not available yet",
+    "account.encrypt_oauth_tokens": f"no OAuth tokens are stored: {_NO_OAUTH}",
+    "account.account_linking.enabled": f"it links OAuth accounts: {_NO_OAUTH}",
+    "account.account_linking.trusted_providers": _NO_OAUTH,
+    "account.account_linking.allow_different_emails": _NO_OAUTH,
+    **{
+        f"{model}.{name}": _SCHEMA
+        for model in ("session", "user", "account", "verification")
+        for name in ("model_name", "fields", "additional_fields")
+    },
+}
+#: Accepted with any value: sessions and verification rows are always in the database.
+_ALWAYS_IN_DATABASE = ("session.store_session_in_database", "verification.store_in_database")
+#: Fields the engine is not given.
+_KERNIA_ONLY = frozenset((*_UNSUPPORTED, *_ALWAYS_IN_DATABASE))
+
+
+def _field_default(obj: Any, name: str) -> Any:
+    f = next(f for f in dataclasses.fields(obj) if f.name == name)
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+
+
+def _refuse_unsupported(options: KerniaOptions) -> None:
+    for path, reason in _UNSUPPORTED.items():
+        parent, _, name = path.rpartition(".")
+        owner = _at(options, parent) if parent else options
+        value = getattr(owner, name)
+        if value != _field_default(owner, name) and not (name == "additional_fields" and not value):
+            raise ConfigurationError(f"KerniaOptions.{path} is not supported: {reason}")
 
 
 def _at(options: KerniaOptions, path: str) -> Any:
@@ -388,6 +476,8 @@ def _plain(obj: Any, path: str, callables: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
+        if f"{path}.{f.name}" in _KERNIA_ONLY:
+            continue
         if f.name in functions:
             if value is not None and not callable(value):
                 raise TypeError(
@@ -422,10 +512,6 @@ def _account_options(
     options: KerniaOptions, email_password: EmailPasswordOptions, advanced: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The account routes' options as JSON-ready parts of the payload, and their callbacks."""
-    for path, kind in _NESTED.items():
-        value = _at(options, path)
-        if not isinstance(value, kind):
-            raise TypeError(f"KerniaOptions.{path} must be {kind.__name__}, got {type(value).__name__}")
     callables: dict[str, Any] = {}
     parts = {
         "email_and_password": _plain(email_password, "email_and_password", callables),
@@ -445,18 +531,27 @@ def _account_options(
     return parts, callables
 
 
+def _sqlalchemy_engine(database: Any) -> bool:
+    """Whether ``database`` is a SQLAlchemy ``Engine`` or ``AsyncEngine``."""
+    module = type(database).__module__
+    return module.startswith("sqlalchemy.") and hasattr(database, "url") and hasattr(database, "dialect")
+
+
 def _database_url(database: Any) -> str:
     """The engine's database URL for ``KerniaOptions.database``: a URL as given, or the
-    database behind one of Kernia's adapters."""
-    from kernia_memory_adapter import MemoryAdapter
-
+    database behind one of Kernia's adapters or a SQLAlchemy engine."""
     if isinstance(database, str):
         return database
-    if isinstance(database, MemoryAdapter):
-        return database.url
+    if isinstance(database, BoundAdapter):
+        return database.database_url()
+    if _sqlalchemy_engine(database):
+        from kernia_sqlalchemy.adapter import engine_database_url
+
+        return engine_database_url(database.url)
     raise TypeError(
-        f"KerniaOptions.database must be a database URL (sqlite:///app.db, postgresql://...) or "
-        f"kernia_memory_adapter.memory_adapter(), got {type(database).__name__}"
+        "KerniaOptions.database must be a database URL (sqlite:///app.db, postgresql://...), "
+        "kernia_memory_adapter.memory_adapter(), a kernia_sqlalchemy adapter or a SQLAlchemy engine; "
+        f"got {type(database).__name__}"
     )
 
 
@@ -494,7 +589,7 @@ def _to_json(
         "base_url": options.base_url,
         "base_path": options.base_path,
         "trusted_origins": list(options.trusted_origins),
-        "session": dataclasses.asdict(options.session),
+        "session": _plain(options.session, "session", {}),
         "rate_limit": rate_limit,
         "advanced": advanced,
         **account_parts,
@@ -517,14 +612,27 @@ def init(options: KerniaOptions) -> Auth:
     if not isinstance(options, KerniaOptions):
         raise TypeError(f"init() takes KerniaOptions, got {type(options).__name__}")
     _check_type("advanced", options.advanced, dict)
+    if isinstance(options.user, kinds.ModelConfig):
+        # Kernia's ``user`` is a ModelConfig: the same schema fields, no account options.
+        options = dataclasses.replace(options, user=kinds.UserOptions(**dataclasses.asdict(options.user)))
     _check_plugins(options)
+    for path, kind in _NESTED.items():
+        value = _at(options, path)
+        if not isinstance(value, kind):
+            raise TypeError(f"KerniaOptions.{path} must be {kind.__name__}, got {type(value).__name__}")
+    _refuse_unsupported(options)
     magic, advanced = _magic_link(options)
+    app_name = _kernia_advanced(advanced)
+    passkeys = _one(options, PasskeyPlugin, "passkey")
+    if passkeys is not None and passkeys.rp_name is None and app_name is not None:
+        # Better Auth's passkeys show the app's name (``appName``) unless given their own.
+        passkeys = dataclasses.replace(passkeys, rp_name=app_name)
     # Every plugin the same way: its options under its key, its functions by name.
     plugins = [
         _one(options, AnonymousPlugin, "anonymous"),
         _one(options, UsernamePlugin, "username"),
         magic,
-        _one(options, PasskeyPlugin, "passkey"),
+        passkeys,
     ]
     plugins = [p for p in plugins if p is not None]
     callables: dict[str, Any] = {}
@@ -535,9 +643,7 @@ def init(options: KerniaOptions) -> Auth:
     native = NativeAuth(_to_json(options, plugins, advanced, account_parts), callables)
     auth = Auth(options, native)
     native._attach(auth)
-    from kernia_memory_adapter import MemoryAdapter
-
-    if isinstance(options.database, MemoryAdapter):
+    if isinstance(options.database, BoundAdapter):
         options.database._attach(auth.context.adapter)
     return auth
 

@@ -10,12 +10,18 @@ database returns them; booleans read as ``bool`` on both databases.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import re
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
-from kernia.types.adapter import SortBy, Where
+from kernia.types.adapter import ModelDef, SortBy, Where
 
 #: The engine's tables, with their date and boolean columns.
 _TABLES: dict[str, tuple[set[str], set[str]]] = {
@@ -43,18 +49,32 @@ def _iso(value: Any) -> Any:
     return value
 
 
-class EngineAdapter:
-    """Kernia's adapter methods on the engine's database (``auth.db``)."""
+#: Kernia's field types the adapter reads as dates and as booleans.
+_DATE_TYPES, _FLAG_TYPES = {"date"}, {"boolean"}
 
-    def __init__(self, db: Any) -> None:
+
+class EngineAdapter:
+    """Kernia's adapter methods on the engine's database (``auth.db``): the engine's
+    tables, and the app's own ``models`` (``ModelDef``) in the same database."""
+
+    def __init__(self, db: Any, models: Sequence[ModelDef] = ()) -> None:
         self._db = db
+        self._tx: ContextVar[Any] = ContextVar("kernia_adapter_transaction", default=None)
+        self._tables = dict(_TABLES)
+        #: The app models' column defaults, filled in by ``create``.
+        self._defaults: dict[str, dict[str, Any]] = {}
+        for m in models:
+            if m.name not in _TABLES:
+                dates = {f.name for f in m.fields if f.type in _DATE_TYPES}
+                self._tables[m.name] = (dates, {f.name for f in m.fields if f.type in _FLAG_TYPES})
+                self._defaults[m.name] = {f.name: f.default for f in m.fields if f.default is not None}
 
     # --- SQL building -------------------------------------------------------------------
 
     def _table(self, model: str) -> tuple[str, set[str], set[str]]:
-        if model not in _TABLES:
-            raise ValueError(f"unknown model {model!r}; the engine's models are {', '.join(sorted(_TABLES))}")
-        dates, flags = _TABLES[model]
+        if model not in self._tables:
+            raise ValueError(f"unknown model {model!r}; the models are {', '.join(sorted(self._tables))}")
+        dates, flags = self._tables[model]
         return f'"{model}"', dates, flags
 
     @staticmethod
@@ -101,11 +121,32 @@ class EngineAdapter:
             return None
         return {k: (bool(v) if k in flags and v is not None else v) for k, v in row.items()}
 
+    def _run(self) -> Any:
+        """Where statements go: the open :meth:`transaction` of this task, or ``auth.db``."""
+        tx = self._tx.get()
+        return self._db if tx is None else tx
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """Kernia's ``async with adapter.transaction():``: the adapter calls inside the block
+        (in this task) run in one transaction, committed when it ends and rolled back when
+        it raises. A nested block joins the outer one."""
+        if self._tx.get() is not None:
+            yield
+            return
+        async with self._db.transaction() as tx:
+            token = self._tx.set(tx)
+            try:
+                yield
+            finally:
+                self._tx.reset(token)
+
     # --- Kernia's adapter methods -------------------------------------------------------
 
     async def create(self, *, model: str, data: dict[str, Any], select: Sequence[str] | None = None) -> dict:
         table, dates, _ = self._table(model)
-        data = dict(data)
+        defaults = self._defaults.get(model, {})
+        data = {**{k: v() if callable(v) else v for k, v in defaults.items() if k not in data}, **data}
         if "id" not in data:
             import secrets
 
@@ -113,7 +154,7 @@ class EngineAdapter:
         params: list[Any] = []
         cols = ", ".join(self._column(k) for k in data)
         slots = ", ".join(self._slot(params, v, k in dates) for k, v in data.items())
-        await self._db.execute(f"INSERT INTO {table} ({cols}) VALUES ({slots})", params)
+        await self._run().execute(f"INSERT INTO {table} ({cols}) VALUES ({slots})", params)
         found = await self.find_one(model=model, where=(Where("id", data["id"]),), select=select)
         assert found is not None
         return found
@@ -148,14 +189,14 @@ class EngineAdapter:
             sql += " LIMIT -1"  # SQLite takes OFFSET only after a LIMIT
         if offset:
             sql += f" OFFSET {int(offset)}"
-        rows = await self._db.fetch_all(sql, params)
+        rows = await self._run().fetch_all(sql, params)
         return [r for r in (self._record(row, flags) for row in rows) if r is not None]
 
     async def count(self, *, model: str, where: Sequence[Where] = ()) -> int:
         table, dates, _ = self._table(model)
         params: list[Any] = []
         where_sql = self._where(where, dates, params)
-        row = await self._db.fetch_one(f"SELECT count(*) AS n FROM {table}{where_sql}", params)
+        row = await self._run().fetch_one(f"SELECT count(*) AS n FROM {table}{where_sql}", params)
         return int(row["n"]) if row else 0
 
     async def update_many(self, *, model: str, where: Sequence[Where], update: dict[str, Any]) -> int:
@@ -168,7 +209,7 @@ class EngineAdapter:
             f"{self._column(k)} = {self._slot(params, v, k in dates)}" for k, v in update.items()
         )
         where_sql = self._where(where, dates, params)
-        return await self._db.execute(f"UPDATE {table} SET {sets}{where_sql}", params)
+        return await self._run().execute(f"UPDATE {table} SET {sets}{where_sql}", params)
 
     async def update(
         self, *, model: str, where: Sequence[Where], update: dict[str, Any]
@@ -182,10 +223,49 @@ class EngineAdapter:
     async def delete_many(self, *, model: str, where: Sequence[Where]) -> int:
         table, dates, _ = self._table(model)
         params: list[Any] = []
-        return await self._db.execute(f"DELETE FROM {table}{self._where(where, dates, params)}", params)
+        return await self._run().execute(f"DELETE FROM {table}{self._where(where, dates, params)}", params)
 
     async def delete(self, *, model: str, where: Sequence[Where]) -> None:
         await self.delete_many(model=model, where=where)
 
 
-__all__ = ["EngineAdapter"]
+def private_sqlite_url() -> str:
+    """The URL of a new SQLite file in a private folder that is removed when the process
+    ends (in memory on Linux: ``/dev/shm``)."""
+    base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    folder = tempfile.mkdtemp(prefix="kernia-memory-", dir=base)
+    atexit.register(shutil.rmtree, folder, True)
+    return f"sqlite:///{os.path.join(folder, 'memory.db')}"
+
+
+#: The tables the engine creates and migrates itself.
+ENGINE_TABLES = frozenset(_TABLES)
+
+
+class BoundAdapter:
+    """An adapter object an app passes as ``KerniaOptions.database``. ``init()`` opens the
+    database it names (:meth:`database_url`) with the engine's own driver, then binds the
+    adapter: from then on it answers Kernia's adapter methods through the engine."""
+
+    #: The app's own models, whose rows the adapter methods reach too.
+    models: tuple[ModelDef, ...] = ()
+
+    def database_url(self) -> str:
+        raise NotImplementedError
+
+    def _attach(self, adapter: EngineAdapter) -> None:
+        """Called by ``init()``: the engine's adapter methods answer for this object."""
+        self.__dict__["_engine_adapter"] = adapter
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        bound = self.__dict__.get("_engine_adapter")
+        if bound is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.{name}: no engine uses this adapter yet; pass it to init()"
+            )
+        return getattr(bound, name)
+
+
+__all__ = ["ENGINE_TABLES", "BoundAdapter", "EngineAdapter", "private_sqlite_url"]

@@ -38,6 +38,11 @@ from typing import Any
 
 from kernia._native import CallbackContext, ConversionDatabase
 from kernia.plugins._check import checked, flag, function, seconds, whole_seconds
+from kernia.types.adapter import FieldDef
+
+#: The column the plugin adds to ``user`` (Kernia's name for it), for apps that build
+#: the schema of their own SQLAlchemy metadata.
+_ANONYMOUS_USER_FIELDS = (FieldDef("isAnonymous", "boolean", required=False, default=False),)
 
 _CALLBACKS = (
     "on_link",

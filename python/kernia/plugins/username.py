@@ -22,6 +22,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from kernia.plugins._check import checked, function, integer
+from kernia.types.adapter import FieldDef
+
+#: The columns the plugin adds to ``user`` (Kernia's name for them), for apps that build
+#: the schema of their own SQLAlchemy metadata.
+_USERNAME_USER_FIELDS = (
+    FieldDef("username", "string", required=False, unique=True),
+    FieldDef("displayUsername", "string", required=False),
+)
 
 ValidationOrder = Literal["pre-normalization", "post-normalization"]
 _ORDERS = ("pre-normalization", "post-normalization")

@@ -30,13 +30,25 @@ class SortBy:
 
 @dataclass(frozen=True, slots=True)
 class FieldDef:
-    """A column of a model, as Kernia describes its schema."""
+    """A column of a model, as Kernia describes its schema (``type``: ``string``,
+    ``number``, ``boolean``, ``date``, ``json``...). The engine owns its own tables'
+    columns; these records describe them, and the app's own tables built from them."""
 
     name: str
     type: str
     required: bool = True
     unique: bool = False
     references: tuple[str, str] | None = None
+    default: Any = None
+    returned: bool = True
+    input: bool = True
+    transform: Any = None
+    on_update: Any = None
+    field_name: str | None = None
+    bigint: bool = False
+    sortable: bool = False
+    index: bool = False
+    on_delete: str = "cascade"
 
 
 @dataclass(frozen=True, slots=True)

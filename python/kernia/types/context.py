@@ -1,5 +1,6 @@
 """Kernia's ``kernia.types.context``: the ``Session`` and ``User`` records its integrations
-hand to app code (``session.user_id``), made from this server's session JSON."""
+hand to app code (``session.user_id``), made from this server's session JSON, and the
+request callbacks get as ``ctx.request``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import parse_qs
 
 T = TypeVar("T")
 
@@ -63,4 +65,31 @@ class User:
         return _from_json(cls, user, {"created_at", "updated_at"})
 
 
-__all__ = ["Session", "User"]
+__all__ = ["RequestInfo", "Session", "User"]
+
+
+class RequestInfo(dict[str, Any]):
+    """``ctx.request`` in callbacks: the request that triggered them. Read as a dict
+    (``ctx.request["path"]``) or, as in Kernia, by attribute: ``method``, ``path`` (under the
+    base path, without the query), ``query_string``, ``headers`` (lower-case names),
+    ``client_ip``; and ``query`` and ``cookies`` parsed."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def query(self) -> dict[str, str | list[str]]:
+        found = parse_qs(self.get("query_string", ""), keep_blank_values=True)
+        return {k: v[0] if len(v) == 1 else v for k, v in found.items()}
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        jar: dict[str, str] = {}
+        for part in self.get("headers", {}).get("cookie", "").split(";"):
+            name, eq, value = part.strip().partition("=")
+            if eq and name not in jar:
+                jar[name] = value
+        return jar
