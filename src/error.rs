@@ -165,6 +165,190 @@ impl std::fmt::Display for UrlField {
     }
 }
 
+/// Every error the engine answers with that has a stable code, once per code and
+/// message (Kernia's error-code tables and `auth.errors` are built from it).
+pub fn catalogue() -> Vec<(u16, String, String)> {
+    use AuthError::*;
+    let all = [
+        NotFound,
+        InvalidJson,
+        UnsupportedMediaType("Unsupported media type".into()),
+        PayloadTooLarge(1024 * 1024),
+        Validation(String::new()),
+        MissingHost,
+        RequestTimeout,
+        TooManyConnections,
+        DatabaseUnavailable(String::new()),
+        EmailPasswordSignUpDisabled,
+        EmailPasswordDisabled,
+        PasswordTooShort,
+        PasswordTooLong,
+        UserAlreadyExists,
+        InvalidEmail,
+        InvalidEmailOrPassword,
+        EmailNotVerified,
+        Unauthorized,
+        MethodNotAllowedDeferSessionRequired,
+        MissingOrNullOrigin,
+        InvalidOrigin,
+        CrossSiteNavigationLoginBlocked,
+        InvalidUrl(UrlField::CallbackUrl),
+        InvalidUrl(UrlField::RedirectUrl),
+        InvalidUrl(UrlField::ErrorCallbackUrl),
+        InvalidUrl(UrlField::NewUserCallbackUrl),
+        UrlNotAString(UrlField::CallbackUrl),
+        TooManyRequests { retry_after: 0 },
+        InvalidEmailFormat,
+        FailedToCreateUser,
+        AnonymousCannotSignInAgain,
+        UserIsNotAnonymous,
+        DeleteAnonymousUserDisabled,
+        LinkingDisabled,
+        OnLinkFailed,
+        CallbackFailed("on_link"),
+        UsernameTooShort(400),
+        UsernameTooLong(400),
+        InvalidUsername(400),
+        InvalidDisplayUsername,
+        UsernameTaken,
+        InvalidUsernameOrPassword,
+        InvalidToken,
+        NewUserSignupDisabled,
+        ChallengeNotFound,
+        NotAllowedToRegisterPasskey,
+        FailedToVerifyRegistration(400),
+        PasskeyNotFound(400),
+        AuthenticationFailed(401),
+        OriginMissing,
+        UserNotFound,
+        SessionNotFresh,
+        Empty(404),
+        NotFoundJson,
+        NoFieldsToUpdate,
+        EmailCanNotBeUpdated,
+        FieldNotAllowed("email"),
+        CredentialAccountNotFound,
+        InvalidPassword,
+        ChangeEmailDisabled,
+        EmailIsTheSame,
+        ChangeEmailNeedsVerification,
+        VerificationEmailNotEnabled,
+        EmailMismatch,
+        EmailAlreadyVerified,
+        TokenInvalid,
+        TokenExpired,
+        NoSuchUser,
+        InvalidUser,
+        FailedToGetUserInfo,
+        SessionExpired,
+        FailedToUnlinkLastAccount,
+        AccountNotFound,
+        ProviderNotConfigured,
+        ResetPasswordDisabled,
+        Internal(String::new()),
+    ];
+    let mut out: Vec<(u16, String, String)> = Vec::new();
+    for e in &all {
+        // Codes carried by parametrised messages are listed with their generic form.
+        let message = match e {
+            Validation(_) | UnsupportedMediaType(_) => "The request is not valid".into(),
+            PayloadTooLarge(_) => "Request body is too large".into(),
+            FieldNotAllowed(_) => "The field is not allowed to be set".into(),
+            CallbackFailed(_) => "The app's callback failed".into(),
+            _ => e.message(),
+        };
+        if let Some(code) = e.code() {
+            if !out.iter().any(|(_, c, m)| c == code && *m == message) {
+                out.push((e.status(), code.to_owned(), message));
+            }
+        }
+    }
+    out
+}
+
+/// Compile-time reminder: a new variant must be listed in [`catalogue`] above too.
+#[allow(dead_code)]
+fn listed_in_catalogue(e: &AuthError) {
+    use AuthError::*;
+    match e {
+        NotFound
+        | InvalidJson
+        | UnsupportedMediaType(_)
+        | PayloadTooLarge(_)
+        | Validation(_)
+        | MissingHost
+        | RequestTimeout
+        | TooManyConnections
+        | DatabaseUnavailable(_)
+        | EmailPasswordSignUpDisabled
+        | EmailPasswordDisabled
+        | PasswordTooShort
+        | PasswordTooLong
+        | UserAlreadyExists
+        | InvalidEmail
+        | InvalidEmailOrPassword
+        | EmailNotVerified
+        | Unauthorized
+        | MethodNotAllowedDeferSessionRequired
+        | MissingOrNullOrigin
+        | InvalidOrigin
+        | CrossSiteNavigationLoginBlocked
+        | InvalidUrl(_)
+        | UrlNotAString(_)
+        | TooManyRequests { .. }
+        | InvalidEmailFormat
+        | FailedToCreateUser
+        | AnonymousCannotSignInAgain
+        | UserIsNotAnonymous
+        | DeleteAnonymousUserDisabled
+        | LinkingDisabled
+        | OnLinkFailed
+        | CallbackFailed(_)
+        | UsernameTooShort(_)
+        | UsernameTooLong(_)
+        | InvalidUsername(_)
+        | InvalidDisplayUsername
+        | UsernameTaken
+        | InvalidUsernameOrPassword
+        | InvalidToken
+        | NewUserSignupDisabled
+        | ChallengeNotFound
+        | NotAllowedToRegisterPasskey
+        | FailedToVerifyRegistration(_)
+        | PasskeyNotFound(_)
+        | AuthenticationFailed(_)
+        | OriginMissing
+        | UserNotFound
+        | SessionNotFresh
+        | Empty(_)
+        | NotFoundJson
+        | NoFieldsToUpdate
+        | EmailCanNotBeUpdated
+        | FieldNotAllowed(_)
+        | CredentialAccountNotFound
+        | InvalidPassword
+        | ChangeEmailDisabled
+        | EmailIsTheSame
+        | ChangeEmailNeedsVerification
+        | VerificationEmailNotEnabled
+        | EmailMismatch
+        | EmailAlreadyVerified
+        | TokenInvalid
+        | TokenExpired
+        | NoSuchUser
+        | InvalidUser
+        | FailedToGetUserInfo
+        | SessionExpired
+        | FailedToUnlinkLastAccount
+        | AccountNotFound
+        | ProviderNotConfigured
+        | ResetPasswordDisabled
+        | Internal(_) => {}
+        // Wrappers of the listed ones, and the app's own errors.
+        WithStatus(..) | Custom { .. } => {}
+    }
+}
+
 impl AuthError {
     pub fn internal(detail: impl Into<String>) -> Self {
         AuthError::Internal(detail.into())

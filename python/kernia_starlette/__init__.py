@@ -3,4 +3,7 @@
 
 from kernia.integrations.kernia_style import get_session, mount_kernia, require_session
 
-__all__ = ["get_session", "mount_kernia", "require_session"]
+#: The name Kernia's docs use for ``mount_kernia``.
+mount_auth = mount_kernia
+
+__all__ = ["get_session", "mount_auth", "mount_kernia", "require_session"]

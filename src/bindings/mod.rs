@@ -301,6 +301,12 @@ impl NativeAuth {
         self.auth.cfg.base_path.clone()
     }
 
+    /// The session cookie's name (its prefix and `__Secure-` applied).
+    #[getter]
+    fn session_cookie_name(&self) -> String {
+        self.auth.sessions.cookies.session_token.clone()
+    }
+
     #[getter]
     fn max_body_size(&self) -> usize {
         self.auth.cfg.advanced.max_body_size
@@ -396,6 +402,12 @@ fn check_plugin(key: &str, options_json: &str) -> PyResult<()> {
     crate::config::check_plugin(key, options_json).map_err(config_error)
 }
 
+/// `[(status, code, message)]`: every error the engine answers with a stable code.
+#[pyfunction]
+fn error_catalogue() -> Vec<(u16, String, String)> {
+    crate::error::catalogue()
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeAuth>()?;
@@ -408,6 +420,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<database::AppDatabase>()?;
     m.add_class::<database::AppTransaction>()?;
     m.add_function(wrap_pyfunction!(check_plugin, m)?)?;
+    m.add_function(wrap_pyfunction!(error_catalogue, m)?)?;
     // Worker threads leave Python before the interpreter finalizes (see `bridge`).
     let drain = wrap_pyfunction!(bridge::drain, m)?;
     m.py().import("atexit")?.call_method1("register", (drain,))?;

@@ -331,3 +331,65 @@ def test_kernias_schema_records_build_sqlalchemy_tables():
     table = build_metadata([extended, CART]).tables["user"]
     assert {"isAnonymous", "username", "displayUsername"} <= set(table.c.keys())
     assert table.c.username.unique and table.c.isAnonymous.nullable
+
+
+def test_kernias_error_tables_are_the_codes_the_server_answers_with(open_auth):
+    from kernia_passkey import PASSKEY_ERROR_CODES
+
+    from kernia._native import error_catalogue
+    from kernia.error import CORE_ERROR_CODES, ErrorRegistry
+    from kernia.plugins.anonymous import ANONYMOUS_ERROR_CODES
+    from kernia.plugins.magic_link import MAGIC_LINK_ERROR_CODES
+    from kernia.plugins.username import USERNAME_ERROR_CODES
+
+    answered = {(code, message) for _, code, message in error_catalogue()}
+    tables = (ANONYMOUS_ERROR_CODES, USERNAME_ERROR_CODES, MAGIC_LINK_ERROR_CODES, PASSKEY_ERROR_CODES)
+    for table in (*tables, CORE_ERROR_CODES):
+        assert table and set(table.items()) <= answered
+    assert ANONYMOUS_ERROR_CODES["ANONYMOUS_USERS_CANNOT_SIGN_IN_AGAIN_ANONYMOUSLY"] == (
+        "Anonymous users cannot sign in again anonymously"
+    )
+    assert "USERNAME_IS_ALREADY_TAKEN" not in CORE_ERROR_CODES and "INVALID_ORIGIN" in CORE_ERROR_CODES
+    # auth.errors: the core's codes and those of the plugins in use.
+    auth = open_auth(
+        KerniaOptions(database="sqlite::memory:", secret=SECRET, plugins=[email_and_password(), anonymous()])
+    )
+    assert isinstance(auth.errors, ErrorRegistry)
+    assert "USER_IS_NOT_ANONYMOUS" in auth.errors.codes and "USERNAME_TOO_SHORT" not in auth.errors.codes
+    assert auth.errors.codes["INVALID_EMAIL_OR_PASSWORD"] == "Invalid email or password"
+
+
+async def test_kernias_helpers_for_apps(open_auth):
+    from fastapi import FastAPI
+    from kernia_fastapi import mount_auth
+
+    from kernia.auth import Kernia
+    from kernia.integrations.session import SESSION_COOKIE_NAME, resolve_session
+
+    auth = open_auth(_options("sqlite::memory:", base_url="https://app.example"))
+    assert isinstance(auth, Kernia)
+    # The cookie name follows https (``__Secure-``) and the prefix.
+    assert auth.session_cookie_name == f"__Secure-{SESSION_COOKIE_NAME}"
+    app = FastAPI()
+    mount_auth(app, auth)  # the name Kernia's docs use
+    browser = Browser(app, origin="https://app.example")
+    await browser.sign_up()
+    value = browser.cookies[auth.session_cookie_name]
+    session = await resolve_session(auth, value)
+    assert session is not None and session.user_id
+    assert await resolve_session(auth, value[:-2] + "xx") is None
+    assert await resolve_session(auth, None) is None
+    await browser.aclose()
+
+
+def test_kernias_passkey_options_object(open_auth):
+    from kernia_passkey import PasskeyOptions, PasskeyRegistrationOptions
+
+    plugin = passkey(PasskeyOptions(rp_id="app.example", rp_name="Shop", origin="https://app.example"))
+    assert (plugin.rp_id, plugin.rp_name, plugin.origin) == ("app.example", "Shop", ("https://app.example",))
+    with pytest.raises(
+        ConfigurationError, match=r"PasskeyOptions\.registration\.require_session is not supported"
+    ):
+        passkey(PasskeyOptions(registration=PasskeyRegistrationOptions(require_session=False)))
+    with pytest.raises(TypeError, match="not both"):
+        passkey(PasskeyOptions(), rp_name="x")

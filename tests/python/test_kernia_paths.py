@@ -31,6 +31,15 @@ def test_kernias_module_paths():
     from kernia_passkey import passkey as kernias_passkey
 
     assert kernias_passkey is passkey
+    from kernia.auth import AuthContext
+    from kernia.db.schema import CORE_MODELS, USER_MODEL
+    from kernia.types import context
+    from kernia.types.adapter import Where
+
+    assert kernia.Where is Where and kernia.AuthContext is AuthContext is context.AuthContext
+    assert USER_MODEL is CORE_MODELS[0] and USER_MODEL.name == "user"
+    with pytest.raises(AttributeError):
+        _ = kernia.NoSuchName
 
 
 async def test_memory_adapter_and_relative_paths_as_kernias_tests_use_them():

@@ -18,6 +18,7 @@ from kernia.auth.adapter import BoundAdapter, EngineAdapter
 from kernia.auth.asgi import ASGIApp
 from kernia.auth.db import Database
 from kernia.auth.sweeper import Sweeper
+from kernia.error import PLUGIN_ERROR_CODES, ErrorRegistry, error_codes
 from kernia.errors import ConfigurationError
 from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitRule
 from kernia.plugins._check import options_key
@@ -224,10 +225,22 @@ class Auth:
         interval = guest.cleanup_interval if guest is not None else None
         self._sweeper = Sweeper(self.api.cleanup_anonymous_users, interval) if interval else None
         self.router = Router(native, self._sweeper)
+        #: Kernia's ``auth.errors``: the codes of the core and of the plugins in use.
+        self.errors = ErrorRegistry()
+        for plugin in options.plugins:
+            codes = PLUGIN_ERROR_CODES.get(getattr(plugin, "id", ""))
+            if codes:
+                self.errors.extend(error_codes(codes), plugin_id=plugin.id)
 
     @property
     def base_path(self) -> str:
         return self._native.base_path
+
+    @property
+    def session_cookie_name(self) -> str:
+        """The session cookie's name: ``better-auth.session_token``, with
+        ``advanced["cookie_prefix"]`` and ``__Secure-`` (https) applied."""
+        return self._native.session_cookie_name
 
     @property
     def context(self) -> AuthContext:
@@ -648,4 +661,7 @@ def init(options: KerniaOptions) -> Auth:
     return auth
 
 
-__all__ = ["API", "Auth", "AuthContext", "Router", "Server", "init"]
+#: Kernia's name for the handle ``init()`` returns.
+Kernia = Auth
+
+__all__ = ["API", "Auth", "AuthContext", "Kernia", "Router", "Server", "init"]

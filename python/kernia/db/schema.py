@@ -27,4 +27,6 @@ CORE_MODELS: tuple[ModelDef, ...] = (
     _model("verification", "id identifier value expiresAt:date createdAt:date updatedAt:date"),
 )
 
-__all__ = ["CORE_MODELS"]
+USER_MODEL, SESSION_MODEL, ACCOUNT_MODEL, VERIFICATION_MODEL = CORE_MODELS
+
+__all__ = ["ACCOUNT_MODEL", "CORE_MODELS", "SESSION_MODEL", "USER_MODEL", "VERIFICATION_MODEL"]

@@ -7,6 +7,18 @@ from typing import Any
 
 from kernia.types.context import Session
 
+#: The session cookie's default name (``auth.session_cookie_name`` is the one in use).
+SESSION_COOKIE_NAME = "better-auth.session_token"
+
+
+async def resolve_session(auth: Any, cookie_value: str | None) -> Session | None:
+    """The active session of a raw session-cookie value (signed, as the browser sends
+    it), or ``None`` when it is missing, forged, unknown or expired."""
+    if not cookie_value:
+        return None
+    found = await auth.api.get_session({"cookie": f"{auth.session_cookie_name}={cookie_value}"})
+    return None if found is None else Session.from_json(found["session"])
+
 
 async def resolve_session_from_request(request: Any, auth: Any) -> Session | None:
     """The request's active session (anything with ``.headers``), or ``None``."""
@@ -22,4 +34,4 @@ def strip_base_path(scope: dict[str, Any], base_path: str) -> dict[str, Any]:
     return scope
 
 
-__all__ = ["resolve_session_from_request", "strip_base_path"]
+__all__ = ["SESSION_COOKIE_NAME", "resolve_session", "resolve_session_from_request", "strip_base_path"]

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kernia._native import CallbackContext, ConversionDatabase
+from kernia.error import PLUGIN_ERROR_CODES, error_codes
 from kernia.plugins._check import checked, flag, function, seconds, whole_seconds
 from kernia.types.adapter import FieldDef
 
@@ -52,6 +53,10 @@ _CALLBACKS = (
     "before_delete",
     "on_event",
 )
+
+
+#: The codes the plugin answers with: ``{code: message}`` (Kernia's table).
+ANONYMOUS_ERROR_CODES = error_codes(PLUGIN_ERROR_CODES["anonymous"])
 
 
 @dataclass(frozen=True)
@@ -148,4 +153,4 @@ def anonymous(
     )
 
 
-__all__ = ["AnonymousPlugin", "CallbackContext", "ConversionDatabase", "anonymous"]
+__all__ = ["ANONYMOUS_ERROR_CODES", "AnonymousPlugin", "CallbackContext", "ConversionDatabase", "anonymous"]

@@ -20,10 +20,80 @@ Signatures, attestation, origin, RP id and signature counters are verified in Ru
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+from kernia.error import PLUGIN_ERROR_CODES, error_codes
+from kernia.errors import ConfigurationError
 from kernia.plugins._check import checked, flag
+
+#: The codes the plugin answers with: ``{code: message}`` (Kernia's table).
+PASSKEY_ERROR_CODES = error_codes(PLUGIN_ERROR_CODES["passkey"])
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyRegistrationOptions:
+    """Kernia's registration overrides; only the defaults are accepted (registration needs
+    a signed-in user or guest, and runs no app code)."""
+
+    require_session: bool = True
+    resolve_user: Callable[..., Any] | None = None
+    after_verification: Callable[..., Any] | None = None
+    extensions: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyAuthenticationOptions:
+    """Kernia's sign-in overrides; only the defaults are accepted."""
+
+    extensions: Any = None
+    after_verification: Callable[..., Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyAdvancedOptions:
+    """The challenge cookie's name is Better Auth's (``better-auth-passkey``, prefixed)."""
+
+    web_authn_challenge_cookie: str = "better-auth-passkey"
+
+
+@dataclass(frozen=True, slots=True)
+class PasskeyOptions:
+    """Kernia's ``passkey(PasskeyOptions(...))``: the same as ``passkey()``'s arguments."""
+
+    rp_id: str | None = None
+    rp_name: str | None = None
+    origin: str | list[str] | None = None
+    authenticator_selection: dict[str, Any] | None = None
+    advanced: PasskeyAdvancedOptions = field(default_factory=PasskeyAdvancedOptions)
+    registration: PasskeyRegistrationOptions | None = None
+    authentication: PasskeyAuthenticationOptions | None = None
+
+
+def _from_kernia_options(options: PasskeyOptions) -> dict[str, Any]:
+    """``passkey()``'s arguments from Kernia's options object; what it cannot do is refused."""
+    for name, given, default in (
+        ("advanced", options.advanced, PasskeyAdvancedOptions()),
+        ("registration", options.registration or PasskeyRegistrationOptions(), PasskeyRegistrationOptions()),
+        (
+            "authentication",
+            options.authentication or PasskeyAuthenticationOptions(),
+            PasskeyAuthenticationOptions(),
+        ),
+    ):
+        for f in fields(given):
+            if getattr(given, f.name) != getattr(default, f.name):
+                raise ConfigurationError(
+                    f"passkey(): PasskeyOptions.{name}.{f.name} is not supported; registration needs a "
+                    "signed-in user or guest and the ceremonies run no app code"
+                )
+    return {
+        "rp_id": options.rp_id,
+        "rp_name": options.rp_name,
+        "origin": options.origin,
+        "authenticator_selection": options.authenticator_selection,
+    }
 
 
 @dataclass(frozen=True)
@@ -50,14 +120,19 @@ class PasskeyPlugin:
 
 
 def passkey(
-    rp_id: str | None = None,
+    rp_id: str | PasskeyOptions | None = None,
     rp_name: str | None = None,
     origin: str | list[str] | tuple[str, ...] | None = None,
     *,
     authenticator_selection: dict[str, Any] | None = None,
     upgrade_anonymous: bool = True,
 ) -> PasskeyPlugin:
-    """Turns on the seven ``/passkey/*`` endpoints."""
+    """Turns on the seven ``/passkey/*`` endpoints. Kernia's ``passkey(PasskeyOptions(...))``
+    works too."""
+    if isinstance(rp_id, PasskeyOptions):
+        if rp_name is not None or origin is not None or authenticator_selection is not None:
+            raise TypeError("passkey(): give PasskeyOptions or the arguments, not both")
+        return passkey(**_from_kernia_options(rp_id), upgrade_anonymous=upgrade_anonymous)
     for name, value in (("rp_id", rp_id), ("rp_name", rp_name)):
         if value is not None and not isinstance(value, str):
             raise TypeError(f"passkey(): {name} must be a string, got {type(value).__name__}")
@@ -82,4 +157,12 @@ def passkey(
     return checked(plugin)
 
 
-__all__ = ["PasskeyPlugin", "passkey"]
+__all__ = [
+    "PASSKEY_ERROR_CODES",
+    "PasskeyAdvancedOptions",
+    "PasskeyAuthenticationOptions",
+    "PasskeyOptions",
+    "PasskeyPlugin",
+    "PasskeyRegistrationOptions",
+    "passkey",
+]

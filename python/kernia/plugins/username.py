@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from kernia.error import PLUGIN_ERROR_CODES, error_codes
 from kernia.plugins._check import checked, function, integer
 from kernia.types.adapter import FieldDef
 
@@ -33,6 +34,10 @@ _USERNAME_USER_FIELDS = (
 
 ValidationOrder = Literal["pre-normalization", "post-normalization"]
 _ORDERS = ("pre-normalization", "post-normalization")
+
+
+#: The codes the plugin answers with: ``{code: message}`` (Kernia's table).
+USERNAME_ERROR_CODES = error_codes(PLUGIN_ERROR_CODES["username"])
 
 
 @dataclass(frozen=True)
@@ -110,4 +115,4 @@ def username(
     return checked(plugin)
 
 
-__all__ = ["UsernamePlugin", "username"]
+__all__ = ["USERNAME_ERROR_CODES", "UsernamePlugin", "username"]

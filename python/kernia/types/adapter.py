@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 WhereOperator = Literal[
     "eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "contains", "starts_with", "ends_with", "ilike_eq"
@@ -58,4 +59,28 @@ class ModelDef:
     table_name: str | None = None
 
 
-__all__ = ["FieldDef", "ModelDef", "SortBy", "Where", "WhereConnector", "WhereOperator"]
+class CustomAdapter(Protocol):
+    """Kernia's adapter interface, for type annotations: what ``auth.context.adapter`` and
+    the adapters given as ``KerniaOptions.database`` answer. The engine drives its own
+    database driver, so an app cannot plug in an adapter of its own."""
+
+    async def create(
+        self, *, model: str, data: dict[str, Any], select: Sequence[str] | None = None
+    ) -> dict: ...
+
+    async def find_one(self, *, model: str, where: Sequence[Where]) -> dict[str, Any] | None: ...
+
+    async def find_many(self, *, model: str, where: Sequence[Where] = ()) -> list[dict[str, Any]]: ...
+
+    async def count(self, *, model: str, where: Sequence[Where] = ()) -> int: ...
+
+    async def update(self, *, model: str, where: Sequence[Where], update: dict[str, Any]) -> dict | None: ...
+
+    async def update_many(self, *, model: str, where: Sequence[Where], update: dict[str, Any]) -> int: ...
+
+    async def delete(self, *, model: str, where: Sequence[Where]) -> None: ...
+
+    async def delete_many(self, *, model: str, where: Sequence[Where]) -> int: ...
+
+
+__all__ = ["CustomAdapter", "FieldDef", "ModelDef", "SortBy", "Where", "WhereConnector", "WhereOperator"]

@@ -5,9 +5,10 @@ request callbacks get as ``ctx.request``."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs
 
 T = TypeVar("T")
@@ -65,7 +66,15 @@ class User:
         return _from_json(cls, user, {"created_at", "updated_at"})
 
 
-__all__ = ["RequestInfo", "Session", "User"]
+__all__ = ["RequestInfo", "RequestLike", "Session", "User"]
+
+
+class RequestLike(Protocol):
+    """What callbacks may rely on in ``ctx.request`` (Kernia's protocol)."""
+
+    method: str
+    path: str
+    headers: Mapping[str, str]
 
 
 class RequestInfo(dict[str, Any]):
@@ -93,3 +102,13 @@ class RequestInfo(dict[str, Any]):
             if eq and name not in jar:
                 jar[name] = value
         return jar
+
+
+def __getattr__(name: str) -> Any:
+    # ``AuthContext`` (what ``auth.context`` is) lives with ``init()``; imported on use so
+    # that this module does not import the engine's handle.
+    if name == "AuthContext":
+        from kernia.auth import AuthContext
+
+        return AuthContext
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -30,12 +30,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from kernia.error import PLUGIN_ERROR_CODES, error_codes
 from kernia.plugins._check import checked, flag, function, integer
 
 StoreToken = Literal["plain", "hashed"] | Mapping[str, Any]
 
 #: The keys ``advanced["magic-link"]`` may hold, each a ``magic_link()`` argument.
 OPTION_KEYS = ("send_magic_link", "expires_in", "disable_sign_up", "store_token", "generate_token")
+
+
+#: The codes the plugin answers with: ``{code: message}`` (Kernia's table).
+MAGIC_LINK_ERROR_CODES = error_codes(PLUGIN_ERROR_CODES["magic-link"])
 
 
 @dataclass(frozen=True)
@@ -134,4 +139,4 @@ def magic_link(
     return checked(MagicLinkPlugin(send_magic_link, expires_in, disable_sign_up, store_token, generate_token))
 
 
-__all__ = ["MagicLinkPlugin", "magic_link"]
+__all__ = ["MAGIC_LINK_ERROR_CODES", "MagicLinkPlugin", "magic_link"]
