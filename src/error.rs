@@ -266,89 +266,6 @@ pub fn catalogue() -> Vec<(u16, String, String)> {
     out
 }
 
-/// Compile-time reminder: a new variant must be listed in [`catalogue`] above too.
-#[allow(dead_code)]
-fn listed_in_catalogue(e: &AuthError) {
-    use AuthError::*;
-    match e {
-        NotFound
-        | InvalidJson
-        | UnsupportedMediaType(_)
-        | PayloadTooLarge(_)
-        | Validation(_)
-        | MissingHost
-        | RequestTimeout
-        | TooManyConnections
-        | DatabaseUnavailable(_)
-        | EmailPasswordSignUpDisabled
-        | EmailPasswordDisabled
-        | PasswordTooShort
-        | PasswordTooLong
-        | UserAlreadyExists
-        | InvalidEmail
-        | InvalidEmailOrPassword
-        | EmailNotVerified
-        | Unauthorized
-        | MethodNotAllowedDeferSessionRequired
-        | MissingOrNullOrigin
-        | InvalidOrigin
-        | CrossSiteNavigationLoginBlocked
-        | InvalidUrl(_)
-        | UrlNotAString(_)
-        | TooManyRequests { .. }
-        | InvalidEmailFormat
-        | FailedToCreateUser
-        | AnonymousCannotSignInAgain
-        | UserIsNotAnonymous
-        | DeleteAnonymousUserDisabled
-        | LinkingDisabled
-        | OnLinkFailed
-        | CallbackFailed(_)
-        | UsernameTooShort(_)
-        | UsernameTooLong(_)
-        | InvalidUsername(_)
-        | InvalidDisplayUsername
-        | UsernameTaken
-        | InvalidUsernameOrPassword
-        | InvalidToken
-        | NewUserSignupDisabled
-        | ChallengeNotFound
-        | NotAllowedToRegisterPasskey
-        | FailedToVerifyRegistration(_)
-        | PasskeyNotFound(_)
-        | AuthenticationFailed(_)
-        | OriginMissing
-        | UserNotFound
-        | SessionNotFresh
-        | Empty(_)
-        | NotFoundJson
-        | NoFieldsToUpdate
-        | EmailCanNotBeUpdated
-        | FieldNotAllowed(_)
-        | CredentialAccountNotFound
-        | InvalidPassword
-        | ChangeEmailDisabled
-        | EmailIsTheSame
-        | ChangeEmailNeedsVerification
-        | VerificationEmailNotEnabled
-        | EmailMismatch
-        | EmailAlreadyVerified
-        | TokenInvalid
-        | TokenExpired
-        | NoSuchUser
-        | InvalidUser
-        | FailedToGetUserInfo
-        | SessionExpired
-        | FailedToUnlinkLastAccount
-        | AccountNotFound
-        | ProviderNotConfigured
-        | ResetPasswordDisabled
-        | Internal(_) => {}
-        // Wrappers of the listed ones, and the app's own errors.
-        WithStatus(..) | Custom { .. } => {}
-    }
-}
-
 impl AuthError {
     pub fn internal(detail: impl Into<String>) -> Self {
         AuthError::Internal(detail.into())
@@ -514,6 +431,31 @@ impl AuthError {
     pub fn log_if_internal(&self) {
         if let AuthError::Internal(detail) = self {
             eprintln!("kernia: internal error: {detail}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod catalogue_tests {
+    use super::*;
+
+    /// Every code written in `describe` is in the catalogue, so Kernia's tables list
+    /// every code the server can answer with.
+    #[test]
+    fn the_catalogue_lists_every_code_the_errors_carry() {
+        let source = include_str!("error.rs");
+        let describe = &source[source.find("fn describe(").unwrap()..source.find("pub fn status(").unwrap()];
+        let listed: Vec<String> = catalogue().into_iter().map(|(_, code, _)| code).collect();
+        let quoted = describe.split('"').skip(1).step_by(2);
+        let codes: Vec<&str> = quoted
+            .filter(|s| s.len() > 3 && s.chars().all(|c| c.is_ascii_uppercase() || c == '_' || c.is_ascii_lowercase()))
+            .filter(|s| {
+                s.contains('_') && (s.chars().all(|c| !c.is_ascii_lowercase()) || *s == "new_user_signup_disabled")
+            })
+            .collect();
+        assert!(codes.len() > 60, "{codes:?}");
+        for code in codes {
+            assert!(listed.iter().any(|c| c == code), "{code} is missing from catalogue()");
         }
     }
 }

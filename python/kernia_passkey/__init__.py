@@ -1,21 +1,7 @@
 """Kernia's ``kernia_passkey``: the passkey plugin (see :mod:`kernia.plugins.passkey`)."""
 
-from kernia.plugins.passkey import (
-    PASSKEY_ERROR_CODES,
-    PasskeyAdvancedOptions,
-    PasskeyAuthenticationOptions,
-    PasskeyOptions,
-    PasskeyPlugin,
-    PasskeyRegistrationOptions,
-    passkey,
-)
+import importlib
 
-__all__ = [
-    "PASSKEY_ERROR_CODES",
-    "PasskeyAdvancedOptions",
-    "PasskeyAuthenticationOptions",
-    "PasskeyOptions",
-    "PasskeyPlugin",
-    "PasskeyRegistrationOptions",
-    "passkey",
-]
+from kernia.plugins.passkey import *  # noqa: F403 (the plugin's names, listed in its __all__)
+
+__all__ = list(importlib.import_module("kernia.plugins.passkey").__all__)
