@@ -39,6 +39,8 @@ pub struct Auth {
     pub db_health: Arc<crate::storage::health::Health>,
     /// When expired verification rows were last deleted (engine clock, ms).
     pub verifications_swept_ms: std::sync::atomic::AtomicI64,
+    /// Prometheus counters, when `metrics` is on.
+    pub metrics: Option<crate::metrics::Metrics>,
 }
 
 impl Auth {
@@ -77,6 +79,12 @@ impl Auth {
         if let Some(a) = &cfg.anonymous {
             // Guest sign-ins per IP (10 a minute unless configured); `None`: not limited.
             plugin_rules.push(("/sign-in/anonymous".to_owned(), a.rate_limit));
+            // A resume gives a session without credentials, as guest creation does.
+            plugin_rules.push(("/anonymous/resume".to_owned(), a.rate_limit));
+        }
+        if let Some(e) = &cfg.email_otp {
+            plugin_rules
+                .extend(crate::config::EmailOtpOptions::LIMITED_PATHS.iter().map(|p| ((*p).to_owned(), e.rate_limit)));
         }
         let keep_guest = cfg.anonymous.as_ref().is_some_and(|a| a.disable_delete_anonymous_user);
         let linker = Arc::new(Linker::new(store.clone(), anonymous_callbacks.clone(), keep_guest));
@@ -95,6 +103,7 @@ impl Auth {
             linker,
             db_health: Arc::default(),
             verifications_swept_ms: std::sync::atomic::AtomicI64::new(i64::MIN),
+            metrics: cfg.metrics_path.is_some().then(crate::metrics::Metrics::default),
             store,
             cfg,
         }
@@ -130,6 +139,9 @@ impl Auth {
     /// Hands an event to the app's `on_event`, if it has one (nothing is built
     /// otherwise); never waits.
     pub fn emit(&self, kind: EventKind, user_id: Option<&str>, new_user_id: Option<&str>, from: &EventOrigin<'_>) {
+        if let Some(m) = &self.metrics {
+            m.event(kind);
+        }
         let Some(cb) = self.anonymous_callbacks.as_ref().filter(|cb| cb.has_on_event()) else { return };
         let event = GuestEvent {
             kind,

@@ -22,6 +22,8 @@ pub struct CallbackRequest {
     pub query: String,
     pub headers: Vec<(String, String)>,
     pub client_ip: Option<String>,
+    /// The JSON body, for the callbacks that get it (`before_create`).
+    pub body: Option<serde_json::Value>,
     pub extension: Extension,
 }
 
@@ -33,6 +35,7 @@ impl CallbackRequest {
             query: req.query.clone(),
             headers: req.headers.clone(),
             client_ip,
+            body: None,
             extension: req.extension.clone(),
         }
     }
@@ -45,6 +48,7 @@ impl CallbackRequest {
             query: String::new(),
             headers: Vec::new(),
             client_ip: None,
+            body: None,
             extension,
         }
     }
@@ -110,6 +114,14 @@ pub struct EventOrigin<'a> {
 #[async_trait]
 pub trait AnonymousCallbacks: Send + Sync {
     fn has_on_link(&self) -> bool;
+    /// Whether the app gave `before_create` (then the body is handed to it).
+    fn has_before_create(&self) -> bool {
+        false
+    }
+    /// Before a guest is created: an error refuses it (nothing is written).
+    async fn before_create(&self, _req: &CallbackRequest) -> Result<(), AuthError> {
+        Ok(())
+    }
     /// A display name for a new guest; `None` or empty means "Anonymous".
     async fn generate_name(&self, req: &CallbackRequest) -> Result<Option<String>, AuthError>;
     /// A whole email address for a new guest; `None` or empty means the default.
@@ -273,6 +285,14 @@ pub trait AccountCallbacks: Send + Sync {
     async fn send(&self, which: AccountCallback, req: &CallbackRequest, mail: Mail) -> Result<(), AuthError>;
     /// Tells the app's hook `which` about `user`; an error (an `APIError`) stops the operation.
     async fn notify(&self, which: AccountCallback, req: &CallbackRequest, user: &User) -> Result<(), AuthError>;
+    /// Whether the app gave the email-OTP plugin's `send_verification_otp`.
+    fn has_otp_sender(&self) -> bool {
+        false
+    }
+    /// Hands a one-time code to the app's `send_verification_otp({email, otp, type}, ctx)`.
+    async fn send_otp(&self, _req: &CallbackRequest, _email: &str, _otp: &str, _kind: &str) -> Result<(), AuthError> {
+        Ok(())
+    }
 }
 
 #[async_trait]

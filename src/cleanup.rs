@@ -15,7 +15,7 @@ use crate::callbacks::{CallbackRequest, EventKind, EventOrigin, Extension, LinkC
 use crate::error::AuthError;
 use crate::model::User;
 use crate::storage::conversion_db::ConversionDb;
-use crate::storage::{GuestRef, WriteOp};
+use crate::storage::{GuestOutcome, GuestRef, WriteOp};
 
 /// What a cleanup did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -97,7 +97,13 @@ impl Auth {
                         report.failed += 1;
                         continue;
                     }
-                    match db.commit_with(vec![WriteOp::DeleteUser(user.id.clone())]).await {
+                    let ended = WriteOp::GuestEnded {
+                        id: user.id.clone(),
+                        outcome: GuestOutcome::CleanedUp,
+                        method: None,
+                        at_ms: self.clock.now_ms(),
+                    };
+                    match db.commit_with(vec![WriteOp::DeleteUser(user.id.clone()), ended]).await {
                         Ok(true) => gone.push(user.id),
                         Ok(false) => report.kept += 1,
                         Err(e) => {
@@ -110,7 +116,7 @@ impl Auth {
             } else {
                 let ids: Vec<String> = doomed.into_iter().map(|u| u.id).collect();
                 let asked = ids.len();
-                let gone = self.store.delete_stale_guests(ids, cutoff_ms).await?;
+                let gone = self.store.delete_stale_guests(ids, cutoff_ms, self.clock.now_ms()).await?;
                 report.kept += (asked - gone.len()) as u64;
                 gone
             };

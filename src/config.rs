@@ -14,6 +14,7 @@ pub enum Plugin {
     Username,
     MagicLink,
     Passkey,
+    EmailOtp,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -59,6 +60,9 @@ pub struct Options {
     /// Present when the passkey plugin is on.
     #[serde(default)]
     pub passkey: Option<PasskeyOptions>,
+    /// Present when the email-OTP plugin is on.
+    #[serde(default)]
+    pub email_otp: Option<EmailOtpOptions>,
     #[serde(default)]
     pub email_verification: EmailVerificationOptions,
     #[serde(default)]
@@ -67,6 +71,15 @@ pub struct Options {
     pub account: AccountOptions,
     #[serde(default)]
     pub verification: VerificationOptions,
+    /// Prometheus metrics, served at `metrics_path`.
+    #[serde(default)]
+    pub metrics: bool,
+    #[serde(default = "default_metrics_path")]
+    pub metrics_path: String,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
 }
 
 /// Email verification (Better Auth's `emailVerification`). Whether the app sends
@@ -281,6 +294,10 @@ pub struct AnonymousOptions {
     /// Seconds between runs of the in-process sweeper (run by the Python package);
     /// `None`: no sweeper.
     pub cleanup_interval: Option<f64>,
+    /// `/sign-in/anonymous` from a live guest session answers that guest instead of 400.
+    pub reuse_existing: bool,
+    /// Guest sign-ins answer a `resumeToken` too, for `/anonymous/resume`.
+    pub resume: bool,
 }
 
 impl Default for AnonymousOptions {
@@ -293,7 +310,20 @@ impl Default for AnonymousOptions {
             rate_limit: Some(GUEST_RATE_LIMIT),
             max_age: None,
             cleanup_interval: None,
+            reuse_existing: false,
+            resume: false,
         }
+    }
+}
+
+/// How long a guest's resume token lasts without `max_age`: a year.
+pub const RESUME_TOKEN_LIFETIME_S: i64 = 365 * 86_400;
+
+impl AnonymousOptions {
+    /// Seconds a resume token lasts: as long as an idle guest is kept (`max_age`),
+    /// or a year.
+    pub fn resume_lifetime(&self) -> i64 {
+        self.max_age.unwrap_or(RESUME_TOKEN_LIFETIME_S)
     }
 }
 
@@ -491,13 +521,22 @@ pub struct Config {
     pub username: Option<UsernameOptions>,
     pub magic_link: Option<MagicLinkOptions>,
     pub passkey: Option<PasskeyOptions>,
+    pub email_otp: Option<EmailOtpOptions>,
     pub email_verification: EmailVerificationOptions,
     pub user: UserOptions,
     pub account: AccountOptions,
     pub verification: VerificationOptions,
+    /// Where Prometheus metrics are served, when they are on: the path from the root.
+    pub metrics_path: Option<String>,
 }
 
 impl Config {
+    /// The metrics path relative to the base path, when it lies under it (then the
+    /// auth routes serve it, on every transport).
+    pub fn metrics_route(&self) -> Option<&str> {
+        let path = self.metrics_path.as_deref()?;
+        path.strip_prefix(self.base_path.as_str()).filter(|r| r.starts_with('/') && r.len() > 1)
+    }
     pub fn from_json(json: &str) -> Result<Config, ConfigError> {
         let opts: Options = serde_json::from_str(json).map_err(|e| invalid(format!("invalid options: {e}")))?;
         Config::from_options(opts)
@@ -521,6 +560,7 @@ impl Config {
             Plugin::Username => self.username.is_some(),
             Plugin::MagicLink => self.magic_link.is_some(),
             Plugin::Passkey => self.passkey.is_some(),
+            Plugin::EmailOtp => self.email_otp.is_some(),
         }
     }
 
@@ -593,6 +633,14 @@ impl Config {
         if let Some(p) = &o.passkey {
             p.check()?;
         }
+        if let Some(e) = &o.email_otp {
+            e.check()?;
+        }
+        if o.metrics
+            && (!o.metrics_path.starts_with('/') || o.metrics_path.len() < 2 || o.metrics_path.contains(['?', '#']))
+        {
+            return Err(invalid(format!("metrics_path must be a path such as /metrics, got {:?}", o.metrics_path)));
+        }
         let secure_cookies = o.advanced.use_secure_cookies.unwrap_or_else(|| base_origin.starts_with("https://"));
         check_cookie_attributes(&o.advanced.default_cookie_attributes, secure_cookies)?;
         Ok(Config {
@@ -612,10 +660,12 @@ impl Config {
             username: o.username,
             magic_link: o.magic_link,
             passkey: o.passkey,
+            email_otp: o.email_otp,
             email_verification: o.email_verification,
             user: o.user,
             account: o.account,
             verification: o.verification,
+            metrics_path: o.metrics.then_some(o.metrics_path),
         })
     }
 }
@@ -672,6 +722,69 @@ impl MagicLinkOptions {
     }
 }
 
+/// The email-OTP plugin (Better Auth's `emailOTP`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmailOtpOptions {
+    /// Digits in a code.
+    pub otp_length: usize,
+    /// Seconds a code stays valid.
+    pub expires_in: i64,
+    /// Wrong codes after which a code is gone.
+    pub allowed_attempts: u32,
+    /// `plain`, or `hashed` (the default here): a leaked table holds no usable code.
+    pub store_otp: StoreToken,
+    /// A code for an unknown email does not create the user.
+    pub disable_sign_up: bool,
+    /// The limit on each of the plugin's routes per client IP; `None` leaves them to the global rules.
+    pub rate_limit: Option<RateLimitRule>,
+}
+
+impl Default for EmailOtpOptions {
+    fn default() -> Self {
+        EmailOtpOptions {
+            otp_length: 6,
+            expires_in: 300,
+            allowed_attempts: 3,
+            store_otp: StoreToken::Hashed,
+            disable_sign_up: false,
+            rate_limit: Some(RateLimitRule { window: 60, max: 3 }),
+        }
+    }
+}
+
+impl EmailOtpOptions {
+    /// The paths its rate limit covers, each on its own (Better Auth: 3 per 60 s each).
+    pub const LIMITED_PATHS: &[&str] = &[
+        "/email-otp/send-verification-otp",
+        "/email-otp/check-verification-otp",
+        "/email-otp/verify-email",
+        "/sign-in/email-otp",
+        "/email-otp/request-password-reset",
+        "/forget-password/email-otp",
+        "/email-otp/reset-password",
+    ];
+
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !(4..=12).contains(&self.otp_length) {
+            return Err(invalid(format!("email_otp(): otp_length must be 4 to 12 digits, got {}", self.otp_length)));
+        }
+        if self.expires_in <= 0 {
+            return Err(invalid(format!("email_otp(): expires_in must be positive, got {}", self.expires_in)));
+        }
+        if self.allowed_attempts == 0 {
+            return Err(invalid("email_otp(): allowed_attempts must be at least 1"));
+        }
+        if self.store_otp == StoreToken::Custom {
+            return Err(invalid("email_otp(): store_otp must be \"plain\" or \"hashed\""));
+        }
+        if self.rate_limit.is_some_and(|r| r.window == 0 || r.max == 0) {
+            return Err(invalid("email_otp(): rate_limit needs a positive window and max"));
+        }
+        Ok(())
+    }
+}
+
 impl PasskeyOptions {
     pub fn check(&self) -> Result<(), ConfigError> {
         if let Some(bad) = self.origin.iter().find(|o| crate::weburl::origin_of(o).as_deref() != Some(o.as_str())) {
@@ -694,6 +807,7 @@ pub fn check_plugin(key: &str, json: &str) -> Result<(), ConfigError> {
         "username" => parse::<UsernameOptions>("username", json)?.check(),
         "magic_link" => parse::<MagicLinkOptions>("magic_link", json)?.check(),
         "passkey" => parse::<PasskeyOptions>("passkey", json)?.check(),
+        "email_otp" => parse::<EmailOtpOptions>("email_otp", json)?.check(),
         other => Err(invalid(format!("unknown plugin {other:?}"))),
     }
 }

@@ -13,6 +13,14 @@ type HmacSha256 = Hmac<Sha256>;
 pub const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /// Random string over `alphabet`; `gen_range` samples without modulo bias.
+/// The SHA-256 of a token, unpadded base64url: how tokens are stored hashed.
+pub fn sha256_b64url(token: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
 pub fn random_string(len: usize, alphabet: &[u8]) -> String {
     let mut rng = rand::thread_rng();
     (0..len).map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char).collect()

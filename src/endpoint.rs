@@ -31,17 +31,23 @@ pub struct RouteDef {
     pub endpoint: Endpoint,
     /// The plugin that serves it; `None`: always served.
     pub plugin: Option<Plugin>,
-    /// Whether it signs someone in with a new session (what converts a guest who
-    /// makes the request: spec §7.3). The endpoint reports the session with
-    /// [`Outcome::minted`].
-    pub mints_session: bool,
+    /// The sign-in method, when it signs someone in with a new session (what converts
+    /// a guest who makes the request: spec §7.3; the method is what the guest funnel
+    /// counts conversions by). The endpoint reports the session with [`Outcome::minted`].
+    pub signs_in: Option<&'static str>,
 }
 
-/// A [`RouteDef`] entry: `route!("POST", "/sign-in/email", sign_in, mints_session)`,
+impl RouteDef {
+    pub fn mints_session(&self) -> bool {
+        self.signs_in.is_some()
+    }
+}
+
+/// A [`RouteDef`] entry: `route!("POST", "/sign-in/email", sign_in, signs_in = "email")`,
 /// `route!("GET", "/passkey/list-user-passkeys", list, plugin = Passkey)`.
 #[macro_export]
 macro_rules! route {
-    (@def $method:literal, $path:literal, $endpoint:path, $plugin:expr, $mints:expr) => {
+    (@def $method:literal, $path:literal, $endpoint:path, $plugin:expr, $signs_in:expr) => {
         $crate::endpoint::RouteDef {
             method: $method,
             path: $path,
@@ -52,20 +58,20 @@ macro_rules! route {
                 run
             },
             plugin: $plugin,
-            mints_session: $mints,
+            signs_in: $signs_in,
         }
     };
     ($method:literal, $path:literal, $endpoint:path) => {
-        $crate::route!(@def $method, $path, $endpoint, None, false)
+        $crate::route!(@def $method, $path, $endpoint, None, None)
     };
-    ($method:literal, $path:literal, $endpoint:path, mints_session) => {
-        $crate::route!(@def $method, $path, $endpoint, None, true)
+    ($method:literal, $path:literal, $endpoint:path, signs_in = $how:literal) => {
+        $crate::route!(@def $method, $path, $endpoint, None, Some($how))
     };
     ($method:literal, $path:literal, $endpoint:path, plugin = $plugin:ident) => {
-        $crate::route!(@def $method, $path, $endpoint, Some($crate::endpoint::Plugin::$plugin), false)
+        $crate::route!(@def $method, $path, $endpoint, Some($crate::endpoint::Plugin::$plugin), None)
     };
-    ($method:literal, $path:literal, $endpoint:path, plugin = $plugin:ident, mints_session) => {
-        $crate::route!(@def $method, $path, $endpoint, Some($crate::endpoint::Plugin::$plugin), true)
+    ($method:literal, $path:literal, $endpoint:path, plugin = $plugin:ident, signs_in = $how:literal) => {
+        $crate::route!(@def $method, $path, $endpoint, Some($crate::endpoint::Plugin::$plugin), Some($how))
     };
 }
 
@@ -87,6 +93,8 @@ pub struct Outcome {
     pub error_redirect: Option<String>,
     /// Guest events to report once the writes are committed: kind, user id, new user id.
     pub events: Vec<(EventKind, String, Option<String>)>,
+    /// How a guest upgraded in place here (`Upgraded`): the guest funnel's method.
+    pub upgrade_method: Option<&'static str>,
     /// The app's hooks and mails that run once the writes are committed.
     pub after: Vec<AfterCommit>,
 }
@@ -99,6 +107,8 @@ pub enum AfterCommit {
     Notify(AccountCallback, User),
     /// A mail through the app's sender.
     Send(AccountCallback, Mail),
+    /// A one-time code through the email-OTP plugin's sender.
+    SendOtp { email: String, otp: String, kind: String },
 }
 
 impl Outcome {
@@ -113,6 +123,7 @@ impl Outcome {
             on_used: None,
             error_redirect: None,
             events: Vec::new(),
+            upgrade_method: None,
             after: Vec::new(),
         }
     }
@@ -153,9 +164,16 @@ impl Outcome {
     }
 
     /// Reports `kind` for `user_id` to the app's `on_event` once the writes commit.
+    /// Guests created and deleted are written to the guest funnel with the writes.
     pub fn event(mut self, kind: EventKind, user_id: &str) -> Self {
         self.events.push((kind, user_id.to_owned(), None));
         self
+    }
+
+    /// The guest `user_id` became a registered account in place, by `method`.
+    pub fn upgraded(mut self, user_id: &str, method: &'static str) -> Self {
+        self.upgrade_method = Some(method);
+        self.event(EventKind::Upgraded, user_id)
     }
 
     /// Runs `work` once the writes are committed.

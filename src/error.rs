@@ -57,6 +57,19 @@ pub enum AuthError {
     LinkingDisabled,
     /// `on_link` raised something other than `kernia.APIError`.
     OnLinkFailed,
+    /// `/anonymous/resume`: no live guest behind the token.
+    InvalidResumeToken,
+    /// `/anonymous/resume`: the guest became a registered account.
+    GuestAlreadyConverted,
+    /// A guest where registered users only are allowed.
+    GuestNotAllowed,
+
+    // Email OTP.
+    OtpExpired,
+    InvalidOtp,
+    TooManyAttempts,
+    OtpSenderMissing,
+    InvalidOtpType,
     /// Another app callback (`generate_name`, `generate_random_email`) raised.
     CallbackFailed(&'static str),
 
@@ -205,6 +218,12 @@ pub fn catalogue() -> Vec<(u16, String, String)> {
         DeleteAnonymousUserDisabled,
         LinkingDisabled,
         OnLinkFailed,
+        InvalidResumeToken,
+        GuestAlreadyConverted,
+        GuestNotAllowed,
+        OtpExpired,
+        InvalidOtp,
+        TooManyAttempts,
         CallbackFailed("on_link"),
         UsernameTooShort(400),
         UsernameTooLong(400),
@@ -343,6 +362,16 @@ impl AuthError {
             OnLinkFailed => {
                 fixed(500, "ON_LINK_FAILED", "The app's on_link callback failed; the guest was not converted")
             }
+            InvalidResumeToken => fixed(401, "INVALID_RESUME_TOKEN", "Invalid or expired resume token"),
+            GuestAlreadyConverted => {
+                fixed(403, "GUEST_ALREADY_CONVERTED", "This guest is a registered account now; sign in instead")
+            }
+            GuestNotAllowed => fixed(403, "GUEST_NOT_ALLOWED", "Guests cannot use this; sign up or sign in first"),
+            OtpExpired => fixed(400, "OTP_EXPIRED", "OTP expired"),
+            InvalidOtp => fixed(400, "INVALID_OTP", "Invalid OTP"),
+            TooManyAttempts => fixed(403, "TOO_MANY_ATTEMPTS", "Too many attempts"),
+            OtpSenderMissing => (400, None, "send email verification is not implemented".into()),
+            InvalidOtpType => (400, None, "Invalid OTP type".into()),
             CallbackFailed(name) => (500, Some("CALLBACK_FAILED"), format!("The app's {name} callback failed").into()),
             UsernameTooShort(status) => (*status, Some("USERNAME_TOO_SHORT"), "Username is too short".into()),
             UsernameTooLong(status) => (*status, Some("USERNAME_TOO_LONG"), "Username is too long".into()),

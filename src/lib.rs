@@ -21,6 +21,7 @@ pub mod http;
 // 5. services the engine owns
 pub mod callbacks;
 pub mod link;
+pub mod metrics;
 pub mod ratelimit;
 pub mod session;
 // 6. the engine

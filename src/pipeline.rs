@@ -15,7 +15,7 @@ use crate::http::response::Response;
 use crate::link::{Conversion, StoreErrorOr};
 use crate::routes::TABLES;
 use crate::session::Current;
-use crate::storage::{Constraint, StoreError};
+use crate::storage::{Constraint, GuestOutcome, StoreError, WriteOp};
 
 /// Every route with a fixed path, by method and path, built once from the route tables.
 static ROUTER: LazyLock<HashMap<(&'static str, &'static str), &'static RouteDef>> = LazyLock::new(|| {
@@ -49,11 +49,38 @@ fn param_route(method: &str, path: &str) -> Option<&'static RouteDef> {
 
 /// Serves one request. Never panics and never fails: every error becomes its response.
 pub async fn handle(auth: &Arc<Auth>, req: Request) -> Response {
-    match process(auth, &req).await {
+    let Some(metrics) = &auth.metrics else { return answer(auth, &req).await };
+    if auth.cfg.metrics_route() == Some(req.path.as_str()) && req.method == "GET" {
+        return metrics_page(metrics);
+    }
+    let started = std::time::Instant::now();
+    let resp = answer(auth, &req).await;
+    let label = route(auth, &req.method, &req.path).map_or(crate::metrics::UNMATCHED, |d| (d.method, d.path));
+    metrics.request(label, resp.status, started.elapsed());
+    resp
+}
+
+/// The Prometheus text page.
+pub fn metrics_page(metrics: &crate::metrics::Metrics) -> Response {
+    let mut resp = Response::empty(200);
+    resp.headers.push(("content-type".into(), "text/plain; version=0.0.4; charset=utf-8".into()));
+    resp.body = metrics.render().into_bytes();
+    resp
+}
+
+async fn answer(auth: &Arc<Auth>, req: &Request) -> Response {
+    match process(auth, req).await {
         Ok(resp) => resp,
         Err(e) => {
             if let AuthError::DatabaseUnavailable(detail) = &e {
                 auth.db_health.failed(&auth.store, detail);
+            }
+            if let Some(m) = &auth.metrics {
+                match &e {
+                    AuthError::DatabaseUnavailable(_) => m.failure(true),
+                    AuthError::Internal(_) => m.failure(false),
+                    _ => {}
+                }
             }
             Response::error(&e)
         }
@@ -94,7 +121,7 @@ async fn process(auth: &Arc<Auth>, req: &Request) -> Result<Response, AuthError>
         }
         Err(e) => return Err(e),
     };
-    if outcome.new_session.is_some() && !route.mints_session {
+    if outcome.new_session.is_some() && !route.mints_session() {
         return Err(AuthError::internal(format!("{} minted a session but its table says it does not", route.path)));
     }
     match (commit(auth, &ctx, route, &mut outcome).await, outcome.error_redirect.take()) {
@@ -111,6 +138,9 @@ async fn process(auth: &Arc<Auth>, req: &Request) -> Result<Response, AuthError>
                             let _ = auth.account_callbacks.notify(which, &request, &user).await;
                         }
                         AfterCommit::Send(which, mail) => auth.send_quietly(which, &request, mail).await,
+                        AfterCommit::SendOtp { email, otp, kind } => {
+                            let _ = auth.account_callbacks.send_otp(&request, &email, &otp, &kind).await;
+                        }
                     }
                 }
             }
@@ -121,8 +151,25 @@ async fn process(auth: &Arc<Auth>, req: &Request) -> Result<Response, AuthError>
     }
 }
 
+/// The guest funnel's rows for the endpoint's guest events, written with its writes.
+fn funnel_writes(outcome: &Outcome, now_ms: i64) -> Vec<WriteOp> {
+    let ended = |id: &str, outcome, method| WriteOp::GuestEnded { id: id.to_owned(), outcome, method, at_ms: now_ms };
+    outcome
+        .events
+        .iter()
+        .filter_map(|(kind, id, _)| match kind {
+            EventKind::Created => Some(WriteOp::GuestCreated { id: id.clone(), at_ms: now_ms }),
+            EventKind::Upgraded => Some(ended(id, GuestOutcome::Upgraded, outcome.upgrade_method)),
+            EventKind::Deleted => Some(ended(id, GuestOutcome::Deleted, None)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Commits the endpoint's writes, through a guest conversion when one is due.
 async fn commit(auth: &Arc<Auth>, ctx: &Ctx<'_>, route: &RouteDef, outcome: &mut Outcome) -> Result<(), AuthError> {
+    let funnel = funnel_writes(outcome, auth.clock.now_ms());
+    outcome.writes.extend(funnel);
     let (on_conflict, on_used) = (outcome.on_conflict.take(), outcome.on_used.take());
     let store_error = |e: StoreError| match (e, &on_conflict, &on_used) {
         (StoreError::Conflict(Constraint::UserEmail | Constraint::UserUsername), Some(err), _) => err.clone(),
@@ -155,7 +202,7 @@ async fn conversion(
     route: &RouteDef,
     outcome: &mut Outcome,
 ) -> Result<Option<Conversion>, AuthError> {
-    if !route.mints_session || auth.anonymous_callbacks.is_none() || !auth.allows_linking() {
+    if !route.mints_session() || auth.anonymous_callbacks.is_none() || !auth.allows_linking() {
         return Ok(None);
     }
     let Some(new_user) = outcome.new_user.clone() else { return Ok(None) };
@@ -169,6 +216,8 @@ async fn conversion(
         new_user,
         writes: std::mem::take(&mut outcome.writes),
         request: CallbackRequest::of(ctx.req, ctx.client_ip.clone()),
+        method: route.signs_in.unwrap_or_default(),
+        at_ms: auth.clock.now_ms(),
     }))
 }
 
@@ -204,15 +253,21 @@ mod tests {
     /// The routes that convert a guest are Better Auth's sign-in paths (spec §7.3).
     #[test]
     fn the_routes_that_mint_sessions_are_the_sign_ins() {
-        let minting: Vec<_> = all_routes().filter(|d| d.mints_session).map(|d| d.path).collect();
+        let minting: Vec<_> = all_routes().filter(|d| d.mints_session()).map(|d| d.path).collect();
         for path in &minting {
-            let sign_in =
-                ["/sign-in/", "/sign-up/", "/magic-link/verify", "/passkey/verify-authentication", "/verify-email"]
-                    .iter()
-                    .any(|p| path.starts_with(p));
+            let sign_in = [
+                "/sign-in/",
+                "/sign-up/",
+                "/magic-link/verify",
+                "/passkey/verify-authentication",
+                "/verify-email",
+                "/email-otp/verify-email",
+            ]
+            .iter()
+            .any(|p| path.starts_with(p));
             assert!(sign_in, "{path} mints a session but is not a sign-in path");
         }
-        assert_eq!(minting.len(), 8, "{minting:?}");
+        assert_eq!(minting.len(), 10, "{minting:?}");
         let passkey = all_routes().filter(|d| d.plugin == Some(Plugin::Passkey)).count();
         assert_eq!(passkey, 7);
     }

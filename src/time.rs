@@ -6,14 +6,35 @@ use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Clock {
     offset_ms: Arc<AtomicI64>,
+    /// The wall time the clock stopped at ([`Clock::freeze`]); `NOT_FROZEN` while it runs.
+    frozen_at_ms: Arc<AtomicI64>,
+}
+
+const NOT_FROZEN: i64 = i64::MIN;
+
+impl Default for Clock {
+    fn default() -> Self {
+        Clock { offset_ms: Arc::default(), frozen_at_ms: Arc::new(AtomicI64::new(NOT_FROZEN)) }
+    }
 }
 
 impl Clock {
     pub fn now_ms(&self) -> i64 {
-        Utc::now().timestamp_millis() + self.offset_ms.load(Ordering::Relaxed)
+        let wall = match self.frozen_at_ms.load(Ordering::Relaxed) {
+            NOT_FROZEN => Utc::now().timestamp_millis(),
+            frozen => frozen,
+        };
+        wall + self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Stops this clock (and every copy of it) where it is: from now on only
+    /// [`Clock::advance`] moves it; for tests that need exact times.
+    pub fn freeze(&self) {
+        let now = Utc::now().timestamp_millis();
+        let _ = self.frozen_at_ms.compare_exchange(NOT_FROZEN, now, Ordering::Relaxed, Ordering::Relaxed);
     }
 
     /// Moves this clock (and every copy of it) forward; for tests.
@@ -50,6 +71,19 @@ mod tests {
         assert_eq!(parse_iso("2026-08-23T10:11:12.345Z"), Some(1_787_479_872_345));
         assert_eq!(parse_iso("2026-08-23 10:11:12.345"), Some(1_787_479_872_345));
         assert_eq!(parse_iso("yesterday"), None);
+    }
+
+    #[test]
+    fn a_frozen_clock_moves_only_when_advanced() {
+        let clock = Clock::default();
+        clock.freeze();
+        let at = clock.now_ms();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(clock.now_ms(), at);
+        clock.clone().advance_ms(250);
+        assert_eq!(clock.now_ms(), at + 250);
+        clock.freeze(); // already frozen: stays where it is
+        assert_eq!(clock.now_ms(), at + 250);
     }
 
     #[test]

@@ -386,7 +386,8 @@ async fn plugin_routes_follow_their_plugin() {
         r.with_header("host", "localhost")
     };
     let off = Arc::new(Auth::new(config("sqlite::memory:")).await.unwrap());
-    let plugins = json!({ "anonymous": {}, "username": {}, "magic_link": {}, "passkey": {} });
+    let plugins =
+        json!({ "anonymous": { "resume": true }, "username": {}, "magic_link": {}, "passkey": {}, "email_otp": {} });
     let outbox = Arc::new(Outbox(std::sync::Mutex::new(Vec::new())));
     let callbacks = kernia::callbacks::Callbacks { magic_link: Some(outbox), ..Default::default() };
     let on = Arc::new(Auth::with_callbacks(config_with("sqlite::memory:", plugins), callbacks).await.unwrap());

@@ -85,6 +85,8 @@ fn conversion(session: &kernia::model::Session, guest: &User, new_user: User, wr
         new_user,
         writes,
         request: CallbackRequest::of(&Request::new("POST", "/sign-in/passkey"), None),
+        method: "passkey",
+        at_ms: 0,
     }
 }
 

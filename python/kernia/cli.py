@@ -31,6 +31,15 @@ def _outbox(path: str):
     return send
 
 
+def _code_sender(path: str):
+    """An email-OTP sender for development: ``{"kind": "email-otp", "email", "otp", "type"}`` lines."""
+
+    def send(data: dict[str, object], ctx: object) -> None:
+        _write_mail(path, "code", {"kind": "email-otp", **data})
+
+    return send
+
+
 #: The mails of the account routes, by sender: the ``kind`` each is written with.
 _MAIL_KINDS = {
     "send_verification_email": "verify-email",
@@ -101,6 +110,7 @@ def _guest_options(args: argparse.Namespace) -> dict[str, object]:
 def _serve(args: argparse.Namespace) -> int:
     from kernia.auth import init
     from kernia.plugins.anonymous import anonymous
+    from kernia.plugins.email_otp import email_otp
     from kernia.plugins.magic_link import magic_link
     from kernia.plugins.passkey import passkey
     from kernia.plugins.username import username
@@ -122,11 +132,14 @@ def _serve(args: argparse.Namespace) -> int:
         base_path=args.base_path,
         trusted_origins=args.trusted_origin,
         rate_limit=RateLimitOptions(enabled=not args.no_rate_limit),
+        metrics=args.metrics is not None,
+        metrics_path=args.metrics or "/metrics",
         plugins=[
             *([anonymous(**_guest_options(args))] if args.anonymous else []),
             *([username()] if args.username else []),
             *([passkey()] if args.passkey else []),
             *([magic_link(_outbox(magic_outbox))] if magic_outbox else []),
+            *([email_otp(_code_sender(args.mail_outbox))] if args.email_otp else []),
         ],
         **_account_options(args),  # type: ignore[arg-type]
     )
@@ -266,9 +279,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--change-email", action="store_true", help="turn POST /change-email on")
     serve.add_argument(
+        "--email-otp",
+        action="store_true",
+        help="sign-in, email verification and password reset by mailed codes (to --mail-outbox)",
+    )
+    serve.add_argument(
         "--delete-user",
         action="store_true",
         help="turn POST /delete-user on (with --mail-outbox, deletion waits for the mailed link)",
+    )
+    serve.add_argument(
+        "--metrics",
+        nargs="?",
+        const="/metrics",
+        metavar="PATH",
+        help="serve Prometheus metrics at PATH (default /metrics)",
     )
     serve.add_argument("--no-rate-limit", action="store_true", help="turn rate limiting off")
     serve.add_argument("--asgi", action="store_true", help="serve the ASGI app under uvicorn instead")
@@ -301,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--cleanup-interval needs --guest-max-age, the inactivity after which a guest goes")
         if args.require_email_verification and not args.mail_outbox:
             parser.error("--require-email-verification needs --mail-outbox: the links must go somewhere")
+        if args.email_otp and not args.mail_outbox:
+            parser.error("--email-otp needs --mail-outbox: the codes must go somewhere")
         return _serve(args)
     if args.command == "cleanup-anonymous":
         if args.batch_size <= 0:

@@ -30,6 +30,8 @@ PLUGIN_ERROR_CODES: dict[str, tuple[str, ...]] = {
         "DELETE_ANONYMOUS_USER_DISABLED",
         "ANONYMOUS_LINKING_DISABLED",
         "ON_LINK_FAILED",
+        "INVALID_RESUME_TOKEN",
+        "GUEST_ALREADY_CONVERTED",
     ),
     "username": (
         "USERNAME_TOO_SHORT",
@@ -40,6 +42,7 @@ PLUGIN_ERROR_CODES: dict[str, tuple[str, ...]] = {
         "INVALID_USERNAME_OR_PASSWORD",
     ),
     "magic-link": ("INVALID_TOKEN", "new_user_signup_disabled"),
+    "email-otp": ("OTP_EXPIRED", "INVALID_OTP", "TOO_MANY_ATTEMPTS"),
     "passkey": (
         "CHALLENGE_NOT_FOUND",
         "YOU_ARE_NOT_ALLOWED_TO_REGISTER_THIS_PASSKEY",

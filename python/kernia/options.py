@@ -212,6 +212,12 @@ class KerniaOptions:
     #: Kernia's rate-limit store: ``kernia.auth.rate_limit.InMemoryRateLimitStore()`` is the engine's
     #: default; for limits shared between processes use ``RateLimitOptions(storage="database")``.
     rate_limit_store: Any = None
+    #: Prometheus metrics (requests and latency by route and status, guests, rate-limit
+    #: refusals, database errors), served at ``metrics_path``: under ``base_path`` the auth
+    #: routes answer it on every transport; elsewhere the native server does, and an ASGI app
+    #: mounts ``kernia.integrations.starlette.metrics_endpoint(auth)`` there.
+    metrics: bool = False
+    metrics_path: str = "/metrics"
     #: Kernia's spellings of features this server does not have yet; ``init()`` names any
     #: value but the default: sessions in Redis, OAuth providers, database hooks, extra columns.
     secondary_storage: Any = None

@@ -14,6 +14,10 @@ The clock moves for everything the engine does from then on: session and
 verification expiry, ``update_age`` refreshes, the timestamps it writes, guest
 staleness for cleanup, and rate-limit windows. It never moves back, and it is the
 engine's alone: ``time.time()`` in the app and the database's ``now()`` do not move.
+
+``freeze_clock`` stops the engine's clock where it is, so times it writes are exact
+(a conversion ``advance_clock(auth, 100)`` later took exactly 100 seconds); from then
+on only ``advance_clock`` moves it.
 """
 
 from __future__ import annotations
@@ -24,7 +28,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from kernia.auth import Auth
 
-__all__ = ["advance_clock"]
+__all__ = ["advance_clock", "freeze_clock"]
+
+
+def freeze_clock(auth: Auth) -> None:
+    """Stops ``auth``'s clock where it is; only :func:`advance_clock` moves it from then on."""
+    auth._native.freeze_clock()
 
 
 def advance_clock(auth: Auth, seconds: float) -> None:

@@ -1,9 +1,8 @@
 """Kernia's ``kernia_starlette``: ``mount_kernia(app, auth)`` and the ``get_session`` /
 ``require_session`` helpers for Starlette apps (see :mod:`kernia.integrations.kernia_style`)."""
 
-from kernia.integrations.kernia_style import get_session, mount_kernia, require_session
+import importlib
 
-#: The name Kernia's docs use for ``mount_kernia``.
-mount_auth = mount_kernia
+from kernia.integrations.kernia_style import *  # noqa: F403 (the integration's names, in its __all__)
 
-__all__ = ["get_session", "mount_auth", "mount_kernia", "require_session"]
+__all__ = list(importlib.import_module("kernia.integrations.kernia_style").__all__)

@@ -92,6 +92,7 @@ impl AppFunction {
 /// Every plugin's app callbacks, each optional, awaited from Rust.
 pub struct PythonCallbacks {
     pub on_link: Option<AppFunction>,
+    pub before_create: Option<AppFunction>,
     pub generate_name: Option<AppFunction>,
     pub generate_random_email: Option<AppFunction>,
     pub should_delete: Option<AppFunction>,
@@ -104,6 +105,7 @@ pub struct PythonCallbacks {
     pub send_magic_link: Option<AppFunction>,
     pub generate_magic_link_token: Option<AppFunction>,
     pub hash_magic_link_token: Option<AppFunction>,
+    pub send_verification_otp: Option<AppFunction>,
     /// The account routes' senders and hooks, by [`AccountCallback`], in `ALL` order.
     pub account: Vec<Option<AppFunction>>,
     /// The handle `init()` returned, for `ctx.auth`.
@@ -127,6 +129,7 @@ impl PythonCallbacks {
         };
         Ok(PythonCallbacks {
             on_link: get("on_link")?,
+            before_create: get("before_create")?,
             generate_name: get("generate_name")?,
             generate_random_email: get("generate_random_email")?,
             should_delete: get("should_delete")?,
@@ -139,6 +142,7 @@ impl PythonCallbacks {
             send_magic_link: get("send_magic_link")?,
             generate_magic_link_token: get("generate_token")?,
             hash_magic_link_token: get("hash_token")?,
+            send_verification_otp: get("send_verification_otp")?,
             account: AccountCallback::ALL.iter().map(|c| get(c.name())).collect::<PyResult<_>>()?,
             handle,
             user_fields,
@@ -238,6 +242,16 @@ impl AnonymousCallbacks for PythonCallbacks {
         self.on_link.is_some()
     }
 
+    fn has_before_create(&self) -> bool {
+        self.before_create.is_some()
+    }
+
+    async fn before_create(&self, req: &CallbackRequest) -> Result<(), AuthError> {
+        let Some(cb) = &self.before_create else { return Ok(()) };
+        let failed = AuthError::CallbackFailed(cb.name);
+        cb.call(req, |py| PyTuple::new(py, [self.context(py, req, None, None)?]), failed).await.map(drop)
+    }
+
     async fn generate_name(&self, req: &CallbackRequest) -> Result<Option<String>, AuthError> {
         let Some(cb) = &self.generate_name else { return Ok(None) };
         let failed = AuthError::CallbackFailed(cb.name);
@@ -334,6 +348,27 @@ impl AccountCallbacks for PythonCallbacks {
                     data.set_item("new_email", new_email)?;
                     data.set_item("newEmail", new_email)?;
                 }
+                PyTuple::new(py, [data.into_any(), self.context(py, req, None, None)?.into_any()])
+            },
+            AuthError::CallbackFailed(cb.name),
+        )
+        .await
+        .map(drop)
+    }
+
+    fn has_otp_sender(&self) -> bool {
+        self.send_verification_otp.is_some()
+    }
+
+    async fn send_otp(&self, req: &CallbackRequest, email: &str, otp: &str, kind: &str) -> Result<(), AuthError> {
+        let Some(cb) = &self.send_verification_otp else { return Ok(()) };
+        cb.call(
+            req,
+            |py| {
+                let data = PyDict::new(py);
+                data.set_item("email", email)?;
+                data.set_item("otp", otp)?;
+                data.set_item("type", kind)?;
                 PyTuple::new(py, [data.into_any(), self.context(py, req, None, None)?.into_any()])
             },
             AuthError::CallbackFailed(cb.name),

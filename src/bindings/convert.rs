@@ -66,6 +66,9 @@ pub(super) fn request_dict<'py>(py: Python<'py>, req: &CallbackRequest) -> PyRes
     d.set_item("query_string", &req.query)?;
     d.set_item("headers", headers)?;
     d.set_item("client_ip", &req.client_ip)?;
+    if let Some(body) = &req.body {
+        d.set_item("body", json_to_py(py, body)?)?;
+    }
     py.import("kernia.types.context")?.getattr("RequestInfo")?.call1((d,))
 }
 

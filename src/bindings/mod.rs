@@ -156,6 +156,14 @@ impl NativeAuth {
         client_host: Option<String>,
         http_version: Option<&str>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        if let (Some(metrics), Some(metrics_path)) = (&self.auth.metrics, &self.auth.cfg.metrics_path) {
+            // Served standalone, the app answers a metrics path outside the base path too.
+            if root_path.is_empty() && path == metrics_path && method.eq_ignore_ascii_case("GET") {
+                let resp = crate::pipeline::metrics_page(metrics);
+                let ready = NativeResponse { status: resp.status, headers: resp.headers, body: resp.body };
+                return bridge::awaitable(py, async move { Ok(ready) });
+            }
+        }
         let relative = self.auth.asgi_relative_path(path, root_path).unwrap_or("").to_owned();
         let req = Request {
             method: method.to_ascii_uppercase(),
@@ -183,19 +191,43 @@ impl NativeAuth {
         })
     }
 
-    /// Awaitable of `{"session": ..., "user": ...}` (dicts like the JSON) for the live session, or `None`.
-    fn get_session<'py>(&self, py: Python<'py>, headers: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    /// Awaitable of `{"session": ..., "user": ...}` (dicts like the JSON) for the live session, or `None`;
+    /// without `allow_guests` a guest's raises `GUEST_NOT_ALLOWED`.
+    #[pyo3(signature = (headers, allow_guests=true))]
+    fn get_session<'py>(
+        &self,
+        py: Python<'py>,
+        headers: &Bound<'py, PyAny>,
+        allow_guests: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let headers = headers_from(headers)?;
         let auth = self.auth.clone();
         bridge::awaitable(py, async move {
             match auth.sessions.for_headers(headers).await {
                 Ok(None) => Ok(None),
+                Ok(Some((_, user))) if user.is_anonymous && !allow_guests => {
+                    Err(callbacks::engine_error(crate::error::AuthError::GuestNotAllowed))
+                }
                 Ok(Some((session, user))) => {
                     let json = serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
                     Ok(Some(convert::PyJson(json)))
                 }
                 Err(e) => Err(callbacks::engine_error(e)),
             }
+        })
+    }
+
+    /// Awaitable of the guest funnel of the guests created at or after `since_ms` (all without it).
+    #[pyo3(signature = (since_ms=None))]
+    fn guest_stats<'py>(&self, py: Python<'py>, since_ms: Option<i64>) -> PyResult<Bound<'py, PyAny>> {
+        let auth = self.auth.clone();
+        bridge::awaitable(py, async move {
+            let stats = auth
+                .store
+                .guest_stats(since_ms, auth.clock.now_ms())
+                .await
+                .map_err(|e| callbacks::engine_error(e.into()))?;
+            Ok(convert::PyJson(serde_json::to_value(stats).unwrap_or_default()))
         })
     }
 
@@ -386,6 +418,16 @@ impl NativeAuth {
         }
         self.auth.clock.advance_ms((seconds * 1000.0).round() as i64);
         Ok(())
+    }
+
+    /// The Prometheus text page, when metrics are on.
+    fn metrics_text(&self) -> Option<String> {
+        self.auth.metrics.as_ref().map(|m| m.render())
+    }
+
+    /// Stops the engine's clock; only `advance_clock` moves it then (`kernia.testing.freeze_clock`).
+    fn freeze_clock(&self) {
+        self.auth.clock.freeze();
     }
 
     /// Finishes queued writes and closes the database.

@@ -136,8 +136,10 @@ pub fn trusted_url(cfg: &Config, raw: &str, allow_relative: bool) -> Option<Stri
     }
     // The serialized form is what was checked; keep the caller's spelling only where
     // the two differ by the root path a serializer adds (`https://a.example`).
-    let serialized = url.as_str();
-    Some(if serialized.strip_suffix('/') == Some(raw) { raw.to_owned() } else { serialized.to_owned() })
+    // A backslash left in a query or fragment (or a non-web path) is sent as `%5C`:
+    // the same value to whoever decodes it, and never a path separator to anyone.
+    let serialized = url.as_str().replace('\\', "%5C");
+    Some(if serialized.strip_suffix('/') == Some(raw) { raw.to_owned() } else { serialized })
 }
 
 pub fn is_trusted(cfg: &Config, url: &str, allow_relative: bool) -> bool {
@@ -286,6 +288,10 @@ mod tests {
             Some("https://app.example.com/cb")
         );
         assert_eq!(trusted_url(&c, "/dashboard?tab=1", true).as_deref(), Some("/dashboard?tab=1"));
+        // A backslash kept in the query goes out encoded, so the value used checks the same again.
+        let used = trusted_url(&c, "http://localhost:3000?\\", true);
+        assert_eq!(used.as_deref(), Some("http://localhost:3000/?%5C"));
+        assert_eq!(trusted_url(&c, used.as_deref().unwrap(), true), used);
     }
 
     #[test]

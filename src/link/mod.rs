@@ -1,5 +1,5 @@
 //! Guest → real account: what the pipeline runs after every route that mints a
-//! session (`mints_session` in its table) while the request carries a guest's
+//! session (`signs_in` in its table) while the request carries a guest's
 //! session (spec §7.3), whatever the sign-in method. Nothing here knows the methods.
 //!
 //! Guarantees:
@@ -23,7 +23,7 @@ use crate::callbacks::{AnonymousCallbacks, CallbackRequest, LinkContext};
 use crate::error::AuthError;
 use crate::model::{Session, User};
 use crate::storage::conversion_db::{ConversionDb, Opened};
-use crate::storage::{GuestRef, Store, StoreError, WriteOp};
+use crate::storage::{GuestOutcome, GuestRef, Store, StoreError, WriteOp};
 
 /// A conversion to run: who the guest is and what the endpoint wants to commit.
 pub struct Conversion {
@@ -32,6 +32,9 @@ pub struct Conversion {
     pub new_user: User,
     pub writes: Vec<WriteOp>,
     pub request: CallbackRequest,
+    /// The sign-in method (the route's `signs_in`), for the guest funnel.
+    pub method: &'static str,
+    pub at_ms: i64,
 }
 
 /// Runs conversions; the engine owns one.
@@ -55,11 +58,18 @@ impl Linker {
     /// consumed. Kept whole when the new user is the guest itself or another guest.
     fn guest_writes(&self, c: &Conversion) -> Vec<WriteOp> {
         if c.new_user.id == c.guest_user.id || c.new_user.is_anonymous {
-            Vec::new()
-        } else if self.keep_guest {
-            vec![WriteOp::DeleteSessionByToken(c.guest_session.token.clone())]
+            return Vec::new();
+        }
+        let converted = WriteOp::GuestEnded {
+            id: c.guest_user.id.clone(),
+            outcome: GuestOutcome::Converted,
+            method: Some(c.method),
+            at_ms: c.at_ms,
+        };
+        if self.keep_guest {
+            vec![WriteOp::DeleteSessionByToken(c.guest_session.token.clone()), converted]
         } else {
-            vec![WriteOp::DeleteUser(c.guest_user.id.clone())]
+            vec![WriteOp::DeleteUser(c.guest_user.id.clone()), converted]
         }
     }
 

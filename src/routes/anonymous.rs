@@ -4,20 +4,22 @@
 use serde_json::json;
 
 use crate::callbacks::{AnonymousCallbacks, CallbackRequest, EventKind};
-use crate::crypto::new_id;
+use crate::crypto::{new_id, random_string, sha256_b64url, ALNUM};
 use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
 use crate::http::body::{is_valid_email, Body};
 use crate::model::{Account, Session, User, UserJson};
 use crate::route;
+use crate::routes::tokens;
 use crate::session::Current;
 use crate::storage::{Login, Profile, WriteOp};
 
 pub const ROUTES: &[RouteDef] = &[
-    route!("POST", "/sign-in/anonymous", sign_in, plugin = Anonymous, mints_session),
+    route!("POST", "/sign-in/anonymous", sign_in, plugin = Anonymous, signs_in = "anonymous"),
     route!("POST", "/delete-anonymous-user", delete_user, plugin = Anonymous),
     route!("POST", "/anonymous/upgrade", upgrade, plugin = Anonymous),
     route!("POST", "/anonymous/link", upgrade, plugin = Anonymous),
+    route!("POST", "/anonymous/resume", resume, plugin = Anonymous),
 ];
 
 /// Where guests' placeholder addresses live by default: `.invalid` is reserved
@@ -36,20 +38,31 @@ pub fn is_placeholder_email(email: &str, domain: Option<&str>) -> bool {
 
 pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
+    let opts = auth.cfg.anonymous.as_ref();
     // No fields are read, but a body that is not JSON is still refused.
-    Body::parse(ctx.req, false)?;
-    if let Current::Valid { user, .. } = ctx.current().await? {
+    let body = Body::parse(ctx.req, false)?;
+    if let Current::Valid { session, user, .. } = ctx.current().await? {
         if user.is_anonymous {
-            return Err(AuthError::AnonymousCannotSignInAgain);
+            if !opts.is_some_and(|a| a.reuse_existing) {
+                return Err(AuthError::AnonymousCannotSignInAgain);
+            }
+            // The same guest and session, as Realm's `reuseExisting` (and Firebase) answer.
+            // No new resume token: the one given at creation stays the guest's one.
+            return Ok(Outcome::json(&json!({ "token": session.token, "user": UserJson(user, auth.user_fields) })));
         }
     }
     let cb = callbacks(ctx)?;
-    let request = CallbackRequest::of(ctx.req, ctx.client_ip.clone());
+    let mut request = CallbackRequest::of(ctx.req, ctx.client_ip.clone());
+    if cb.has_before_create() {
+        request.body = Some(serde_json::Value::Object(body.fields.clone()));
+        cb.before_create(&request).await?;
+        request.body = None;
+    }
     let id = new_id();
     let email = match cb.generate_random_email(&request).await?.filter(|e| !e.is_empty()) {
         Some(email) if is_valid_email(&email) => email,
         Some(_) => return Err(AuthError::InvalidEmailFormat),
-        None => match auth.cfg.anonymous.as_ref().and_then(|a| a.email_domain_name.as_deref()) {
+        None => match opts.and_then(|a| a.email_domain_name.as_deref()) {
             Some(domain) => format!("temp-{id}@{domain}"),
             None => format!("{id}@{GUEST_EMAIL_DOMAIN}"),
         },
@@ -61,13 +74,69 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     // No rememberMe here: a browser that asked not to be remembered stays so.
     let remember = !auth.sessions.dont_remember(ctx.req);
     let session = auth.sessions.create(&user.id, true, true, ctx.req, ctx.client_ip.as_deref());
-    let body = json!({ "token": session.token, "user": UserJson(&user, auth.user_fields) });
+    let mut body = json!({ "token": session.token, "user": UserJson(&user, auth.user_fields) });
+    let mut writes = vec![WriteOp::InsertUser(user.clone()), WriteOp::InsertSession(session.clone())];
+    if let Some(token) = resume_token(ctx, &user.id, &mut writes) {
+        body["resumeToken"] = token.into();
+    }
     Ok(Outcome::json(&body)
         .cookies(auth.sessions.cookies_for(&session, true, remember))
-        .writes([WriteOp::InsertUser(user.clone()), WriteOp::InsertSession(session.clone())])
+        .writes(writes)
         .on_conflict(AuthError::FailedToCreateUser)
         .event(EventKind::Created, &user.id)
         .minted(session, user))
+}
+
+/// Where a resume token is kept: only its hash, under this prefix, holding the guest's id.
+fn resume_identifier(token: &str) -> String {
+    format!("anonymous-resume:{}", sha256_b64url(token))
+}
+
+/// With `anonymous(resume=True)`: a new resume token for the guest, its row added to
+/// `writes`. A guest holds one live token: given at creation, replaced at each resume.
+fn resume_token(ctx: &Ctx<'_>, guest_id: &str, writes: &mut Vec<WriteOp>) -> Option<String> {
+    let opts = ctx.auth.cfg.anonymous.as_ref().filter(|a| a.resume)?;
+    let token = random_string(43, ALNUM);
+    let row = tokens::new_row(ctx.auth, &resume_identifier(&token), guest_id, opts.resume_lifetime());
+    writes.push(WriteOp::InsertVerification(row));
+    Some(token)
+}
+
+/// `POST /anonymous/resume {resumeToken}`: a new session for the guest the token was
+/// given to (same id, same data), and a new token; the old one is spent. Fails once
+/// the guest is gone (converted by a sign-in, deleted, cleaned up) or upgraded.
+pub async fn resume(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
+    let auth = ctx.auth;
+    if !auth.cfg.anonymous.as_ref().is_some_and(|a| a.resume) {
+        return Err(AuthError::NotFound);
+    }
+    let body = Body::parse(ctx.req, false)?;
+    let token = body.required_string("resumeToken")?;
+    let identifier = resume_identifier(&token);
+    let Some(row) = tokens::find(auth, &identifier).await? else {
+        return Err(AuthError::InvalidResumeToken);
+    };
+    let spent = WriteOp::ConsumeVerification(row.identifier.clone());
+    let guest = match auth.store.user(Login::Id, &row.value).await? {
+        Some(user) if user.is_anonymous => user,
+        found => {
+            auth.store.apply(vec![spent]).await?;
+            return Err(match found {
+                Some(_) => AuthError::GuestAlreadyConverted,
+                None => AuthError::InvalidResumeToken,
+            });
+        }
+    };
+    let session = auth.sessions.create(&guest.id, true, true, ctx.req, ctx.client_ip.as_deref());
+    let mut writes = vec![spent, WriteOp::InsertSession(session.clone())];
+    let mut answer = json!({ "token": session.token, "user": UserJson(&guest, auth.user_fields) });
+    if let Some(next) = resume_token(ctx, &guest.id, &mut writes) {
+        answer["resumeToken"] = next.into();
+    }
+    Ok(Outcome::json(&answer)
+        .cookies(auth.sessions.cookies_for(&session, true, true))
+        .writes(writes)
+        .on_used(AuthError::InvalidResumeToken))
 }
 
 pub async fn delete_user(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
@@ -167,7 +236,7 @@ pub async fn upgrade(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         .cookies(cookies)
         .writes(writes)
         .on_conflict(conflict)
-        .event(EventKind::Upgraded, &user.id))
+        .upgraded(&user.id, "email"))
 }
 
 #[cfg(test)]

@@ -16,8 +16,8 @@ use crate::routes::username;
 use crate::storage::Login;
 
 pub const ROUTES: &[RouteDef] = &[
-    route!("POST", "/sign-up/email", sign_up, mints_session),
-    route!("POST", "/sign-in/email", sign_in, mints_session),
+    route!("POST", "/sign-up/email", sign_up, signs_in = "email"),
+    route!("POST", "/sign-in/email", sign_in, signs_in = "email"),
 ];
 
 pub async fn sign_up(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {

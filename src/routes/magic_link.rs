@@ -6,14 +6,11 @@
 //! converts a guest): two clicks on one link sign in once, and a conversion that
 //! fails leaves the link usable for another try.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::callbacks::{CallbackRequest, MagicLinkCallbacks, MagicLinkMessage};
 use crate::config::StoreToken;
-use crate::crypto::{new_id, random_string};
+use crate::crypto::{new_id, random_string, sha256_b64url};
 use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::{AuthError, UrlField};
 use crate::http::body::{query_text, Body};
@@ -25,7 +22,7 @@ use crate::storage::{Login, WriteOp};
 
 pub const ROUTES: &[RouteDef] = &[
     route!("POST", "/sign-in/magic-link", sign_in, plugin = MagicLink),
-    route!("GET", "/magic-link/verify", verify, plugin = MagicLink, mints_session),
+    route!("GET", "/magic-link/verify", verify, plugin = MagicLink, signs_in = "magic-link"),
 ];
 
 const LETTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -37,11 +34,6 @@ const URL_FIELDS: [(&str, UrlField); 3] = [
     ("errorCallbackURL", UrlField::ErrorCallbackUrl),
 ];
 
-/// The SHA-256 of a token, unpadded base64url (`store_token="hashed"`).
-fn sha256_identifier(token: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
-}
-
 /// What the `verification` row is keyed by: the token, its hash, or the app's hash of it.
 async fn identifier(
     ctx: &Ctx<'_>,
@@ -51,7 +43,7 @@ async fn identifier(
 ) -> Result<String, AuthError> {
     Ok(match store {
         StoreToken::Plain => token.to_owned(),
-        StoreToken::Hashed => sha256_identifier(token),
+        StoreToken::Hashed => sha256_b64url(token),
         StoreToken::Custom => {
             let request = CallbackRequest::of(ctx.req, ctx.client_ip.clone());
             let hashed = sender.hash_token(&request, token).await?;
@@ -186,14 +178,7 @@ pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
             (user, true)
         }
         Some(mut user) => {
-            if !user.email_verified {
-                // Whoever registered this address before it was proven (say, with a
-                // password) loses that access: the link proves who owns the inbox.
-                writes.push(WriteOp::RevokeSessionsAndAccounts(user.id.clone()));
-                writes.push(WriteOp::MarkEmailVerified { user_id: user.id.clone(), updated_at: now });
-                user.email_verified = true;
-                user.updated_at = now;
-            }
+            crate::routes::verification::inbox_proven(&mut user, now, &mut writes);
             (user, false)
         }
     };
@@ -226,6 +211,6 @@ mod tests {
     #[test]
     fn hashed_tokens_are_unpadded_base64url_sha256() {
         // SHA-256("abc"), the FIPS 180-2 test vector, in base64url without padding.
-        assert_eq!(sha256_identifier("abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
+        assert_eq!(sha256_b64url("abc"), "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0");
     }
 }

@@ -10,6 +10,7 @@ pub mod anonymous;
 pub mod change_email;
 pub mod delete_user;
 pub mod email;
+pub mod email_otp;
 pub mod magic_link;
 pub mod passkey;
 pub mod password_account;
@@ -33,6 +34,7 @@ pub const TABLES: &[&[RouteDef]] = &[
     username::ROUTES,
     magic_link::ROUTES,
     passkey::ROUTES,
+    email_otp::ROUTES,
 ];
 
 #[cfg(test)]

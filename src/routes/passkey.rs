@@ -25,7 +25,6 @@ use webauthn_rs_core::proto::{
 use webauthn_rs_core::WebauthnCore;
 
 use crate::auth::Auth;
-use crate::callbacks::EventKind;
 use crate::crypto::{new_id, random_string};
 use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
@@ -41,7 +40,7 @@ pub const ROUTES: &[RouteDef] = &[
     route!("GET", "/passkey/generate-register-options", register_options, plugin = Passkey),
     route!("POST", "/passkey/verify-registration", verify_registration, plugin = Passkey),
     route!("GET", "/passkey/generate-authenticate-options", authenticate_options, plugin = Passkey),
-    route!("POST", "/passkey/verify-authentication", verify_authentication, plugin = Passkey, mints_session),
+    route!("POST", "/passkey/verify-authentication", verify_authentication, plugin = Passkey, signs_in = "passkey"),
     route!("GET", "/passkey/list-user-passkeys", list, plugin = Passkey),
     route!("POST", "/passkey/delete-passkey", delete, plugin = Passkey),
     route!("POST", "/passkey/update-passkey", update, plugin = Passkey),
@@ -416,7 +415,7 @@ pub async fn verify_registration(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     } else {
         Outcome::json(&passkey)
     };
-    let out = if upgrades { out.event(EventKind::Upgraded, &user.id) } else { out };
+    let out = if upgrades { out.upgraded(&user.id, "passkey") } else { out };
     Ok(out.writes(writes).on_used(AuthError::ChallengeNotFound))
 }
 

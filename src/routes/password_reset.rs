@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use crate::callbacks::{AccountCallback, EventKind, Mail};
+use crate::callbacks::{AccountCallback, Mail};
 use crate::crypto::{encode_uri_component, new_id, random_string, ALNUM};
 use crate::endpoint::{AfterCommit, Ctx, Outcome, RouteDef};
 use crate::error::{AuthError, UrlField};
@@ -135,7 +135,7 @@ async fn reset_password(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     if user.is_anonymous {
         let profile = Profile::default();
         writes.push(WriteOp::UpgradeAnonymous { user_id: user.id.clone(), updated_at: now, profile });
-        out = out.event(EventKind::Upgraded, &user.id);
+        out = out.upgraded(&user.id, "password-reset");
     }
     writes.push(WriteOp::SetPassword { user_id: user.id.clone(), hash, now, new_account_id: new_id() });
     let reset = User { is_anonymous: false, ..user };

@@ -5,10 +5,6 @@
 
 use std::sync::atomic::Ordering;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use sha2::{Digest, Sha256};
-
 use crate::auth::Auth;
 use crate::config::StoreIdentifier;
 use crate::error::AuthError;
@@ -21,7 +17,7 @@ const SWEEP_EVERY_MS: i64 = 60_000;
 pub fn stored(auth: &Auth, identifier: &str) -> String {
     match auth.cfg.verification.store_identifier {
         StoreIdentifier::Plain => identifier.to_owned(),
-        StoreIdentifier::Hashed => URL_SAFE_NO_PAD.encode(Sha256::digest(identifier.as_bytes())),
+        StoreIdentifier::Hashed => crate::crypto::sha256_b64url(identifier),
     }
 }
 

@@ -21,8 +21,8 @@ use crate::routes::password_account::{
 use crate::storage::Login;
 
 pub const ROUTES: &[RouteDef] = &[
-    route!("POST", "/sign-in/username", sign_in, plugin = Username, mints_session),
-    route!("POST", "/sign-up/username", sign_up, plugin = Username, mints_session),
+    route!("POST", "/sign-in/username", sign_in, plugin = Username, signs_in = "username"),
+    route!("POST", "/sign-up/username", sign_up, plugin = Username, signs_in = "username"),
     route!("POST", "/is-username-available", is_available, plugin = Username),
 ];
 

@@ -19,7 +19,7 @@ use crate::storage::{Login, WriteOp};
 
 pub const ROUTES: &[RouteDef] = &[
     route!("POST", "/send-verification-email", send_verification_email),
-    route!("GET", "/verify-email", verify_email, mints_session),
+    route!("GET", "/verify-email", verify_email, signs_in = "email-verification"),
 ];
 
 /// What a verification token says (§7.1).
@@ -51,6 +51,18 @@ pub fn verification_link(ctx: &Ctx<'_>, claims: EmailClaims<'_>, callback: Optio
     let token = auth.cfg.signer.sign_jwt(&Value::Object(map));
     let callback = encode_uri_component(callback.filter(|c| !c.is_empty()).unwrap_or("/"));
     (auth.cfg.api_url(&format!("/verify-email?token={token}&callbackURL={callback}")), token)
+}
+
+/// A sign-in that proved `user` owns the inbox (a magic link, an email code): an
+/// unverified user becomes verified, and whoever registered the address before it was
+/// proven (say, with a password) loses that access.
+pub fn inbox_proven(user: &mut User, now: i64, writes: &mut Vec<WriteOp>) {
+    if !user.email_verified {
+        writes.push(WriteOp::RevokeSessionsAndAccounts(user.id.clone()));
+        writes.push(WriteOp::MarkEmailVerified { user_id: user.id.clone(), updated_at: now });
+        user.email_verified = true;
+        user.updated_at = now;
+    }
 }
 
 /// The plain verification mail for `user` (§7.2): to `user.email`.

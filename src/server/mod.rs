@@ -222,6 +222,12 @@ async fn serve_one(
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
+    if let (Some(metrics), Some(path)) = (&auth.metrics, &auth.cfg.metrics_path) {
+        // Metrics outside the base path: the native server answers them itself.
+        if parts.uri.path() == path && parts.method == hyper::Method::GET && auth.cfg.metrics_route().is_none() {
+            return Ok(to_hyper(crate::pipeline::metrics_page(metrics)));
+        }
+    }
     let req = Request {
         method: parts.method.as_str().to_owned(),
         path: auth.relative_path(parts.uri.path(), "").unwrap_or("").to_owned(),

@@ -117,6 +117,89 @@ pub enum WriteOp {
         email_verified: Option<bool>,
         updated_at: i64,
     },
+    /// The guest funnel: a guest was created.
+    GuestCreated {
+        id: String,
+        at_ms: i64,
+    },
+    /// The guest funnel: how a guest's time as a guest ended (the first ending counts).
+    GuestEnded {
+        id: String,
+        outcome: GuestOutcome,
+        /// The sign-in method of a conversion or upgrade.
+        method: Option<&'static str>,
+        at_ms: i64,
+    },
+}
+
+/// How a guest stopped being one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuestOutcome {
+    /// Signed in or up to another account, which took its data.
+    Converted,
+    /// Became a registered account in place.
+    Upgraded,
+    /// Deleted itself.
+    Deleted,
+    /// Deleted by the stale-guest cleanup.
+    CleanedUp,
+}
+
+impl GuestOutcome {
+    pub fn name(self) -> &'static str {
+        match self {
+            GuestOutcome::Converted => "converted",
+            GuestOutcome::Upgraded => "upgraded",
+            GuestOutcome::Deleted => "deleted",
+            GuestOutcome::CleanedUp => "cleaned_up",
+        }
+    }
+}
+
+/// The guest funnel of the guests created since a time (`auth.api.guest_stats`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct GuestStats {
+    pub created: u64,
+    /// Guests (of any age) with a live session now.
+    pub active: u64,
+    pub converted: u64,
+    pub converted_by_method: std::collections::BTreeMap<String, u64>,
+    pub upgraded: u64,
+    pub deleted_by_guest: u64,
+    pub cleaned_up: u64,
+    /// (converted + upgraded) / created; `None` when none were created.
+    pub conversion_rate: Option<f64>,
+    /// Of the converted and upgraded guests, seconds from creation to conversion.
+    pub median_seconds_to_conversion: Option<f64>,
+}
+
+impl GuestStats {
+    /// LIMIT and OFFSET of the middle row (odd `n`) or rows (even `n`) of `n` sorted rows.
+    pub fn median_window(n: i64) -> (i64, i64) {
+        match n {
+            n if n <= 0 => (0, 0),
+            n if n % 2 == 1 => (1, n / 2),
+            n => (2, n / 2 - 1),
+        }
+    }
+
+    /// The stats from the funnel's counts (created, converted, upgraded, deleted,
+    /// cleaned up), conversions by method, the active guests, and the middle times (ms).
+    pub fn from_parts(counts: [i64; 5], by_method: Vec<(String, i64)>, active: i64, middle: &[i64]) -> Self {
+        let [created, converted, upgraded, deleted, cleaned] = counts.map(|n| n.max(0) as u64);
+        GuestStats {
+            created,
+            active: active.max(0) as u64,
+            converted,
+            converted_by_method: by_method.into_iter().map(|(m, n)| (m, n.max(0) as u64)).collect(),
+            upgraded,
+            deleted_by_guest: deleted,
+            cleaned_up: cleaned,
+            conversion_rate: (created > 0).then(|| (converted + upgraded) as f64 / created as f64),
+            median_seconds_to_conversion: (!middle.is_empty())
+                .then(|| middle.iter().sum::<i64>() as f64 / middle.len() as f64 / 1000.0),
+        }
+    }
 }
 
 impl WriteOp {
@@ -309,10 +392,17 @@ pub trait Store: Send + Sync {
     async fn stale_guests(&self, cutoff_ms: i64, after: Option<String>, limit: usize) -> Result<Vec<User>, StoreError>;
     /// Deletes those of `ids` that are still stale guests, with their sessions,
     /// accounts and passkeys, in one transaction; returns the ids deleted.
-    async fn delete_stale_guests(&self, ids: Vec<String>, cutoff_ms: i64) -> Result<Vec<String>, StoreError>;
+    async fn delete_stale_guests(
+        &self,
+        ids: Vec<String>,
+        cutoff_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError>;
     /// Users, newest first; `anonymous` filters on `isAnonymous`.
     async fn list_users(&self, anonymous: Option<bool>, limit: u64, offset: u64) -> Result<Vec<User>, StoreError>;
     async fn count_users(&self, anonymous: Option<bool>) -> Result<u64, StoreError>;
+    /// The funnel of the guests created at or after `since_ms` (all without it).
+    async fn guest_stats(&self, since_ms: Option<i64>, now_ms: i64) -> Result<GuestStats, StoreError>;
     /// Opens a transaction for work that must await other things between statements.
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
     /// Runs app SQL that only reads, outside any transaction (on SQLite, on a

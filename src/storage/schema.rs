@@ -70,7 +70,7 @@ CREATE INDEX IF NOT EXISTS "passkey_credentialID_idx" ON "passkey" ("credentialI
 "#;
 
 /// Indexes on added columns (SQLite cannot add a UNIQUE column with ALTER TABLE),
-/// and the rate-limit table (`rateLimit.storage = "database"`; Better Auth's columns,
+/// the guest funnel's table ([`SQLITE_GUEST_BACKFILL`]), and the rate-limit table (`rateLimit.storage = "database"`; Better Auth's columns,
 /// `key` unique also where Better Auth created the table).
 /// - The username index is partial: guests and email users have no username, and
 ///   an index entry for each of them would cost every sign-up a random page write.
@@ -87,10 +87,29 @@ CREATE INDEX IF NOT EXISTS "user_isAnonymous_idx" ON "user" ("id") WHERE "isAnon
 CREATE TABLE IF NOT EXISTS "rateLimit" ("id" text NOT NULL PRIMARY KEY, "key" text NOT NULL, "count" integer NOT NULL, "lastRequest" "#,
             $bigint,
             r#" NOT NULL);
-CREATE UNIQUE INDEX IF NOT EXISTS "rateLimit_key_uidx" ON "rateLimit" ("key");"#
+CREATE UNIQUE INDEX IF NOT EXISTS "rateLimit_key_uidx" ON "rateLimit" ("key");
+CREATE TABLE IF NOT EXISTS "guestFunnel" ("id" text NOT NULL PRIMARY KEY, "createdAt" "#,
+            $bigint,
+            r#" NOT NULL, "endedAt" "#,
+            $bigint,
+            r#", "outcome" text, "method" text, "durationMs" "#,
+            $bigint,
+            r#");
+CREATE INDEX IF NOT EXISTS "guestFunnel_createdAt_idx" ON "guestFunnel" ("createdAt", "outcome", "method", "durationMs");"#
         )
     };
 }
+
+/// The guest funnel (`guestFunnel`, this server's own table): one row per guest, written
+/// in the transactions that create, convert, upgrade and delete it, so its counts are
+/// right across processes and restarts. Times are Unix milliseconds. A database that
+/// had guests before the table existed gets a row for each of them, once.
+pub const SQLITE_GUEST_BACKFILL: &str = r#"INSERT INTO "guestFunnel" ("id", "createdAt")
+  SELECT "id", CAST((julianday("createdAt") - 2440587.5) * 86400000 AS integer) FROM "user"
+  WHERE "isAnonymous" = 1 AND NOT EXISTS (SELECT 1 FROM "guestFunnel") ON CONFLICT DO NOTHING"#;
+pub const POSTGRES_GUEST_BACKFILL: &str = r#"INSERT INTO "guestFunnel" ("id", "createdAt")
+  SELECT "id", (extract(epoch FROM "createdAt") * 1000)::bigint FROM "user"
+  WHERE "isAnonymous" = true AND NOT EXISTS (SELECT 1 FROM "guestFunnel") ON CONFLICT DO NOTHING"#;
 pub const SQLITE_ADDED_INDEXES: &str = added_indexes!("1", "integer");
 pub const POSTGRES_ADDED_INDEXES: &str = added_indexes!("true", "bigint");
 

@@ -45,6 +45,8 @@ pub enum Param<'a> {
     Bool(bool),
     /// An `integer` column (PostgreSQL: `int4`, clamped).
     Int32(i64),
+    /// A `bigint` column (the guest funnel's milliseconds).
+    Int64(i64),
     /// A date: ISO text on SQLite, `timestamptz` on PostgreSQL.
     Time(i64),
     OptBool(Option<bool>),
@@ -104,6 +106,26 @@ write_sql! {
     DELETE_EXPIRED_VERIFICATIONS = r#"DELETE FROM "verification" WHERE "expiresAt" < $1"#;
     UPDATE_EMAIL = r#"UPDATE "user" SET "email" = $1, "emailVerified" = COALESCE($2, "emailVerified"), "updatedAt" = $3
                WHERE "id" = $4"#;
+    GUEST_CREATED = r#"INSERT INTO "guestFunnel" ("id","createdAt") VALUES ($1,$2) ON CONFLICT DO NOTHING"#;
+    GUEST_ENDED = r#"UPDATE "guestFunnel" SET "outcome" = $1, "method" = $2, "endedAt" = $3,
+                 "durationMs" = $3 - "createdAt" WHERE "id" = $4 AND "outcome" IS NULL"#;
+    /// The guest funnel (`$1`: created since, ms): created, converted, upgraded,
+    /// deleted, cleaned up. Read from the covering index on `createdAt`.
+    pub GUEST_FUNNEL_COUNTS = r#"SELECT count(*),
+                 coalesce(sum(CASE WHEN "outcome" = 'converted' THEN 1 ELSE 0 END), 0),
+                 coalesce(sum(CASE WHEN "outcome" = 'upgraded' THEN 1 ELSE 0 END), 0),
+                 coalesce(sum(CASE WHEN "outcome" = 'deleted' THEN 1 ELSE 0 END), 0),
+                 coalesce(sum(CASE WHEN "outcome" = 'cleaned_up' THEN 1 ELSE 0 END), 0)
+               FROM "guestFunnel" WHERE "createdAt" >= $1"#;
+    pub GUEST_FUNNEL_METHODS = r#"SELECT coalesce("method", ''), count(*) FROM "guestFunnel"
+               WHERE "createdAt" >= $1 AND "outcome" = 'converted' GROUP BY "method""#;
+    /// The middle one or two times to conversion (`$2` rows from offset `$3`).
+    pub GUEST_FUNNEL_MEDIAN = r#"SELECT "durationMs" FROM "guestFunnel"
+               WHERE "createdAt" >= $1 AND "outcome" IN ('converted', 'upgraded')
+               ORDER BY "durationMs" LIMIT $2 OFFSET $3"#;
+    /// Guests with a live session (`$1`: now).
+    pub GUESTS_ACTIVE = r#"SELECT count(*) FROM "user" u WHERE u."isAnonymous" = true
+               AND EXISTS (SELECT 1 FROM "session" s WHERE s."userId" = u."id" AND s."expiresAt" > $1)"#;
 }
 
 /// The statements that carry out `op`, in order. The rows the last one changed
@@ -248,6 +270,10 @@ pub fn statements(op: &WriteOp) -> Vec<Statement<'_>> {
             &UPDATE_EMAIL,
             vec![Text(email), Param::OptBool(*email_verified), Time(*updated_at), Text(user_id)],
         )],
+        WriteOp::GuestCreated { id, at_ms } => vec![st(&GUEST_CREATED, vec![Text(id), Param::Int64(*at_ms)])],
+        WriteOp::GuestEnded { id, outcome, method, at_ms } => {
+            vec![st(&GUEST_ENDED, vec![Text(outcome.name()), Param::OptText(*method), Param::Int64(*at_ms), Text(id)])]
+        }
     }
 }
 

@@ -200,7 +200,9 @@ def env(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     if backend == "postgres":
         make()  # creates the schema
         # The run's own database (see pytest_configure): each test starts from empty tables.
-        db.execute('TRUNCATE "user", "session", "account", "verification", "passkey", "rateLimit" CASCADE')
+        db.execute(
+            'TRUNCATE "user", "session", "account", "verification", "passkey", "rateLimit", "guestFunnel" CASCADE'
+        )
     e = Env(backend, db, make, made)
     yield e
     for auth in made:

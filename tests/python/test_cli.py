@@ -171,3 +171,27 @@ def test_require_email_verification_needs_somewhere_to_send_the_links():
     cmd = [sys.executable, "-m", "kernia.cli", "serve", "--require-email-verification"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
     assert done.returncode == 2 and "--require-email-verification needs --mail-outbox" in done.stderr
+
+
+def test_email_codes_and_metrics_from_the_console(tmp_path):
+    args = ["--database", f"sqlite:///{tmp_path / 'a.db'}", "--mail-outbox", "-", "--no-rate-limit"]
+    with kernia_serve(*args, "--email-otp", "--metrics") as server:
+        sent = httpx.post(
+            f"{server.api}/email-otp/send-verification-otp",
+            json={"email": "ada@example.com", "type": "sign-in"},
+        )
+        assert sent.json() == {"success": True}
+        code = json.loads(server.line_with('"kind": "email-otp"').removeprefix("kernia: code "))
+        assert code["email"] == "ada@example.com" and code["type"] == "sign-in"
+        signed = httpx.post(
+            f"{server.api}/sign-in/email-otp", json={"email": "ada@example.com", "otp": code["otp"]}
+        )
+        assert signed.status_code == 200
+        page = httpx.get(f"{server.url}/metrics").text
+        assert 'kernia_http_requests_total{method="POST",route="/sign-in/email-otp",status="200"} 1' in page
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "kernia.cli", "serve", "--email-otp"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 2 and "--email-otp needs --mail-outbox" in done.stderr

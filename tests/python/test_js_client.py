@@ -86,3 +86,73 @@ def account_server(request, backend, tmp_path, outbox):
 def test_an_account_page_with_the_official_client(node_client, account_server, outbox):
     out = run_node("account-flow.mjs", account_server, node_client, str(outbox))
     assert "all passed" in out
+
+
+@pytest.fixture(params=["native", "asgi"])
+def otp_server(request, backend, tmp_path, outbox):
+    """An engine in this process with guests and email codes, served natively or by uvicorn,
+    its codes in the outbox, so the test can move its clock."""
+    import json
+    import threading
+
+    import uvicorn
+
+    from kernia import KerniaOptions, RateLimitOptions
+    from kernia.auth import init
+    from kernia.plugins import anonymous, email_otp
+
+    def send(data, ctx):
+        with open(outbox, "a") as f:
+            f.write(json.dumps(dict(data)) + "\n")
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    auth = init(
+        KerniaOptions(
+            database=database_url(backend, tmp_path, "otp.db"),
+            secret="otp-secret-0123456789abcdef0123456789",
+            base_url=base,
+            rate_limit=RateLimitOptions(enabled=False),
+            plugins=[anonymous(), email_otp(send)],
+        )
+    )
+    if request.param == "native":
+        server = auth.start_server(port=port)
+        yield base, auth
+        server.stop()
+    else:
+        config = uvicorn.Config(auth.router.mount(), host="127.0.0.1", port=port, log_level="warning")
+        served = uvicorn.Server(config)
+        thread = threading.Thread(target=served.run, daemon=True)
+        thread.start()
+        from helpers import eventually_sync
+
+        eventually_sync(lambda: served.started, "uvicorn to start")
+        yield base, auth
+        served.should_exit = True
+        thread.join(timeout=10)
+    auth.close()
+
+
+def test_email_codes_with_the_official_client(node_client, otp_server, outbox):
+    from kernia.testing import advance_clock
+
+    base, auth = otp_server
+    node = subprocess.Popen(
+        ["node", "email-otp-flow.mjs", base, str(outbox)],
+        cwd=node_client,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert node.stdin and node.stdout
+    seen = []
+    for line in node.stdout:
+        seen.append(line)
+        if line.startswith("ADVANCE "):
+            advance_clock(auth, float(line.split()[1]))
+            node.stdin.write("ok\n")
+            node.stdin.flush()
+    assert node.wait(timeout=120) == 0, "".join(seen)
+    assert "all passed\n" in seen

@@ -15,7 +15,7 @@ LAYERS = [
     {"config"},
     {"storage"},
     {"http"},
-    {"callbacks", "link", "ratelimit", "session"},
+    {"callbacks", "link", "metrics", "ratelimit", "session"},
     {"auth"},
     {"endpoint"},
     {"routes"},

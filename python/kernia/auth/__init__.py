@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from kernia import options as kinds
@@ -24,6 +25,7 @@ from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitRule
 from kernia.plugins._check import options_key
 from kernia.plugins.anonymous import AnonymousPlugin
 from kernia.plugins.email_and_password import EmailAndPasswordPlugin
+from kernia.plugins.email_otp import EmailOtpPlugin, from_kernias_options
 from kernia.plugins.magic_link import OPTION_KEYS as MAGIC_LINK_KEYS
 from kernia.plugins.magic_link import MagicLinkPlugin, magic_link
 from kernia.plugins.passkey import PasskeyPlugin
@@ -143,14 +145,36 @@ class API:
         _check_arg("delete_user: user_id", user_id, str)
         return await self._native.delete_user(user_id)
 
+    async def guest_stats(self, since: datetime | float | None = None) -> dict[str, Any]:
+        """The guest funnel of the guests created since ``since`` (a ``datetime``, naive meaning
+        UTC, or Unix seconds; all guests without it), read from the database, so it counts every
+        process and survives restarts: ``created``, ``active`` (guests with a live session now,
+        of any age), ``converted`` (by signing in or up to an account), ``converted_by_method``
+        (``{"email": n, "username": n, "magic-link": n, "passkey": n, ...}``), ``upgraded`` (in
+        place), ``deleted_by_guest``, ``cleaned_up``, ``conversion_rate`` ((converted + upgraded)
+        / created, ``None`` without guests) and ``median_seconds_to_conversion``."""
+        if since is None:
+            since_ms = None
+        elif isinstance(since, datetime):
+            aware = since if since.tzinfo is not None else since.replace(tzinfo=UTC)
+            since_ms = math.floor(aware.timestamp() * 1000)
+        elif isinstance(since, int | float) and not isinstance(since, bool) and math.isfinite(since):
+            since_ms = math.floor(since * 1000)
+        else:
+            raise TypeError("guest_stats: since must be a datetime, Unix seconds or None")
+        return await self._native.guest_stats(since_ms)
+
     async def count_users(self, is_anonymous: bool | None = None) -> int:
         """How many users there are (guests only with ``is_anonymous=True``)."""
         return await self._native.count_users(is_anonymous)
 
-    async def get_session(self, headers: Headers) -> dict[str, Any] | None:
+    async def get_session(self, headers: Headers, *, allow_guests: bool = True) -> dict[str, Any] | None:
         """``{"session": ..., "user": ...}`` for the request's session cookie, or ``None`` when
-        signed out. Accepts Starlette/FastAPI ``request.headers``, a dict, or ASGI header pairs."""
-        return await self._native.get_session(_header_pairs(headers))
+        signed out. Accepts Starlette/FastAPI ``request.headers``, a dict, or ASGI header pairs.
+        With ``allow_guests=False`` a guest's session raises ``kernia.APIError`` 403
+        ``GUEST_NOT_ALLOWED``."""
+        _check_arg("get_session: allow_guests", allow_guests, bool)
+        return await self._native.get_session(_header_pairs(headers), allow_guests)
 
 
 class Server:
@@ -236,6 +260,13 @@ class Auth:
     def base_path(self) -> str:
         return self._native.base_path
 
+    def metrics_text(self) -> str:
+        """The Prometheus text page (``KerniaOptions(metrics=True)``)."""
+        text = self._native.metrics_text()
+        if text is None:
+            raise ConfigurationError("metrics are off: KerniaOptions(metrics=True) turns them on")
+        return text
+
     @property
     def session_cookie_name(self) -> str:
         """The session cookie's name: ``better-auth.session_token``, with
@@ -288,7 +319,14 @@ class Auth:
 
 _MAGIC_DEFAULTS = {f.name: f.default for f in dataclasses.fields(MagicLinkPlugin)}
 
-_PLUGINS = (AnonymousPlugin, EmailAndPasswordPlugin, UsernamePlugin, MagicLinkPlugin, PasskeyPlugin)
+_PLUGINS = (
+    AnonymousPlugin,
+    EmailAndPasswordPlugin,
+    UsernamePlugin,
+    MagicLinkPlugin,
+    PasskeyPlugin,
+    EmailOtpPlugin,
+)
 
 
 def _one(options: KerniaOptions, kind: type, name: str) -> Any:
@@ -380,6 +418,28 @@ def _kernia_advanced(advanced: dict[str, Any]) -> str | None:
     if app_name is not None and not isinstance(app_name, str):
         raise TypeError("KerniaOptions.advanced.app_name must be a string")
     return app_name
+
+
+def _email_otp(options: KerniaOptions, advanced: dict[str, Any]) -> EmailOtpPlugin | None:
+    """The email-OTP plugin, also when configured Kernia's way in ``advanced["email-otp"]``
+    (taken out of ``advanced``); it needs a sender one way or the other."""
+    plugin = _one(options, EmailOtpPlugin, "email_otp")
+    given = advanced.pop("email-otp", None)
+    if plugin is None:
+        if given is not None:
+            raise ConfigurationError(
+                'KerniaOptions.advanced["email-otp"] is set but email_otp() is not in plugins: '
+                "add it to turn email codes on"
+            )
+        return None
+    if given is not None:
+        plugin = from_kernias_options(plugin, given)
+    if plugin.send_verification_otp is None:
+        raise ConfigurationError(
+            "email_otp() needs send_verification_otp(data, ctx): pass it to email_otp() "
+            '(or send_otp in KerniaOptions.advanced["email-otp"])'
+        )
+    return plugin
 
 
 def _check_plugins(options: KerniaOptions) -> None:
@@ -585,6 +645,8 @@ def _to_json(
     _check_rate_limit_store(options.rate_limit_store)
     _check_type("base_url", options.base_url, str)
     _check_type("base_path", options.base_path, str)
+    _check_type("metrics", options.metrics, bool)
+    _check_type("metrics_path", options.metrics_path, str)
     secret = options.secret
     if secret is None:
         secret = os.environ.get("KERNIA_SECRET") or os.environ.get("BETTER_AUTH_SECRET")
@@ -602,6 +664,8 @@ def _to_json(
         "base_url": options.base_url,
         "base_path": options.base_path,
         "trusted_origins": list(options.trusted_origins),
+        "metrics": options.metrics,
+        "metrics_path": options.metrics_path,
         "session": _plain(options.session, "session", {}),
         "rate_limit": rate_limit,
         "advanced": advanced,
@@ -635,6 +699,7 @@ def init(options: KerniaOptions) -> Auth:
             raise TypeError(f"KerniaOptions.{path} must be {kind.__name__}, got {type(value).__name__}")
     _refuse_unsupported(options)
     magic, advanced = _magic_link(options)
+    otp = _email_otp(options, advanced)
     app_name = _kernia_advanced(advanced)
     passkeys = _one(options, PasskeyPlugin, "passkey")
     if passkeys is not None and passkeys.rp_name is None and app_name is not None:
@@ -646,6 +711,7 @@ def init(options: KerniaOptions) -> Auth:
         _one(options, UsernamePlugin, "username"),
         magic,
         passkeys,
+        otp,
     ]
     plugins = [p for p in plugins if p is not None]
     callables: dict[str, Any] = {}

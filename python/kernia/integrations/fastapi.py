@@ -1,5 +1,5 @@
 """FastAPI helpers; FastAPI dependencies are Starlette callables."""
 
-from kernia.integrations.starlette import session_dependency
+from kernia.integrations.starlette import GuestNotAllowed, metrics_endpoint, session_dependency
 
-__all__ = ["session_dependency"]
+__all__ = ["GuestNotAllowed", "metrics_endpoint", "session_dependency"]

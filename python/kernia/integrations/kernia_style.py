@@ -8,6 +8,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
+from kernia.integrations.guests import GuestNotAllowed
 from kernia.integrations.session import resolve_session_from_request
 from kernia.types.context import Session
 
@@ -32,4 +33,23 @@ async def require_session(request: Request) -> Session:
     return session
 
 
-__all__ = ["get_session", "mount_kernia", "require_session"]
+async def require_registered(request: Request) -> Session:
+    """The request's active session of a registered user: 401 without one, 403
+    ``GUEST_NOT_ALLOWED`` for a guest (checkout, API keys...)."""
+    session = await require_session(request)
+    if session.is_anonymous:
+        raise GuestNotAllowed()
+    return session
+
+
+#: The name Kernia's docs use for ``mount_kernia``.
+mount_auth = mount_kernia
+
+__all__ = [
+    "GuestNotAllowed",
+    "get_session",
+    "mount_auth",
+    "mount_kernia",
+    "require_registered",
+    "require_session",
+]

@@ -25,6 +25,18 @@ Lifecycle options:
   ``kernia cleanup-anonymous`` delete a guest; ``cleanup_interval`` runs that every so many
   seconds in-process. ``should_delete(user)`` may keep a guest; ``before_delete(user, ctx)`` runs
   in the deleting transaction with ``ctx.db``.
+- ``reuse_existing=True``: ``/sign-in/anonymous`` from a browser that already holds a live
+  guest session answers that same guest and session (200) instead of 400
+  ``ANONYMOUS_USERS_CANNOT_SIGN_IN_AGAIN_ANONYMOUSLY``.
+- ``resume=True``: a new guest's sign-in answer carries a ``resumeToken`` too (kept hashed,
+  lasting ``max_age``, or a year); ``POST /anonymous/resume {"resumeToken"}`` gives a new
+  session for the same guest and a new token (the old one is spent). Once the guest is gone
+  (converted by a sign-in, deleted, cleaned up) it answers 401 ``INVALID_RESUME_TOKEN``;
+  once upgraded in place, 403 ``GUEST_ALREADY_CONVERTED``. Rate-limited like guest creation.
+- ``before_create(ctx)`` (sync or async) runs before a guest is created, with
+  ``ctx.request`` (headers, ``client_ip``, and ``body``: the JSON the client sent); raising
+  ``kernia.APIError`` refuses the sign-in with that error and nothing is written (check a
+  CAPTCHA or device-attestation token here).
 - ``on_event(event)``: a dict ``{"type", "user_id", "new_user_id", "time", "ip", "path"}`` for
   each guest ``created``, ``linked``, ``upgraded``, ``deleted``, ``cleaned_up`` and each
   ``rate_limited`` request; it runs on its own, and its failures are logged.
@@ -47,6 +59,7 @@ _ANONYMOUS_USER_FIELDS = (FieldDef("isAnonymous", "boolean", required=False, def
 
 _CALLBACKS = (
     "on_link",
+    "before_create",
     "generate_name",
     "generate_random_email",
     "should_delete",
@@ -76,6 +89,9 @@ class AnonymousPlugin:
     before_delete: Callable[..., Any] | None = None
     on_event: Callable[..., Any] | None = None
     cleanup_interval: float | None = None
+    reuse_existing: bool = False
+    resume: bool = False
+    before_create: Callable[..., Any] | None = None
 
     def options(self) -> dict[str, Any]:
         """The plain options, as the engine reads them."""
@@ -86,6 +102,8 @@ class AnonymousPlugin:
             "expires_in": whole_seconds(self.expires_in),
             "max_age": whole_seconds(self.max_age),
             "cleanup_interval": self.cleanup_interval,
+            "reuse_existing": self.reuse_existing,
+            "resume": self.resume,
         }
         if self.rate_limit is False:
             found["rate_limit"] = None
@@ -122,10 +140,13 @@ def anonymous(
     before_delete: Callable[[dict[str, Any], CallbackContext], Any] | None = None,
     on_event: Callable[[dict[str, Any]], Any] | None = None,
     cleanup_interval: float | None = None,
+    reuse_existing: bool | None = None,
+    resume: bool | None = None,
+    before_create: Callable[[CallbackContext], Any] | None = None,
 ) -> AnonymousPlugin:
     """Turns on ``POST /sign-in/anonymous``, ``POST /delete-anonymous-user``,
-    ``POST /anonymous/upgrade`` and ``POST /anonymous/link``, and guest conversion on
-    every sign-in."""
+    ``POST /anonymous/upgrade`` and ``POST /anonymous/link`` (and ``POST /anonymous/resume``
+    with ``resume=True``), and guest conversion on every sign-in."""
     name = "anonymous"
     if email_domain_name is not None and not isinstance(email_domain_name, str):
         raise TypeError('anonymous(): email_domain_name must be a str such as "guests.example.com"')
@@ -136,6 +157,7 @@ def anonymous(
         "should_delete": should_delete,
         "before_delete": before_delete,
         "on_event": on_event,
+        "before_create": before_create,
     }
     return checked(
         AnonymousPlugin(
@@ -148,6 +170,8 @@ def anonymous(
             rate_limit=_rate_limit(rate_limit),
             max_age=seconds(name, "max_age", max_age),
             cleanup_interval=seconds(name, "cleanup_interval", cleanup_interval),
+            reuse_existing=flag(name, "reuse_existing", reuse_existing, False),
+            resume=flag(name, "resume", resume, False),
             **{key: function(name, key, f) for key, f in functions.items()},
         )
     )

@@ -43,6 +43,8 @@ class Session:
     ip_address: str | None = None
     user_agent: str | None = None
     impersonated_by: str | None = None
+    #: Whether the session's user is a guest.
+    is_anonymous: bool = False
 
     @classmethod
     def from_json(cls, session: dict[str, Any]) -> Session:

@@ -14,7 +14,9 @@ use sqlx::Row;
 
 use super::schema::{self, USER_COLUMNS};
 use super::sql::{self, account_at, passkey_at, session_at, user_at, verification_at};
-use super::{constraint_from, GuestRef, Login, PasskeyBy, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
+use super::{
+    constraint_from, GuestRef, GuestStats, Login, PasskeyBy, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp,
+};
 use crate::config::ConfigError;
 use crate::model::{Account, Passkey, Session, User, Verification};
 use ops::{apply_one, bind_params, combined_inserts, STALE};
@@ -101,6 +103,7 @@ impl PgStore {
             sqlx::raw_sql(&sql).execute(&mut *tx).await?;
         }
         sqlx::raw_sql(schema::POSTGRES_ADDED_INDEXES).execute(&mut *tx).await?;
+        sqlx::raw_sql(schema::POSTGRES_GUEST_BACKFILL).execute(&mut *tx).await?;
         tx.commit().await
     }
 
@@ -118,6 +121,8 @@ impl PgStore {
             "user_isAnonymous_idx",
             "rateLimit",
             "rateLimit_key_uidx",
+            "guestFunnel",
+            "guestFunnel_createdAt_idx",
         ];
         for name in relations {
             let found: Option<String> = sqlx::query_scalar("SELECT to_regclass(quote_ident($1))::text")
@@ -275,7 +280,12 @@ impl Store for PgStore {
         rows.iter().map(|r| user_at(r, 0)).collect::<Result<_, _>>().map_err(map_err)
     }
 
-    async fn delete_stale_guests(&self, ids: Vec<String>, cutoff_ms: i64) -> Result<Vec<String>, StoreError> {
+    async fn delete_stale_guests(
+        &self,
+        ids: Vec<String>,
+        cutoff_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         // Guests locked by a conversion in flight are skipped: they are not stale.
         let sql = format!(
@@ -286,10 +296,13 @@ impl Store for PgStore {
         // One statement, explicit rather than left to ON DELETE CASCADE (as DeleteUser).
         sqlx::query(
             r#"WITH s AS (DELETE FROM "session" WHERE "userId" = ANY($1)), a AS (DELETE FROM "account" WHERE "userId" = ANY($1)),
-                    p AS (DELETE FROM "passkey" WHERE "userId" = ANY($1))
+                    p AS (DELETE FROM "passkey" WHERE "userId" = ANY($1)),
+                    f AS (UPDATE "guestFunnel" SET "outcome" = 'cleaned_up', "endedAt" = $2, "durationMs" = $2 - "createdAt"
+                          WHERE "id" = ANY($1) AND "outcome" IS NULL)
                DELETE FROM "user" WHERE "id" = ANY($1)"#,
         )
         .bind(&still)
+        .bind(now_ms)
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
@@ -311,6 +324,34 @@ impl Store for PgStore {
         let n: i64 =
             sqlx::query_scalar(sql::count_users(anonymous).postgres()).fetch_one(&self.pool).await.map_err(map_err)?;
         Ok(n as u64)
+    }
+
+    async fn guest_stats(&self, since_ms: Option<i64>, now_ms: i64) -> Result<GuestStats, StoreError> {
+        let since = since_ms.unwrap_or(i64::MIN);
+        let (a, b, c, d, e): (i64, i64, i64, i64, i64) = sqlx::query_as(sql::GUEST_FUNNEL_COUNTS.postgres())
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let by_method: Vec<(String, i64)> = sqlx::query_as(sql::GUEST_FUNNEL_METHODS.postgres())
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let active: i64 = sqlx::query_scalar(sql::GUESTS_ACTIVE.postgres())
+            .bind(ts(now_ms))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        let (limit, offset) = GuestStats::median_window(b + c);
+        let middle: Vec<i64> = sqlx::query_scalar(sql::GUEST_FUNNEL_MEDIAN.postgres())
+            .bind(since)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(GuestStats::from_parts([a, b, c, d, e], by_method, active, &middle))
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {

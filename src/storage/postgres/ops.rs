@@ -19,6 +19,7 @@ pub(super) fn bind_params<'q>(
             Param::OptText(t) => q.bind(t),
             Param::Bool(b) => q.bind(b),
             Param::Int32(n) => q.bind(i32::try_from(n).unwrap_or(i32::MAX)),
+            Param::Int64(n) => q.bind(n),
             Param::Time(ms) => q.bind(ts(ms)),
             Param::OptBool(b) => q.bind(b),
         };

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use super::schema::{self, USER_COLUMNS};
 use super::sql::{self, account_at, passkey_at, session_at, user_at, verification_at};
-use super::{constraint_from, Login, PasskeyBy, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
+use super::{constraint_from, GuestStats, Login, PasskeyBy, SqlRow, SqlValue, Store, StoreError, Tx, WriteOp};
 use crate::config::ConfigError;
 use crate::model::{Account, Passkey, Session, User, Verification};
 use crate::time::iso;
@@ -98,7 +98,8 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
                 conn.execute_batch(&format!(r#"ALTER TABLE "{table}" ADD COLUMN "{column}" {sqlite_type}"#))?;
             }
         }
-        conn.execute_batch(schema::SQLITE_ADDED_INDEXES)
+        conn.execute_batch(schema::SQLITE_ADDED_INDEXES)?;
+        conn.execute_batch(schema::SQLITE_GUEST_BACKFILL)
     })();
     match result {
         Ok(()) => conn.execute_batch("COMMIT"),
@@ -302,10 +303,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_stale_guests(&self, ids: Vec<String>, cutoff_ms: i64) -> Result<Vec<String>, StoreError> {
+    async fn delete_stale_guests(
+        &self,
+        ids: Vec<String>,
+        cutoff_ms: i64,
+        now_ms: i64,
+    ) -> Result<Vec<String>, StoreError> {
         self.write_with(move |conn| {
             conn.execute_batch("BEGIN IMMEDIATE")?;
-            match delete_stale(conn, &ids, cutoff_ms).and_then(|gone| conn.execute_batch("COMMIT").map(|()| gone)) {
+            match delete_stale(conn, &ids, cutoff_ms, now_ms)
+                .and_then(|gone| conn.execute_batch("COMMIT").map(|()| gone))
+            {
                 Ok(gone) => Ok(gone),
                 Err(e) => {
                     let _ = conn.execute_batch("ROLLBACK");
@@ -333,6 +341,31 @@ impl Store for SqliteStore {
         })
         .await
         .map(|n| n as u64)
+    }
+
+    async fn guest_stats(&self, since_ms: Option<i64>, now_ms: i64) -> Result<GuestStats, StoreError> {
+        let since = since_ms.unwrap_or(i64::MIN);
+        self.read(move |conn| {
+            let stats = || -> rusqlite::Result<GuestStats> {
+                let counts = conn
+                    .prepare_cached(sql::GUEST_FUNNEL_COUNTS.sqlite())?
+                    .query_row([since], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]))?;
+                let by_method = conn
+                    .prepare_cached(sql::GUEST_FUNNEL_METHODS.sqlite())?
+                    .query_map([since], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<(String, i64)>>>()?;
+                let active: i64 =
+                    conn.prepare_cached(sql::GUESTS_ACTIVE.sqlite())?.query_row([iso(now_ms)], |r| r.get(0))?;
+                let (limit, offset) = GuestStats::median_window(counts[1] + counts[2]);
+                let middle = conn
+                    .prepare_cached(sql::GUEST_FUNNEL_MEDIAN.sqlite())?
+                    .query_map(params![since, limit, offset], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<i64>>>()?;
+                Ok(GuestStats::from_parts(counts, by_method, active, &middle))
+            };
+            stats().map_err(map_err)
+        })
+        .await
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {

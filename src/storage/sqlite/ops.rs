@@ -37,7 +37,16 @@ pub(super) fn json_ids(ids: &[String]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }
 
-pub(super) fn delete_stale(conn: &Connection, ids: &[String], cutoff_ms: i64) -> rusqlite::Result<Vec<String>> {
+/// The guest funnel: these guests (`?1`, a JSON list) were cleaned up at `?2`.
+const CLEANED_UP: &str = r#"UPDATE "guestFunnel" SET "outcome" = 'cleaned_up', "endedAt" = ?2, "durationMs" = ?2 - "createdAt"
+  WHERE "id" IN (SELECT value FROM json_each(?1)) AND "outcome" IS NULL"#;
+
+pub(super) fn delete_stale(
+    conn: &Connection,
+    ids: &[String],
+    cutoff_ms: i64,
+    now_ms: i64,
+) -> rusqlite::Result<Vec<String>> {
     let sql = format!(r#"SELECT u."id" FROM "user" u WHERE u."id" IN (SELECT value FROM json_each(?1)) AND {STALE}"#);
     let still: Vec<String> = conn
         .prepare_cached(&sql)?
@@ -49,6 +58,7 @@ pub(super) fn delete_stale(conn: &Connection, ids: &[String], cutoff_ms: i64) ->
         conn.prepare_cached(&sql)?.execute([&json])?;
     }
     conn.prepare_cached(r#"DELETE FROM "user" WHERE "id" IN (SELECT value FROM json_each(?1))"#)?.execute([&json])?;
+    conn.prepare_cached(CLEANED_UP)?.execute(params![json, now_ms])?;
     Ok(still)
 }
 

@@ -96,7 +96,7 @@ impl rusqlite::ToSql for Param<'_> {
             Param::OptText(Some(t)) => ToSqlOutput::Borrowed(ValueRef::Text(t.as_bytes())),
             Param::OptText(None) => ToSqlOutput::Owned(Value::Null),
             Param::Bool(b) => ToSqlOutput::Owned(Value::Integer(b as i64)),
-            Param::Int32(n) => ToSqlOutput::Owned(Value::Integer(n)),
+            Param::Int32(n) | Param::Int64(n) => ToSqlOutput::Owned(Value::Integer(n)),
             Param::Time(ms) => ToSqlOutput::Owned(Value::Text(iso(ms))),
             Param::OptBool(b) => ToSqlOutput::Owned(b.map_or(Value::Null, |b| Value::Integer(b as i64))),
         })
