@@ -99,6 +99,7 @@ impl Auth {
                     }
                     let ended = WriteOp::GuestEnded {
                         id: user.id.clone(),
+                        created_ms: user.created_at,
                         outcome: GuestOutcome::CleanedUp,
                         method: None,
                         at_ms: self.clock.now_ms(),

@@ -15,7 +15,7 @@ use crate::http::request::Request;
 use crate::http::response::Response;
 use crate::model::{Session, User};
 use crate::session::Current;
-use crate::storage::WriteOp;
+use crate::storage::{GuestOutcome, WriteOp};
 
 /// An endpoint's future, boxed so that every endpoint has one type.
 pub type EndpointFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, AuthError>> + Send + 'a>>;
@@ -75,6 +75,26 @@ macro_rules! route {
     };
 }
 
+/// How a guest's time as a guest ended in a request (see [`WriteOp::GuestEnded`]).
+#[derive(Debug, Clone)]
+pub struct GuestEnding {
+    pub id: String,
+    pub created_ms: i64,
+    pub outcome: GuestOutcome,
+    pub method: Option<&'static str>,
+}
+
+impl GuestEnding {
+    fn of(guest: &User, outcome: GuestOutcome, method: Option<&'static str>) -> Self {
+        GuestEnding { id: guest.id.clone(), created_ms: guest.created_at, outcome, method }
+    }
+
+    pub fn write(self, at_ms: i64) -> WriteOp {
+        let GuestEnding { id, created_ms, outcome, method } = self;
+        WriteOp::GuestEnded { id, created_ms, outcome, method, at_ms }
+    }
+}
+
 /// What an endpoint decided: the response it wants and the writes that must
 /// commit, all together, before that response may be sent.
 #[derive(Debug)]
@@ -93,8 +113,9 @@ pub struct Outcome {
     pub error_redirect: Option<String>,
     /// Guest events to report once the writes are committed: kind, user id, new user id.
     pub events: Vec<(EventKind, String, Option<String>)>,
-    /// How a guest upgraded in place here (`Upgraded`): the guest funnel's method.
-    pub upgrade_method: Option<&'static str>,
+    /// A guest whose time as a guest ends here (upgraded in place, deleted), for the
+    /// guest funnel: written with the writes.
+    pub guest_ended: Option<GuestEnding>,
     /// The app's hooks and mails that run once the writes are committed.
     pub after: Vec<AfterCommit>,
 }
@@ -123,7 +144,7 @@ impl Outcome {
             on_used: None,
             error_redirect: None,
             events: Vec::new(),
-            upgrade_method: None,
+            guest_ended: None,
             after: Vec::new(),
         }
     }
@@ -170,10 +191,16 @@ impl Outcome {
         self
     }
 
-    /// The guest `user_id` became a registered account in place, by `method`.
-    pub fn upgraded(mut self, user_id: &str, method: &'static str) -> Self {
-        self.upgrade_method = Some(method);
-        self.event(EventKind::Upgraded, user_id)
+    /// The guest became a registered account in place, by `method`.
+    pub fn upgraded(mut self, guest: &User, method: &'static str) -> Self {
+        self.guest_ended = Some(GuestEnding::of(guest, GuestOutcome::Upgraded, Some(method)));
+        self.event(EventKind::Upgraded, &guest.id)
+    }
+
+    /// The guest deleted itself.
+    pub fn guest_deleted(mut self, guest: &User) -> Self {
+        self.guest_ended = Some(GuestEnding::of(guest, GuestOutcome::Deleted, None));
+        self.event(EventKind::Deleted, &guest.id)
     }
 
     /// Runs `work` once the writes are committed.

@@ -15,7 +15,7 @@ use crate::http::response::Response;
 use crate::link::{Conversion, StoreErrorOr};
 use crate::routes::TABLES;
 use crate::session::Current;
-use crate::storage::{Constraint, GuestOutcome, StoreError, WriteOp};
+use crate::storage::{Constraint, StoreError};
 
 /// Every route with a fixed path, by method and path, built once from the route tables.
 static ROUTER: LazyLock<HashMap<(&'static str, &'static str), &'static RouteDef>> = LazyLock::new(|| {
@@ -151,25 +151,11 @@ async fn process(auth: &Arc<Auth>, req: &Request) -> Result<Response, AuthError>
     }
 }
 
-/// The guest funnel's rows for the endpoint's guest events, written with its writes.
-fn funnel_writes(outcome: &Outcome, now_ms: i64) -> Vec<WriteOp> {
-    let ended = |id: &str, outcome, method| WriteOp::GuestEnded { id: id.to_owned(), outcome, method, at_ms: now_ms };
-    outcome
-        .events
-        .iter()
-        .filter_map(|(kind, id, _)| match kind {
-            EventKind::Created => Some(WriteOp::GuestCreated { id: id.clone(), at_ms: now_ms }),
-            EventKind::Upgraded => Some(ended(id, GuestOutcome::Upgraded, outcome.upgrade_method)),
-            EventKind::Deleted => Some(ended(id, GuestOutcome::Deleted, None)),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Commits the endpoint's writes, through a guest conversion when one is due.
 async fn commit(auth: &Arc<Auth>, ctx: &Ctx<'_>, route: &RouteDef, outcome: &mut Outcome) -> Result<(), AuthError> {
-    let funnel = funnel_writes(outcome, auth.clock.now_ms());
-    outcome.writes.extend(funnel);
+    if let Some(ended) = outcome.guest_ended.take() {
+        outcome.writes.push(ended.write(auth.clock.now_ms()));
+    }
     let (on_conflict, on_used) = (outcome.on_conflict.take(), outcome.on_used.take());
     let store_error = |e: StoreError| match (e, &on_conflict, &on_used) {
         (StoreError::Conflict(Constraint::UserEmail | Constraint::UserUsername), Some(err), _) => err.clone(),

@@ -62,6 +62,7 @@ impl Linker {
         }
         let converted = WriteOp::GuestEnded {
             id: c.guest_user.id.clone(),
+            created_ms: c.guest_user.created_at,
             outcome: GuestOutcome::Converted,
             method: Some(c.method),
             at_ms: c.at_ms,

@@ -154,7 +154,7 @@ pub async fn delete_user(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     Ok(Outcome::json(&json!({ "success": true }))
         .cookies(auth.sessions.cookies.expire_session())
         .writes([WriteOp::DeleteUser(user.id.clone())])
-        .event(EventKind::Deleted, &user.id))
+        .guest_deleted(user))
 }
 
 /// `POST /anonymous/upgrade` and `POST /anonymous/link`: the signed-in guest becomes
@@ -236,7 +236,7 @@ pub async fn upgrade(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         .cookies(cookies)
         .writes(writes)
         .on_conflict(conflict)
-        .upgraded(&user.id, "email"))
+        .upgraded(user, "email"))
 }
 
 #[cfg(test)]

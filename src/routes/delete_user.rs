@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::callbacks::{AccountCallback, CallbackRequest, EventKind, Mail};
+use crate::callbacks::{AccountCallback, CallbackRequest, Mail};
 use crate::crypto::{encode_uri_component, random_string};
 use crate::endpoint::{AfterCommit, Ctx, Outcome, RouteDef, SignedIn};
 use crate::error::{AuthError, UrlField};
@@ -117,7 +117,7 @@ async fn delete(
         .cookies(auth.sessions.cookies.expire_session())
         .after_commit([AfterCommit::Notify(AccountCallback::AfterDeleteUser, me.user.clone())]);
     if me.user.is_anonymous {
-        out = out.event(EventKind::Deleted, &me.user.id);
+        out = out.guest_deleted(me.user);
     }
     Ok(out)
 }

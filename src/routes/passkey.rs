@@ -415,7 +415,7 @@ pub async fn verify_registration(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     } else {
         Outcome::json(&passkey)
     };
-    let out = if upgrades { out.upgraded(&user.id, "passkey") } else { out };
+    let out = if upgrades { out.upgraded(&user, "passkey") } else { out };
     Ok(out.writes(writes).on_used(AuthError::ChallengeNotFound))
 }
 

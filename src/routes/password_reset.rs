@@ -135,7 +135,7 @@ async fn reset_password(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     if user.is_anonymous {
         let profile = Profile::default();
         writes.push(WriteOp::UpgradeAnonymous { user_id: user.id.clone(), updated_at: now, profile });
-        out = out.upgraded(&user.id, "password-reset");
+        out = out.upgraded(&user, "password-reset");
     }
     writes.push(WriteOp::SetPassword { user_id: user.id.clone(), hash, now, new_account_id: new_id() });
     let reset = User { is_anonymous: false, ..user };

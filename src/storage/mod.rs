@@ -117,14 +117,12 @@ pub enum WriteOp {
         email_verified: Option<bool>,
         updated_at: i64,
     },
-    /// The guest funnel: a guest was created.
-    GuestCreated {
-        id: String,
-        at_ms: i64,
-    },
     /// The guest funnel: how a guest's time as a guest ended (the first ending counts).
+    /// Live guests are counted from the user table; ended ones from these rows.
     GuestEnded {
         id: String,
+        /// When the guest was created (its user row's `createdAt`).
+        created_ms: i64,
         outcome: GuestOutcome,
         /// The sign-in method of a conversion or upgrade.
         method: Option<&'static str>,
@@ -185,8 +183,11 @@ impl GuestStats {
 
     /// The stats from the funnel's counts (created, converted, upgraded, deleted,
     /// cleaned up), conversions by method, the active guests, and the middle times (ms).
-    pub fn from_parts(counts: [i64; 5], by_method: Vec<(String, i64)>, active: i64, middle: &[i64]) -> Self {
-        let [created, converted, upgraded, deleted, cleaned] = counts.map(|n| n.max(0) as u64);
+    /// `counts`: ended guests, and of them converted, upgraded, deleted, cleaned up;
+    /// `live`: guests still guests.
+    pub fn from_parts(counts: [i64; 5], live: i64, by_method: Vec<(String, i64)>, active: i64, middle: &[i64]) -> Self {
+        let [ended, converted, upgraded, deleted, cleaned] = counts.map(|n| n.max(0) as u64);
+        let created = ended + live.max(0) as u64;
         GuestStats {
             created,
             active: active.max(0) as u64,

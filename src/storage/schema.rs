@@ -70,8 +70,12 @@ CREATE INDEX IF NOT EXISTS "passkey_credentialID_idx" ON "passkey" ("credentialI
 "#;
 
 /// Indexes on added columns (SQLite cannot add a UNIQUE column with ALTER TABLE),
-/// the guest funnel's table ([`SQLITE_GUEST_BACKFILL`]), and the rate-limit table (`rateLimit.storage = "database"`; Better Auth's columns,
+/// the guest funnel's table, and the rate-limit table (`rateLimit.storage = "database"`; Better Auth's columns,
 /// `key` unique also where Better Auth created the table).
+/// - The guest funnel (`guestFunnel`, this server's own table) holds one row per guest
+///   whose time as a guest ended (converted, upgraded, deleted, cleaned up), written in
+///   the transaction that ended it, so its counts are right across processes and
+///   restarts; guests still guests are counted from the user table. Times are Unix ms.
 /// - The username index is partial: guests and email users have no username, and
 ///   an index entry for each of them would cost every sign-up a random page write.
 /// - `user_isAnonymous_idx` lists guests by id, which for our users is creation
@@ -99,17 +103,6 @@ CREATE INDEX IF NOT EXISTS "guestFunnel_createdAt_idx" ON "guestFunnel" ("create
         )
     };
 }
-
-/// The guest funnel (`guestFunnel`, this server's own table): one row per guest, written
-/// in the transactions that create, convert, upgrade and delete it, so its counts are
-/// right across processes and restarts. Times are Unix milliseconds. A database that
-/// had guests before the table existed gets a row for each of them, once.
-pub const SQLITE_GUEST_BACKFILL: &str = r#"INSERT INTO "guestFunnel" ("id", "createdAt")
-  SELECT "id", CAST((julianday("createdAt") - 2440587.5) * 86400000 AS integer) FROM "user"
-  WHERE "isAnonymous" = 1 AND NOT EXISTS (SELECT 1 FROM "guestFunnel") ON CONFLICT DO NOTHING"#;
-pub const POSTGRES_GUEST_BACKFILL: &str = r#"INSERT INTO "guestFunnel" ("id", "createdAt")
-  SELECT "id", (extract(epoch FROM "createdAt") * 1000)::bigint FROM "user"
-  WHERE "isAnonymous" = true AND NOT EXISTS (SELECT 1 FROM "guestFunnel") ON CONFLICT DO NOTHING"#;
 pub const SQLITE_ADDED_INDEXES: &str = added_indexes!("1", "integer");
 pub const POSTGRES_ADDED_INDEXES: &str = added_indexes!("true", "bigint");
 

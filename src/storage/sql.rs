@@ -106,11 +106,10 @@ write_sql! {
     DELETE_EXPIRED_VERIFICATIONS = r#"DELETE FROM "verification" WHERE "expiresAt" < $1"#;
     UPDATE_EMAIL = r#"UPDATE "user" SET "email" = $1, "emailVerified" = COALESCE($2, "emailVerified"), "updatedAt" = $3
                WHERE "id" = $4"#;
-    GUEST_CREATED = r#"INSERT INTO "guestFunnel" ("id","createdAt") VALUES ($1,$2) ON CONFLICT DO NOTHING"#;
-    GUEST_ENDED = r#"UPDATE "guestFunnel" SET "outcome" = $1, "method" = $2, "endedAt" = $3,
-                 "durationMs" = $3 - "createdAt" WHERE "id" = $4 AND "outcome" IS NULL"#;
-    /// The guest funnel (`$1`: created since, ms): created, converted, upgraded,
-    /// deleted, cleaned up. Read from the covering index on `createdAt`.
+    GUEST_ENDED = r#"INSERT INTO "guestFunnel" ("id","createdAt","endedAt","outcome","method","durationMs")
+               VALUES ($1,$2,$3,$4,$5,$3 - $2) ON CONFLICT DO NOTHING"#;
+    /// The guest funnel's ended guests (`$1`: created since, ms): all, converted,
+    /// upgraded, deleted, cleaned up. Read from the covering index on `createdAt`.
     pub GUEST_FUNNEL_COUNTS = r#"SELECT count(*),
                  coalesce(sum(CASE WHEN "outcome" = 'converted' THEN 1 ELSE 0 END), 0),
                  coalesce(sum(CASE WHEN "outcome" = 'upgraded' THEN 1 ELSE 0 END), 0),
@@ -123,6 +122,10 @@ write_sql! {
     pub GUEST_FUNNEL_MEDIAN = r#"SELECT "durationMs" FROM "guestFunnel"
                WHERE "createdAt" >= $1 AND "outcome" IN ('converted', 'upgraded')
                ORDER BY "durationMs" LIMIT $2 OFFSET $3"#;
+    /// Guests still guests, created since `$1` (a time), not yet counted as ended
+    /// (a converted guest kept by `disable_delete_anonymous_user` is).
+    pub GUESTS_LIVE = r#"SELECT count(*) FROM "user" u WHERE u."isAnonymous" = true AND u."createdAt" >= $1
+               AND NOT EXISTS (SELECT 1 FROM "guestFunnel" f WHERE f."id" = u."id")"#;
     /// Guests with a live session (`$1`: now).
     pub GUESTS_ACTIVE = r#"SELECT count(*) FROM "user" u WHERE u."isAnonymous" = true
                AND EXISTS (SELECT 1 FROM "session" s WHERE s."userId" = u."id" AND s."expiresAt" > $1)"#;
@@ -270,10 +273,16 @@ pub fn statements(op: &WriteOp) -> Vec<Statement<'_>> {
             &UPDATE_EMAIL,
             vec![Text(email), Param::OptBool(*email_verified), Time(*updated_at), Text(user_id)],
         )],
-        WriteOp::GuestCreated { id, at_ms } => vec![st(&GUEST_CREATED, vec![Text(id), Param::Int64(*at_ms)])],
-        WriteOp::GuestEnded { id, outcome, method, at_ms } => {
-            vec![st(&GUEST_ENDED, vec![Text(outcome.name()), Param::OptText(*method), Param::Int64(*at_ms), Text(id)])]
-        }
+        WriteOp::GuestEnded { id, created_ms, outcome, method, at_ms } => vec![st(
+            &GUEST_ENDED,
+            vec![
+                Text(id),
+                Param::Int64(*created_ms),
+                Param::Int64(*at_ms),
+                Text(outcome.name()),
+                Param::OptText(*method),
+            ],
+        )],
     }
 }
 

@@ -211,6 +211,12 @@ async def test_the_plain_store_and_kernias_configuration(tmp_path, open_auth):
 
 
 def test_email_otp_options_are_checked(tmp_path):
+    def send_otp(email, otp, purpose):
+        pass
+
+    assert email_otp(send_otp=send_otp).callables()["send_verification_otp"] is not send_otp  # adapted
+    with pytest.raises(TypeError, match="not both"):
+        email_otp(send_otp, send_otp=send_otp)
     with pytest.raises(ConfigurationError, match="otp_length"):
         email_otp(lambda d, c: None, otp_length=2)
     with pytest.raises(ValueError, match="store_otp"):

@@ -242,7 +242,7 @@ async def test_guest_stats_match_a_scripted_history_and_survive_a_restart(env, b
         await auth.api.guest_stats(since="yesterday")
 
 
-async def test_guests_from_before_the_funnel_are_counted_once(env, browser_for):
+async def test_guests_of_a_database_from_before_the_funnel_are_counted(env, browser_for):
     auth = env.make(plugins=[anonymous()])
     for _ in range(2):
         await guest(browser_for(auth))

@@ -7,7 +7,8 @@ store_otp="hashed", disable_sign_up=False, rate_limit=None)``
 
 ``send_verification_otp(data, ctx)`` (async or plain) mails the code: ``data`` is
 ``{"email", "otp", "type"}`` with ``type`` one of ``"sign-in"``, ``"email-verification"``,
-``"forget-password"``. Kernia's ``send_otp(email, otp, purpose)`` works too, and so does
+``"forget-password"``. Kernia's ``send_otp(email, otp, purpose)`` works too (also given as
+``email_otp(send_otp=...)``), and so does
 Kernia's way of configuring the plugin: ``email_otp()`` with
 ``KerniaOptions(advanced={"email-otp": {"send_otp": ..., "otp_length": 6, ...}})``.
 
@@ -88,9 +89,15 @@ def email_otp(
     store_otp: str = "hashed",
     disable_sign_up: bool = False,
     rate_limit: Any = None,
+    send_otp: Callable[..., Any] | None = None,
 ) -> EmailOtpPlugin:
-    """Turns on ``/email-otp/*``, ``POST /sign-in/email-otp`` and ``POST /forget-password/email-otp``."""
+    """Turns on ``/email-otp/*``, ``POST /sign-in/email-otp`` and ``POST /forget-password/email-otp``.
+    The sender may be given as ``send_otp=`` too (Kernia's name)."""
     name = "email_otp"
+    if send_otp is not None:
+        if send_verification_otp is not None:
+            raise TypeError("email_otp(): give send_verification_otp or send_otp, not both")
+        send_verification_otp = send_otp
     function(name, "send_verification_otp", send_verification_otp)
     for key, value in (
         ("otp_length", otp_length),

@@ -103,7 +103,6 @@ impl PgStore {
             sqlx::raw_sql(&sql).execute(&mut *tx).await?;
         }
         sqlx::raw_sql(schema::POSTGRES_ADDED_INDEXES).execute(&mut *tx).await?;
-        sqlx::raw_sql(schema::POSTGRES_GUEST_BACKFILL).execute(&mut *tx).await?;
         tx.commit().await
     }
 
@@ -297,8 +296,11 @@ impl Store for PgStore {
         sqlx::query(
             r#"WITH s AS (DELETE FROM "session" WHERE "userId" = ANY($1)), a AS (DELETE FROM "account" WHERE "userId" = ANY($1)),
                     p AS (DELETE FROM "passkey" WHERE "userId" = ANY($1)),
-                    f AS (UPDATE "guestFunnel" SET "outcome" = 'cleaned_up', "endedAt" = $2, "durationMs" = $2 - "createdAt"
-                          WHERE "id" = ANY($1) AND "outcome" IS NULL)
+                    f AS (INSERT INTO "guestFunnel" ("id", "createdAt", "endedAt", "outcome", "durationMs")
+                          SELECT "id", c, $2, 'cleaned_up', $2 - c
+                          FROM (SELECT "id", (extract(epoch FROM "createdAt") * 1000)::bigint AS c
+                                FROM "user" WHERE "id" = ANY($1)) g
+                          ON CONFLICT DO NOTHING)
                DELETE FROM "user" WHERE "id" = ANY($1)"#,
         )
         .bind(&still)
@@ -327,7 +329,12 @@ impl Store for PgStore {
     }
 
     async fn guest_stats(&self, since_ms: Option<i64>, now_ms: i64) -> Result<GuestStats, StoreError> {
-        let since = since_ms.unwrap_or(i64::MIN);
+        let since = since_ms.unwrap_or(0);
+        let live: i64 = sqlx::query_scalar(sql::GUESTS_LIVE.postgres())
+            .bind(ts(since))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
         let (a, b, c, d, e): (i64, i64, i64, i64, i64) = sqlx::query_as(sql::GUEST_FUNNEL_COUNTS.postgres())
             .bind(since)
             .fetch_one(&self.pool)
@@ -351,7 +358,7 @@ impl Store for PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(map_err)?;
-        Ok(GuestStats::from_parts([a, b, c, d, e], by_method, active, &middle))
+        Ok(GuestStats::from_parts([a, b, c, d, e], live, by_method, active, &middle))
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {

@@ -98,8 +98,7 @@ pub(super) fn migrate(conn: &Connection) -> rusqlite::Result<()> {
                 conn.execute_batch(&format!(r#"ALTER TABLE "{table}" ADD COLUMN "{column}" {sqlite_type}"#))?;
             }
         }
-        conn.execute_batch(schema::SQLITE_ADDED_INDEXES)?;
-        conn.execute_batch(schema::SQLITE_GUEST_BACKFILL)
+        conn.execute_batch(schema::SQLITE_ADDED_INDEXES)
     })();
     match result {
         Ok(()) => conn.execute_batch("COMMIT"),
@@ -344,7 +343,7 @@ impl Store for SqliteStore {
     }
 
     async fn guest_stats(&self, since_ms: Option<i64>, now_ms: i64) -> Result<GuestStats, StoreError> {
-        let since = since_ms.unwrap_or(i64::MIN);
+        let since = since_ms.unwrap_or(0);
         self.read(move |conn| {
             let stats = || -> rusqlite::Result<GuestStats> {
                 let counts = conn
@@ -361,7 +360,9 @@ impl Store for SqliteStore {
                     .prepare_cached(sql::GUEST_FUNNEL_MEDIAN.sqlite())?
                     .query_map(params![since, limit, offset], |r| r.get(0))?
                     .collect::<rusqlite::Result<Vec<i64>>>()?;
-                Ok(GuestStats::from_parts(counts, by_method, active, &middle))
+                let live: i64 =
+                    conn.prepare_cached(sql::GUESTS_LIVE.sqlite())?.query_row([iso(since)], |r| r.get(0))?;
+                Ok(GuestStats::from_parts(counts, live, by_method, active, &middle))
             };
             stats().map_err(map_err)
         })

@@ -37,9 +37,11 @@ pub(super) fn json_ids(ids: &[String]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }
 
-/// The guest funnel: these guests (`?1`, a JSON list) were cleaned up at `?2`.
-const CLEANED_UP: &str = r#"UPDATE "guestFunnel" SET "outcome" = 'cleaned_up', "endedAt" = ?2, "durationMs" = ?2 - "createdAt"
-  WHERE "id" IN (SELECT value FROM json_each(?1)) AND "outcome" IS NULL"#;
+/// The guest funnel: these guests (`?1`, a JSON list) were cleaned up at `?2` (before
+/// their rows go: their creation time is read from them).
+const CLEANED_UP: &str = r#"INSERT INTO "guestFunnel" ("id", "createdAt", "endedAt", "outcome", "durationMs")
+  SELECT "id", c, ?2, 'cleaned_up', ?2 - c FROM (SELECT "id", CAST((julianday("createdAt") - 2440587.5) * 86400000 AS integer) AS c
+    FROM "user" WHERE "id" IN (SELECT value FROM json_each(?1))) WHERE true ON CONFLICT DO NOTHING"#;
 
 pub(super) fn delete_stale(
     conn: &Connection,
@@ -57,8 +59,8 @@ pub(super) fn delete_stale(
         let sql = format!(r#"DELETE FROM "{table}" WHERE "userId" IN (SELECT value FROM json_each(?1))"#);
         conn.prepare_cached(&sql)?.execute([&json])?;
     }
-    conn.prepare_cached(r#"DELETE FROM "user" WHERE "id" IN (SELECT value FROM json_each(?1))"#)?.execute([&json])?;
     conn.prepare_cached(CLEANED_UP)?.execute(params![json, now_ms])?;
+    conn.prepare_cached(r#"DELETE FROM "user" WHERE "id" IN (SELECT value FROM json_each(?1))"#)?.execute([&json])?;
     Ok(still)
 }
 
