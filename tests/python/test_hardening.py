@@ -279,8 +279,9 @@ def test_magic_link_settings_that_cannot_take_effect_are_refused():
 
 
 async def test_nul_characters_are_a_400_that_changes_nothing(env, browser_for):
-    from authenticator import Authenticator
     from test_passkey import register
+
+    from kernia.testing.authenticator import Authenticator
 
     auth = env.make(plugins=[anonymous(), username(), magic_link(Outbox()), passkey()])
     b = browser_for(auth)

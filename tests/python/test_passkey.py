@@ -7,12 +7,12 @@ import base64
 import json
 
 import pytest
-from authenticator import EDDSA, ES256, RS256, Authenticator, Credential, b64url
 from helpers import Recorder, cart_table, guest
 
 from kernia import SessionOptions
 from kernia.plugins.anonymous import anonymous
 from kernia.plugins.passkey import passkey
+from kernia.testing.authenticator import EDDSA, ES256, RS256, Authenticator, Credential, b64url
 
 from conftest import set_cookies
 
