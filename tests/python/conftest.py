@@ -24,6 +24,7 @@ import pytest
 
 from kernia import EmailPasswordOptions, KerniaOptions, RateLimitOptions
 from kernia.auth import Auth, init
+from kernia.testing.pytest_plugin import AuthClient
 
 SECRET = "test-secret-0123456789-0123456789-abcdef"
 BASE = "http://localhost:3000"
@@ -225,51 +226,22 @@ def open_auth() -> Any:
         auth.close()
 
 
-class Browser:
-    """An HTTP client that keeps cookies like a browser and sends an Origin header.
-
-    ``app`` is an ASGI app, or the URL of a running server."""
+class Browser(AuthClient):
+    """The plugin's client (:class:`kernia.testing.pytest_plugin.AuthClient`) as these tests
+    use it: ``Origin`` is the app's (``None``: no header), a POST without ``json`` has no
+    body, and Ada's credentials by default. ``app`` is an ASGI app, or a running server's URL."""
 
     def __init__(self, app: Any, origin: str | None = BASE, base_path: str = "/api/auth") -> None:
-        if isinstance(app, str):
-            self.client = httpx.AsyncClient(base_url=app)
-        else:
-            self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BASE)
-        self.cookies: dict[str, str] = {}
-        self.origin = origin
-        self.base_path = base_path
+        super().__init__(app, base_url=BASE, base_path=base_path, origin=origin)
+        self.client = self.http
 
     def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
-        headers: dict[str, str] = {}
-        if self.origin:
-            headers["origin"] = self.origin
-        if self.cookies:
-            headers["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        headers.update(extra or {})
-        return headers
-
-    def _remember(self, response: httpx.Response) -> None:
-        for raw in response.headers.get_list("set-cookie"):
-            pair, _, attrs = raw.partition(";")
-            name, _, value = pair.partition("=")
-            if "max-age=0" in attrs.lower():
-                self.cookies.pop(name, None)
-            else:
-                self.cookies[name] = value
-
-    async def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        headers = self._headers(kw.pop("headers", None))
-        response = await self.client.request(method, self.base_path + path, headers=headers, **kw)
-        self._remember(response)
-        return response
+        return self.headers(extra)
 
     async def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
         if json is not None:
             kw["json"] = json
         return await self.request("POST", path, **kw)
-
-    async def get(self, path: str, **kw: Any) -> httpx.Response:
-        return await self.request("GET", path, **kw)
 
     async def sign_up(self, email: str = "ada@example.com", password: str = "correct-horse", **extra: Any):
         return await self.post(
@@ -278,12 +250,6 @@ class Browser:
 
     async def sign_in(self, email: str = "ada@example.com", password: str = "correct-horse", **extra: Any):
         return await self.post("/sign-in/email", {"email": email, "password": password, **extra})
-
-    async def session(self) -> Any:
-        return (await self.get("/get-session")).json()
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
 
 
 @pytest.fixture(params=["asgi", "native"])

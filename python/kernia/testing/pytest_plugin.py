@@ -34,6 +34,8 @@ from kernia.testing import advance_clock, freeze_clock
 
 SECRET = "kernia-test-secret-0123456789abcdef0123456789"
 BASE = "http://localhost:3000"
+#: ``AuthClient(origin=...)``'s default: the origin the requests go to.
+_SERVED_FROM: Any = object()
 
 
 class AuthClient:
@@ -42,21 +44,23 @@ class AuthClient:
     ``client.http`` reaches the app's own routes."""
 
     def __init__(
-        self, app: Any, *, base_url: str = BASE, base_path: str = "/api/auth", origin: str | None = None
-    ):
+        self, app: Any, *, base_url: str = BASE, base_path: str = "/api/auth", origin: Any = _SERVED_FROM
+    ) -> None:
         import httpx
 
         if isinstance(app, str):
             self.http = httpx.AsyncClient(base_url=app)
-            origin = origin or app
         else:
             self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
-        self.origin = origin or base_url
+        #: The ``Origin`` sent (by default where the requests go); ``None`` sends none.
+        self.origin: str | None = (
+            (app if isinstance(app, str) else base_url) if origin is _SERVED_FROM else origin
+        )
         self.base_path = base_path
         self.cookies: dict[str, str] = {}
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        found = {"origin": self.origin}
+        found = {"origin": self.origin} if self.origin else {}
         if self.cookies:
             found["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         return {**found, **(extra or {})}
