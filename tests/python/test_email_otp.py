@@ -161,6 +161,21 @@ async def test_verify_email_and_check_a_code(env, browser_for):
     ).status_code == 400
 
 
+async def test_verify_email_without_auto_sign_in_answers_no_token(env, browser_for):
+    codes = Codes()
+    b = browser_for(env.make(plugins=[email_otp(codes.send)]))
+    await b.sign_up()
+    otp = await _code(b, codes, "ada@example.com", "email-verification")
+    r = await b.post("/email-otp/verify-email", {"email": "ada@example.com", "otp": otp})
+    assert r.status_code == 200, r.text
+    assert r.json()["token"] is None and r.json()["user"]["emailVerified"] is True
+    unknown = await b.post(
+        "/email-otp/check-verification-otp",
+        {"email": "nobody@example.com", "type": "sign-in", "otp": "123456"},
+    )
+    assert unknown.status_code == 400 and unknown.json()["code"] == "INVALID_OTP"
+
+
 async def test_reset_a_password_with_a_code(env, browser_for):
     codes = Codes()
     auth = env.make(plugins=[email_otp(codes.send)])

@@ -136,7 +136,7 @@ def from_kernias_options(plugin: EmailOtpPlugin, given: Any) -> EmailOtpPlugin:
             f'KerniaOptions.advanced["email-otp"]: unknown option(s) {", ".join(unknown)}; '
             f"known: {', '.join(OPTION_KEYS)}"
         )
-    merged = {**{k: v for k, v in given.items() if k != "send_otp"}}
+    merged = {k: v for k, v in given.items() if k != "send_otp"}
     sender = given.get("send_otp", plugin.send_verification_otp)
     base = {
         "otp_length": plugin.otp_length,
