@@ -8,7 +8,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: test install js lint bench
+.PHONY: test install js chromium lint bench example
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,14 @@ install: $(STAMP)
 js:
 	cd tests/js && npm ci --no-audit --no-fund --loglevel=error
 
-test: install js
+# The browser tests (tests/python/test_browser.py) drive Debian's Chromium: installed here
+# when it is missing and apt-get can (as root); otherwise they are skipped, and fail under CI.
+chromium:
+	@test -x /usr/bin/chromium || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "make: no /usr/bin/chromium; the browser tests will be skipped"
+
+test: install js chromium
 	cargo test --release
 	$(BIN)/python -m pytest
 
@@ -36,9 +43,13 @@ lint: install
 	cargo fmt --check
 	cargo clippy --release --all-targets -- -D warnings
 	cargo clippy --release --features python -- -D warnings
-	$(BIN)/ruff check python tests bench scripts
-	$(BIN)/ruff format --check python tests bench scripts
+	$(BIN)/ruff check python tests bench scripts examples
+	$(BIN)/ruff format --check python tests bench scripts examples
 
 # kernia-rs against Kernia and Better Auth; prints figures and ratios (see bench/run.py).
 bench: install
 	$(BIN)/python bench/run.py
+
+# The example shop (examples/shop): builds its page once, then serves it on http://localhost:8000.
+example: install
+	$(BIN)/python -m examples.shop

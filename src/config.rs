@@ -40,6 +40,10 @@ pub struct Options {
     pub base_path: String,
     #[serde(default)]
     pub trusted_origins: Vec<String>,
+    /// Origins whose pages may call the routes with their cookies (CORS); each is
+    /// trusted as well.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
     #[serde(default)]
     pub email_and_password: EmailPasswordOptions,
     #[serde(default)]
@@ -501,6 +505,23 @@ fn check_cookie_attributes(a: &CookieAttributes, secure_cookies: bool) -> Result
     Ok(())
 }
 
+/// One of `cors_origins`, as a browser serializes it in `Origin`: an http(s) URL with
+/// nothing after the host and port (a trailing `/` is allowed), no user info.
+fn cors_origin(raw: &str) -> Result<String, ConfigError> {
+    let refuse = || invalid(format!("cors_origins: {raw:?} is not an origin such as https://app.example.com"));
+    let url = url::Url::parse(raw).map_err(|_| refuse())?;
+    let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+    if !crate::weburl::is_web(&url) || !bare || !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse());
+    }
+    let origin = url.origin().ascii_serialization();
+    // `https://*.example.com` parses, with a host no browser will ever send.
+    if origin.contains('*') {
+        return Err(refuse());
+    }
+    Ok(origin)
+}
+
 /// Everything the engine needs, checked and derived once.
 #[derive(Debug)]
 pub struct Config {
@@ -510,7 +531,10 @@ pub struct Config {
     /// `scheme://host[:port]` of `base_url`.
     pub base_origin: String,
     pub base_path: String,
+    /// `trusted_origins`, then the `cors_origins`.
     pub trusted_origins: Vec<String>,
+    /// `scheme://host[:port]` of each of `cors_origins`, as browsers serialize it.
+    pub cors_origins: Vec<String>,
     pub email_password: EmailPasswordOptions,
     pub session: SessionOptions,
     pub rate_limit: RateLimitOptions,
@@ -641,6 +665,9 @@ impl Config {
         {
             return Err(invalid(format!("metrics_path must be a path such as /metrics, got {:?}", o.metrics_path)));
         }
+        let cors_origins = o.cors_origins.iter().map(|raw| cors_origin(raw)).collect::<Result<Vec<_>, _>>()?;
+        let mut trusted_origins = o.trusted_origins;
+        trusted_origins.extend(cors_origins.iter().cloned());
         let secure_cookies = o.advanced.use_secure_cookies.unwrap_or_else(|| base_origin.starts_with("https://"));
         check_cookie_attributes(&o.advanced.default_cookie_attributes, secure_cookies)?;
         Ok(Config {
@@ -649,7 +676,8 @@ impl Config {
             base_url: o.base_url,
             base_origin,
             base_path,
-            trusted_origins: o.trusted_origins,
+            trusted_origins,
+            cors_origins,
             email_password: o.email_and_password,
             session: o.session,
             rate_limit: o.rate_limit,

@@ -9,9 +9,9 @@ use crate::auth::Auth;
 use crate::callbacks::{CallbackRequest, EventKind, EventOrigin};
 use crate::endpoint::{AfterCommit, Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
-use crate::http::origin;
 use crate::http::request::Request;
 use crate::http::response::Response;
+use crate::http::{cors, origin};
 use crate::link::{Conversion, StoreErrorOr};
 use crate::routes::TABLES;
 use crate::session::Current;
@@ -49,12 +49,21 @@ fn param_route(method: &str, path: &str) -> Option<&'static RouteDef> {
 
 /// Serves one request. Never panics and never fails: every error becomes its response.
 pub async fn handle(auth: &Arc<Auth>, req: Request) -> Response {
-    let Some(metrics) = &auth.metrics else { return answer(auth, &req).await };
+    if let Some(preflight) = cors::preflight(&auth.cfg, &req) {
+        return preflight;
+    }
+    let mut resp = measured(auth, &req).await;
+    cors::allow(&auth.cfg, &req, &mut resp);
+    resp
+}
+
+async fn measured(auth: &Arc<Auth>, req: &Request) -> Response {
+    let Some(metrics) = &auth.metrics else { return answer(auth, req).await };
     if auth.cfg.metrics_route() == Some(req.path.as_str()) && req.method == "GET" {
         return metrics_page(metrics);
     }
     let started = std::time::Instant::now();
-    let resp = answer(auth, &req).await;
+    let resp = answer(auth, req).await;
     let label = route(auth, &req.method, &req.path).map_or(crate::metrics::UNMATCHED, |d| (d.method, d.path));
     metrics.request(label, resp.status, started.elapsed());
     resp

@@ -131,6 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
         base_url=base_url,
         base_path=args.base_path,
         trusted_origins=args.trusted_origin,
+        cors_origins=args.cors_origin,
         rate_limit=RateLimitOptions(enabled=not args.no_rate_limit),
         metrics=args.metrics is not None,
         metrics_path=args.metrics or "/metrics",
@@ -228,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--base-path", default="/api/auth")
     serve.add_argument(
         "--trusted-origin", action="append", default=[], help="an origin allowed to call (repeat)"
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        help="an origin whose pages call the routes cross-origin with cookies (CORS; repeat)",
     )
     serve.add_argument("--no-email-password", action="store_true", help="turn the email/password routes off")
     serve.add_argument(

@@ -201,6 +201,11 @@ class KerniaOptions:
     base_url: str = "http://localhost:3000"
     base_path: str = "/api/auth"
     trusted_origins: Sequence[str] = ()
+    #: Origins whose pages call the auth routes from another origin with their cookies,
+    #: such as an app on ``http://localhost:3000`` and the native server on port 8000:
+    #: their requests and preflights are answered with CORS headers, and each is trusted
+    #: like ``trusted_origins``. ``scheme://host[:port]``, exactly as the browser sends it.
+    cors_origins: Sequence[str] = ()
     email_and_password: EmailPasswordOptions = field(default_factory=EmailPasswordOptions)
     session: SessionOptions = field(default_factory=SessionOptions)
     rate_limit: RateLimitOptions = field(default_factory=RateLimitOptions)

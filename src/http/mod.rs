@@ -3,6 +3,7 @@
 //! origins checked here. The ASGI adapter and the native server only convert.
 
 pub mod body;
+pub mod cors;
 pub mod origin;
 pub mod request;
 pub mod response;

@@ -235,9 +235,6 @@ class Browser(AuthClient):
         super().__init__(app, base_url=BASE, base_path=base_path, origin=origin)
         self.client = self.http
 
-    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
-        return self.headers(extra)
-
     async def post(self, path: str, json: Any = None, **kw: Any) -> httpx.Response:
         if json is not None:
             kw["json"] = json

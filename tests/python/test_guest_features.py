@@ -143,17 +143,17 @@ async def test_registered_only_routes_refuse_guests(env):
 
     b = Browser(app)
     await guest(b)
-    assert (await b.client.get("/cart", headers=b._headers(None))).json() == {"is_anonymous": True}
-    refused = await b.client.get("/checkout", headers=b._headers(None))
+    assert (await b.client.get("/cart")).json() == {"is_anonymous": True}
+    refused = await b.client.get("/checkout")
     assert refused.status_code == 403
     assert refused.json()["detail"].startswith("GUEST_NOT_ALLOWED: ")
-    headers = b._headers(None)
+    headers = b.headers()
     with pytest.raises(APIError) as raised:
         await auth.api.get_session(headers, allow_guests=False)
     assert (raised.value.status, raised.value.code) == (403, "GUEST_NOT_ALLOWED")
     assert (await auth.api.get_session(headers))["user"]["isAnonymous"] is True
     await b.sign_up()
-    done = await b.client.get("/checkout", headers=b._headers(None))
+    done = await b.client.get("/checkout")
     assert done.status_code == 200 and done.json()["is_anonymous"] is False
     await b.aclose()
     with pytest.raises(TypeError, match="allow_guests"):
@@ -177,10 +177,10 @@ async def test_kernias_helpers_mark_guests_and_refuse_them_on_registered_routes(
 
     b = Browser(app)
     await guest(b)
-    assert (await b.client.get("/me", headers=b._headers(None))).json() == {"is_anonymous": True}
-    assert (await b.client.get("/billing", headers=b._headers(None))).status_code == 403
+    assert (await b.client.get("/me")).json() == {"is_anonymous": True}
+    assert (await b.client.get("/billing")).status_code == 403
     await b.sign_up()
-    assert (await b.client.get("/billing", headers=b._headers(None))).status_code == 200
+    assert (await b.client.get("/billing")).status_code == 200
     await b.aclose()
 
 

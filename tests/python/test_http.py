@@ -107,6 +107,59 @@ async def test_trusted_origins_are_accepted(env, browser_for):
         ).status_code == 200
 
 
+async def test_cors_origins_let_another_origins_page_call_with_cookies(env, browser_for):
+    """A page on http://localhost:5173 calling auth routes served on another port: preflights
+    and answers carry the exact origin and credentials; the origin is trusted for POSTs."""
+    auth = env.make(cors_origins=["http://localhost:5173"])
+    b = browser_for(auth, origin="http://localhost:5173")
+    preflight = await b.request(
+        "OPTIONS",
+        "/sign-up/email",
+        headers={"access-control-request-method": "POST", "access-control-request-headers": "content-type"},
+    )
+    assert preflight.status_code == 204 and preflight.content == b""
+    assert preflight.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+    assert preflight.headers["access-control-allow-headers"] == "content-type"
+    assert set(preflight.headers["access-control-allow-methods"].split(", ")) == {"GET", "POST"}
+    r = await b.sign_up()
+    assert r.status_code == 200
+    assert r.headers["access-control-allow-origin"] == "http://localhost:5173"
+    assert r.headers["access-control-allow-credentials"] == "true"
+    assert "origin" in r.headers["vary"].lower()
+    r = await b.get("/get-session")
+    assert r.json()["user"]["email"] == "ada@example.com"
+    assert r.headers["access-control-allow-origin"] == "http://localhost:5173"
+    # An error is readable by the page too.
+    r = await b.post("/sign-in/email", {"email": "ada@example.com", "password": "wrong-password"})
+    assert r.status_code == 401 and r.headers["access-control-allow-origin"] == "http://localhost:5173"
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:5174", "https://localhost:5173", "null"])
+async def test_cors_answers_nothing_to_other_origins(env, browser_for, origin):
+    auth = env.make(cors_origins=["http://localhost:5173"])
+    b = browser_for(auth, origin=origin)
+    preflight = await b.request(
+        "OPTIONS", "/sign-up/email", headers={"access-control-request-method": "POST"}
+    )
+    assert preflight.status_code == 404
+    assert "access-control-allow-origin" not in preflight.headers
+    r = await b.get("/get-session")
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers
+    assert (await b.sign_up()).status_code == 403  # not trusted either
+
+
+async def test_without_cors_origins_nothing_is_added(env, browser_for):
+    b = browser_for(env.make(), origin="http://localhost:5173")
+    preflight = await b.request(
+        "OPTIONS", "/sign-up/email", headers={"access-control-request-method": "POST"}
+    )
+    assert preflight.status_code == 404
+    r = await b.get("/get-session")
+    assert not any(h.startswith("access-control-") for h in r.headers)
+    assert "vary" not in r.headers
+
+
 async def test_get_requests_skip_the_origin_check(env, browser_for):
     b = browser_for(env.make())
     await b.sign_up()

@@ -96,8 +96,16 @@ def test_wrong_types_fail_at_init():
         init(KerniaOptions(database=42, secret=SECRET))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="trusted_origins"):
         init(KerniaOptions(database="sqlite::memory:", secret=SECRET, trusted_origins="https://x.com"))
+    with pytest.raises(TypeError, match="cors_origins"):
+        init(KerniaOptions(database="sqlite::memory:", secret=SECRET, cors_origins="https://x.com"))
     with pytest.raises(TypeError):
         init({"database": "sqlite::memory:"})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["localhost:3000", "http://localhost:3000/app", "https://*.example.com", "*"])
+def test_cors_origins_must_be_origins(bad):
+    with pytest.raises(ConfigurationError, match="cors_origins"):
+        init(KerniaOptions(database="sqlite::memory:", secret=SECRET, cors_origins=[bad]))
 
 
 def test_bad_values_fail_at_init():

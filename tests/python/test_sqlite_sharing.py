@@ -202,7 +202,7 @@ async def test_app_code_and_engine_share_one_sqlite_file(tmp_path, served_by):
                 return Browser(app)
 
             async def add_to_cart(b: Browser, guest_id: str, row: str) -> None:
-                r = await b.client.post(f"/cart/{row}", headers=b._headers(None))
+                r = await b.client.post(f"/cart/{row}")
                 assert r.status_code == 200, r.text
 
         async def convert(i: int) -> None:

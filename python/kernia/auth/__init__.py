@@ -652,8 +652,9 @@ def _to_json(
         secret = os.environ.get("KERNIA_SECRET") or os.environ.get("BETTER_AUTH_SECRET")
     if secret is not None:
         _check_type("secret", secret, str)
-    if isinstance(options.trusted_origins, str):
-        raise TypeError("KerniaOptions.trusted_origins must be a list of origins, not a string")
+    for name in ("trusted_origins", "cors_origins"):
+        if isinstance(getattr(options, name), str):
+            raise TypeError(f"KerniaOptions.{name} must be a list of origins, not a string")
     rate_limit = dataclasses.asdict(options.rate_limit)
     rate_limit["custom_rules"] = [
         [path, _rule(rule)] for path, rule in options.rate_limit.custom_rules.items()
@@ -664,6 +665,7 @@ def _to_json(
         "base_url": options.base_url,
         "base_path": options.base_path,
         "trusted_origins": list(options.trusted_origins),
+        "cors_origins": list(options.cors_origins),
         "metrics": options.metrics,
         "metrics_path": options.metrics_path,
         "session": _plain(options.session, "session", {}),

@@ -41,17 +41,23 @@ _SERVED_FROM: Any = object()
 class AuthClient:
     """An ``httpx.AsyncClient`` that keeps cookies like a browser and sends ``Origin``.
     Paths are relative to the auth base path (``await client.post("/sign-in/anonymous")``);
-    ``client.http`` reaches the app's own routes."""
+    ``client.http`` reaches the app's own routes, with the same cookies and ``Origin``
+    (``await client.http.post("/api/cart/tea")``)."""
 
     def __init__(
         self, app: Any, *, base_url: str = BASE, base_path: str = "/api/auth", origin: Any = _SERVED_FROM
     ) -> None:
         import httpx
 
+        # Every request through ``http`` carries the cookies and Origin (unless the request
+        # names its own) and every answer's cookies are kept, as a browser would.
+        hooks = {"request": [self._send_browser_headers], "response": [self._keep_cookies]}
         if isinstance(app, str):
-            self.http = httpx.AsyncClient(base_url=app)
+            self.http = httpx.AsyncClient(base_url=app, event_hooks=hooks)
         else:
-            self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url)
+            self.http = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=base_url, event_hooks=hooks
+            )
         #: The ``Origin`` sent (by default where the requests go); ``None`` sends none.
         self.origin: str | None = (
             (app if isinstance(app, str) else base_url) if origin is _SERVED_FROM else origin
@@ -65,6 +71,14 @@ class AuthClient:
             found["cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         return {**found, **(extra or {})}
 
+    async def _send_browser_headers(self, request: Any) -> None:
+        for name, value in self.headers().items():
+            if name not in request.headers:
+                request.headers[name] = value
+
+    async def _keep_cookies(self, response: Any) -> None:
+        self._keep(response)
+
     def _keep(self, response: Any) -> None:
         for raw in response.headers.get_list("set-cookie"):
             pair, _, attrs = raw.partition(";")
@@ -75,10 +89,8 @@ class AuthClient:
                 self.cookies[name.strip()] = value
 
     async def request(self, method: str, path: str, **kw: Any) -> Any:
-        headers = self.headers(kw.pop("headers", None))
-        response = await self.http.request(method, self.base_path + path, headers=headers, **kw)
-        self._keep(response)
-        return response
+        """A request to an auth route: ``path`` is relative to the base path."""
+        return await self.http.request(method, self.base_path + path, **kw)
 
     async def post(self, path: str, json: Any = None, **kw: Any) -> Any:
         return await self.request("POST", path, json={} if json is None else json, **kw)
