@@ -1,5 +1,5 @@
 """What several test modules share: guests and their carts, an on_link that records
-its calls, forced races, the magic-link outbox, polling until something is true, and
+its calls, forced races, the account routes' mailbox, polling until something is true, and
 `kernia serve` as a process."""
 
 from __future__ import annotations
@@ -82,30 +82,6 @@ async def guest(b) -> dict:
 
 
 PREFIX = BASE + "/api/auth"
-
-
-class Outbox:
-    """A send_magic_link that keeps what it was asked to send."""
-
-    def __init__(self, fail: BaseException | None = None) -> None:
-        self.sent: list[dict] = []
-        self.fail = fail
-        self.lock = threading.Lock()
-
-    async def __call__(self, email, url, token, ctx) -> None:
-        with self.lock:
-            self.sent.append({"email": email, "url": url, "token": token, "metadata": ctx.metadata})
-        if self.fail is not None:
-            raise self.fail
-
-    @property
-    def last(self) -> dict:
-        return self.sent[-1]
-
-    def link(self) -> str:
-        """The mailed link as a path under the base path, for Browser.get."""
-        assert self.last["url"].startswith(PREFIX), self.last["url"]
-        return self.last["url"].removeprefix(PREFIX)
 
 
 class Mailbox:

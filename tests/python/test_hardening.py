@@ -11,7 +11,7 @@ import time
 from urllib.parse import quote
 
 import pytest
-from helpers import PREFIX, Outbox, eventually_sync, request_link
+from helpers import PREFIX, eventually_sync, request_link
 
 from kernia import ConfigurationError, EmailPasswordOptions, KerniaOptions
 from kernia.auth import init
@@ -103,18 +103,17 @@ async def test_sign_up_refuses_every_bypass_shape_and_creates_nobody(env, browse
         ("errorCallbackURL", "INVALID_ERROR_CALLBACK_URL"),
     ],
 )
-async def test_magic_link_request_refuses_every_bypass_shape(env, browser_for, field, code):
-    outbox = Outbox()
-    b = browser_for(env.make(plugins=[magic_link(outbox)]))
+async def test_magic_link_request_refuses_every_bypass_shape(env, browser_for, field, code, mail_outbox):
+    b = browser_for(env.make(plugins=[magic_link(mail_outbox.send_magic_link)]))
     for url in BYPASSES:
         r = await b.post("/sign-in/magic-link", {"email": "ada@example.com", field: url})
         assert (r.status_code, r.json().get("code")) == (403, code), url
-    assert outbox.sent == [] and env.db.count("verification") == 0
+    assert mail_outbox.mails == [] and env.db.count("verification") == 0
 
 
 @pytest.mark.parametrize("field", ["callbackURL", "newUserCallbackURL", "errorCallbackURL"])
-async def test_magic_link_verify_never_redirects_off_site(env, browser_for, field):
-    b = browser_for(env.make(plugins=[magic_link(Outbox())]))
+async def test_magic_link_verify_never_redirects_off_site(env, browser_for, field, mail_outbox):
+    b = browser_for(env.make(plugins=[magic_link(mail_outbox.send_magic_link)]))
     for url in BYPASSES:
         # Once as a client encodes it, once encoded twice (verify decodes a second time).
         for encoded in (quote(url, safe=""), quote(quote(url, safe=""), safe="")):
@@ -123,17 +122,16 @@ async def test_magic_link_verify_never_redirects_off_site(env, browser_for, fiel
             assert "location" not in r.headers
 
 
-async def test_a_valid_magic_link_with_an_off_site_callback_signs_nobody_in(env, browser_for):
-    outbox = Outbox()
-    b = browser_for(env.make(plugins=[magic_link(outbox)]))
+async def test_a_valid_magic_link_with_an_off_site_callback_signs_nobody_in(env, browser_for, mail_outbox):
+    b = browser_for(env.make(plugins=[magic_link(mail_outbox.send_magic_link)]))
     await request_link(b)
-    token = outbox.last["token"]
+    token = mail_outbox.last().token
     evil = quote("http://evil.com%5C@localhost:3000", safe="")
     r = await b.get(f"/magic-link/verify?token={token}&callbackURL={evil}")
     assert r.status_code == 403 and "location" not in r.headers
     assert not b.cookies and env.db.count("session") == 0
     # The link still works with its own callback.
-    r = await b.get(outbox.link())
+    r = await b.open(mail_outbox.last().url)
     assert r.status_code == 302 and r.headers["location"] == "http://localhost:3000/"
 
 
@@ -142,9 +140,8 @@ async def test_a_valid_magic_link_with_an_off_site_callback_signs_nobody_in(env,
 
 
 @pytest.mark.parametrize("form", [False, True])
-async def test_origin_null_is_refused_on_every_form_route(env, browser_for, form):
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox), username()])
+async def test_origin_null_is_refused_on_every_form_route(env, browser_for, form, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link), username()])
     setup = browser_for(auth)
     assert (await setup.sign_up(username="ada")).status_code == 200
     sandboxed = browser_for(auth, origin="null")
@@ -160,7 +157,7 @@ async def test_origin_null_is_refused_on_every_form_route(env, browser_for, form
         r = await sandboxed.request("POST", path, **kw)
         assert (r.status_code, r.json().get("code")) == (403, "MISSING_OR_NULL_ORIGIN"), path
         assert "set-cookie" not in r.headers, path
-    assert env.db.snapshot() == before and outbox.sent == []
+    assert env.db.snapshot() == before and mail_outbox.mails == []
 
 
 # --- options take effect -------------------------------------------------------------------------------
@@ -204,8 +201,7 @@ def test_contradicting_email_password_settings_are_refused():
 
 
 @pytest.mark.parametrize("kernia_way", [False, True])
-async def test_magic_link_generate_token_and_custom_hasher_take_effect(env, browser_for, kernia_way):
-    outbox = Outbox()
+async def test_magic_link_generate_token_and_custom_hasher_take_effect(env, browser_for, kernia_way, mail_outbox):
     asked: list[str] = []
 
     async def generate_token(email: str) -> str:
@@ -221,15 +217,15 @@ async def test_magic_link_generate_token_and_custom_hasher_take_effect(env, brow
     }
     if kernia_way:
         auth = env.make(
-            plugins=[magic_link()], advanced={"magic-link": {"send_magic_link": outbox, **settings}}
+            plugins=[magic_link()], advanced={"magic-link": {"send_magic_link": mail_outbox.send_magic_link, **settings}}
         )
     else:
-        auth = env.make(plugins=[magic_link(outbox, **settings)])
+        auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link, **settings)])
     b = browser_for(auth)
     await request_link(b)
-    assert asked == ["ada@example.com"] and outbox.last["token"] == "tok-ada"
+    assert asked == ["ada@example.com"] and mail_outbox.last().token == "tok-ada"
     assert env.db.rows('SELECT "identifier" FROM "verification"') == [("h:ada-kot",)]
-    r = await b.get(outbox.link())
+    r = await b.open(mail_outbox.last().url)
     assert r.status_code == 302 and b.cookies
     assert env.db.count("verification") == 0
 
@@ -250,40 +246,40 @@ def _init(**kw):
     return init(KerniaOptions(database="sqlite::memory:", secret=SECRET, **kw))
 
 
-def test_magic_link_settings_that_cannot_take_effect_are_refused():
+def test_magic_link_settings_that_cannot_take_effect_are_refused(mail_outbox):
     with pytest.raises(ConfigurationError, match="token_length"):
         _init(
-            plugins=[magic_link()], advanced={"magic-link": {"send_magic_link": Outbox(), "token_length": 8}}
+            plugins=[magic_link()], advanced={"magic-link": {"send_magic_link": mail_outbox.send_magic_link, "token_length": 8}}
         )
     with pytest.raises(ConfigurationError, match="expires_in"):
         _init(
             plugins=[magic_link(expires_in=30)],
-            advanced={"magic-link": {"send_magic_link": Outbox(), "expires_in": 60}},
+            advanced={"magic-link": {"send_magic_link": mail_outbox.send_magic_link, "expires_in": 60}},
         )
     with pytest.raises(ConfigurationError, match=r"magic_link\(\) is not in plugins"):
-        _init(advanced={"magic-link": {"send_magic_link": Outbox()}})
+        _init(advanced={"magic-link": {"send_magic_link": mail_outbox.send_magic_link}})
     with pytest.raises(ValueError, match="store_token"):
-        magic_link(Outbox(), store_token={"type": "sha512"})
+        magic_link(mail_outbox.send_magic_link, store_token={"type": "sha512"})
     with pytest.raises(TypeError, match="hash"):
-        magic_link(Outbox(), store_token={"type": "custom-hasher"})
+        magic_link(mail_outbox.send_magic_link, store_token={"type": "custom-hasher"})
     with pytest.raises(TypeError, match="generate_token"):
-        magic_link(Outbox(), generate_token="abc")
+        magic_link(mail_outbox.send_magic_link, generate_token="abc")
     # The same value in both places is no contradiction.
     _init(
         plugins=[magic_link(expires_in=60)],
-        advanced={"magic-link": {"send_magic_link": Outbox(), "expires_in": 60}},
+        advanced={"magic-link": {"send_magic_link": mail_outbox.send_magic_link, "expires_in": 60}},
     ).close()
 
 
 # --- NUL characters ------------------------------------------------------------------------------------
 
 
-async def test_nul_characters_are_a_400_that_changes_nothing(env, browser_for):
+async def test_nul_characters_are_a_400_that_changes_nothing(env, browser_for, mail_outbox):
     from test_passkey import register
 
     from kernia.testing.authenticator import Authenticator
 
-    auth = env.make(plugins=[anonymous(), username(), magic_link(Outbox()), passkey()])
+    auth = env.make(plugins=[anonymous(), username(), magic_link(mail_outbox.send_magic_link), passkey()])
     b = browser_for(auth)
     assert (await b.sign_up(username="ada")).status_code == 200
     assert (await register(b, Authenticator())).status_code == 200

@@ -7,7 +7,7 @@ import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from helpers import PREFIX, Outbox, Recorder, cart_table, guest, request_link, while_held
+from helpers import PREFIX, Recorder, cart_table, guest, request_link, while_held
 
 from kernia import APIError, EmailPasswordOptions, RateLimitOptions
 from kernia.plugins.anonymous import anonymous
@@ -25,27 +25,25 @@ def location(r) -> tuple[str, dict]:
 # --- sending --------------------------------------------------------------------------------------
 
 
-async def test_sign_in_sends_a_link_and_stores_a_single_use_token(env, browser_for):
-    outbox = Outbox()
-    b = browser_for(env.make(plugins=[magic_link(outbox)]))
+async def test_sign_in_sends_a_link_and_stores_a_single_use_token(env, browser_for, mail_outbox):
+    b = browser_for(env.make(plugins=[magic_link(mail_outbox.send_magic_link)]))
     await request_link(b, "Ada@Example.com", name="Ada", metadata={"campaign": "spring"})
-    sent = outbox.last
-    assert sent["email"] == "Ada@Example.com" and sent["metadata"] == {"campaign": "spring"}
-    assert len(sent["token"]) == 32 and sent["token"].isalpha()
-    assert sent["url"] == f"{PREFIX}/magic-link/verify?token={sent['token']}&callbackURL=%2F"
+    sent = mail_outbox.last()
+    assert sent.email == "Ada@Example.com" and sent.metadata == {"campaign": "spring"}
+    assert len(sent.token) == 32 and sent.token.isalpha()
+    assert sent.url == f"{PREFIX}/magic-link/verify?token={sent.token}&callbackURL=%2F"
     [(identifier, value)] = env.db.rows('SELECT "identifier", "value" FROM "verification"')
-    assert identifier == sent["token"]
+    assert identifier == sent.token
     assert json.loads(value) == {"email": "Ada@Example.com", "name": "Ada"}
     assert env.db.count("user") == 0  # nobody exists until the link is opened
 
 
-async def test_the_link_carries_the_callback_urls(env, browser_for):
-    outbox = Outbox()
-    b = browser_for(env.make(plugins=[magic_link(outbox)]))
+async def test_the_link_carries_the_callback_urls(env, browser_for, mail_outbox):
+    b = browser_for(env.make(plugins=[magic_link(mail_outbox.send_magic_link)]))
     await request_link(b, callbackURL="/dashboard", newUserCallbackURL="/welcome", errorCallbackURL="/oops")
-    query = parse_qs(urlsplit(outbox.last["url"]).query)
+    query = parse_qs(urlsplit(mail_outbox.last().url).query)
     assert {k: v[0] for k, v in query.items()} == {
-        "token": outbox.last["token"],
+        "token": mail_outbox.last().token,
         "callbackURL": "/dashboard",
         "newUserCallbackURL": "/welcome",
         "errorCallbackURL": "/oops",
@@ -60,21 +58,19 @@ async def test_the_link_carries_the_callback_urls(env, browser_for):
         ("errorCallbackURL", "INVALID_ERROR_CALLBACK_URL"),
     ],
 )
-async def test_untrusted_urls_are_refused_before_anything_is_sent(env, browser_for, field, code):
-    outbox = Outbox()
-    b = browser_for(env.make(plugins=[magic_link(outbox)]))
+async def test_untrusted_urls_are_refused_before_anything_is_sent(env, browser_for, field, code, mail_outbox):
+    b = browser_for(env.make(plugins=[magic_link(mail_outbox.send_magic_link)]))
     r = await b.post("/sign-in/magic-link", {"email": "ada@example.com", field: "https://evil.example/x"})
     assert r.status_code == 403 and r.json()["code"] == code
-    assert outbox.sent == [] and env.db.count("verification") == 0
+    assert mail_outbox.mails == [] and env.db.count("verification") == 0
 
 
-async def test_bad_bodies(env, browser_for):
-    outbox = Outbox()
-    b = browser_for(env.make(plugins=[magic_link(outbox)]))
+async def test_bad_bodies(env, browser_for, mail_outbox):
+    b = browser_for(env.make(plugins=[magic_link(mail_outbox.send_magic_link)]))
     for body in ({"email": "not-an-email"}, {}, {"email": "a@example.com", "metadata": "x"}):
         r = await b.post("/sign-in/magic-link", body)
         assert r.status_code == 400 and r.json()["code"] == "VALIDATION_ERROR", body
-    assert outbox.sent == [] and env.db.count("verification") == 0
+    assert mail_outbox.mails == [] and env.db.count("verification") == 0
 
 
 @pytest.mark.parametrize(
@@ -84,13 +80,13 @@ async def test_bad_bodies(env, browser_for):
         (RuntimeError("smtp exploded"), 500, "CALLBACK_FAILED"),
     ],
 )
-async def test_a_failing_sender_leaves_no_usable_token(env, browser_for, error, status, code):
-    outbox = Outbox(fail=error)
-    b = browser_for(env.make(plugins=[magic_link(outbox)]))
+async def test_a_failing_sender_leaves_no_usable_token(env, browser_for, error, status, code, mail_outbox):
+    mail_outbox.fail = error
+    b = browser_for(env.make(plugins=[magic_link(mail_outbox.send_magic_link)]))
     r = await b.post("/sign-in/magic-link", {"email": "ada@example.com"})
     assert r.status_code == status and r.json()["code"] == code
     assert env.db.count("verification") == 0
-    r = await b.get(outbox.link())
+    r = await b.open(mail_outbox.last().url)
     assert location(r)[1]["error"] == ["INVALID_TOKEN"]
 
 
@@ -114,9 +110,8 @@ async def test_kernias_three_argument_sender_and_advanced_options(env, browser_f
 # --- verifying --------------------------------------------------------------------------------------
 
 
-async def test_the_mailed_link_creates_a_verified_user_and_redirects(env, browser_for):
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox)])
+async def test_the_mailed_link_creates_a_verified_user_and_redirects(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)])
     await request_link(
         browser_for(auth),
         "Ada@Example.com",
@@ -125,7 +120,7 @@ async def test_the_mailed_link_creates_a_verified_user_and_redirects(env, browse
         newUserCallbackURL="/welcome",
     )
     b = browser_for(auth)
-    r = await b.get(outbox.link())
+    r = await b.open(mail_outbox.last().url)
     assert r.status_code == 302 and r.content == b""
     assert r.headers["location"] == BASE + "/welcome"  # a new user goes to newUserCallbackURL
     session = await b.session()
@@ -137,17 +132,16 @@ async def test_the_mailed_link_creates_a_verified_user_and_redirects(env, browse
     await request_link(
         browser_for(auth), "ada@example.com", callbackURL="/dashboard", newUserCallbackURL="/welcome"
     )
-    r = await browser_for(auth).get(outbox.link())
+    r = await browser_for(auth).open(mail_outbox.last().url)
     assert r.headers["location"] == BASE + "/dashboard"
     assert env.db.count("user") == 1
 
 
-async def test_verify_without_a_callback_url_answers_json(env, browser_for):
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox)])
+async def test_verify_without_a_callback_url_answers_json(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)])
     await request_link(browser_for(auth))
     b = browser_for(auth)
-    r = await b.get("/magic-link/verify", params={"token": outbox.last["token"]})
+    r = await b.get("/magic-link/verify", params={"token": mail_outbox.last().token})
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"token", "user", "session"}
@@ -156,23 +150,21 @@ async def test_verify_without_a_callback_url_answers_json(env, browser_for):
     assert (await b.session())["user"]["id"] == body["user"]["id"]
 
 
-async def test_a_link_works_once(env, browser_for):
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox)])
+async def test_a_link_works_once(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)])
     await request_link(browser_for(auth))
-    assert (await browser_for(auth).get(outbox.link())).status_code == 302
+    assert (await browser_for(auth).open(mail_outbox.last().url)).status_code == 302
     before = env.db.snapshot()
-    r = await browser_for(auth).get(outbox.link())
+    r = await browser_for(auth).open(mail_outbox.last().url)
     assert r.status_code == 302 and location(r) == (BASE + "/", {"error": ["INVALID_TOKEN"]})
     assert "set-cookie" not in r.headers
     assert env.db.snapshot() == before
 
 
-async def test_two_clicks_at_once_sign_in_once(env, browser_for):
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox)])
+async def test_two_clicks_at_once_sign_in_once(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)])
     await request_link(browser_for(auth))
-    results = await asyncio.gather(*(browser_for(auth).get(outbox.link()) for _ in range(4)))
+    results = await asyncio.gather(*(browser_for(auth).open(mail_outbox.last().url) for _ in range(4)))
     errors = [location(r)[1].get("error") for r in results]
     assert sorted(map(str, errors)) == sorted(
         map(str, [None, ["INVALID_TOKEN"], ["INVALID_TOKEN"], ["INVALID_TOKEN"]])
@@ -180,19 +172,18 @@ async def test_two_clicks_at_once_sign_in_once(env, browser_for):
     assert env.db.count("user") == 1 and env.db.count("session") == 1
 
 
-async def test_an_expired_link_is_refused_and_removed(env, browser_for):
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox, expires_in=120)])
+async def test_an_expired_link_is_refused_and_removed(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link, expires_in=120)])
     await request_link(browser_for(auth), errorCallbackURL="/sign-in?from=link")
     advance_clock(auth, 121)
-    r = await browser_for(auth).get(outbox.link())
+    r = await browser_for(auth).open(mail_outbox.last().url)
     assert r.status_code == 302
     assert r.headers["location"] == BASE + "/sign-in?from=link&error=INVALID_TOKEN"
     assert env.db.snapshot() == {"user": 0, "session": 0, "account": 0, "verification": 0}
 
 
-async def test_unknown_and_missing_tokens(env, browser_for):
-    b = browser_for(env.make(plugins=[magic_link(Outbox())]))
+async def test_unknown_and_missing_tokens(env, browser_for, mail_outbox):
+    b = browser_for(env.make(plugins=[magic_link(mail_outbox.send_magic_link)]))
     r = await b.get("/magic-link/verify", params={"token": "nope", "callbackURL": "/x"})
     assert r.status_code == 302 and r.headers["location"] == BASE + "/x?error=INVALID_TOKEN"
     r = await b.get("/magic-link/verify")
@@ -200,39 +191,36 @@ async def test_unknown_and_missing_tokens(env, browser_for):
 
 
 @pytest.mark.parametrize("field", ["callbackURL", "newUserCallbackURL", "errorCallbackURL"])
-async def test_verify_checks_its_urls(env, browser_for, field):
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox)])
+async def test_verify_checks_its_urls(env, browser_for, field, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)])
     await request_link(browser_for(auth))
     b = browser_for(auth)
     for bad in ("https://evil.example/", "//evil.example", "/%2F%2Fevil.example"):
-        r = await b.get("/magic-link/verify", params={"token": outbox.last["token"], field: bad})
+        r = await b.get("/magic-link/verify", params={"token": mail_outbox.last().token, field: bad})
         assert r.status_code == 403 and r.json()["code"] == "INVALID_CALLBACK_URL", bad
     assert env.db.count("session") == 0 and env.db.count("verification") == 1
 
 
-async def test_sign_up_can_be_disabled(env, browser_for):
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox, disable_sign_up=True)])
+async def test_sign_up_can_be_disabled(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link, disable_sign_up=True)])
     await request_link(browser_for(auth), "new@example.com")
-    r = await browser_for(auth).get(outbox.link())
+    r = await browser_for(auth).open(mail_outbox.last().url)
     assert location(r)[1]["error"] == ["new_user_signup_disabled"]
     assert env.db.count("user") == 0 and env.db.count("verification") == 0
     await browser_for(auth).sign_up()
     await request_link(browser_for(auth), "ada@example.com")
     b = browser_for(auth)
-    assert "error" not in location(await b.get(outbox.link()))[1]
+    assert "error" not in location(await b.open(mail_outbox.last().url))[1]
     assert (await b.session())["user"]["email"] == "ada@example.com"
 
 
-async def test_a_link_revokes_access_set_up_before_the_email_was_proven(env, browser_for):
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox)])
+async def test_a_link_revokes_access_set_up_before_the_email_was_proven(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)])
     squatter = browser_for(auth)
     user_id = (await squatter.sign_up()).json()["user"]["id"]  # unverified, with a password
     await request_link(browser_for(auth))
     owner = browser_for(auth)
-    await owner.get(outbox.link())
+    await owner.open(mail_outbox.last().url)
     assert (await owner.session())["user"]["id"] == user_id
     assert (await owner.session())["user"]["emailVerified"] is True
     assert await squatter.session() is None  # the earlier session is gone
@@ -240,57 +228,54 @@ async def test_a_link_revokes_access_set_up_before_the_email_was_proven(env, bro
     assert env.db.count("account") == 0
 
 
-async def test_a_verified_users_other_sessions_are_kept(env, browser_for):
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox)])
+async def test_a_verified_users_other_sessions_are_kept(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)])
     first = browser_for(auth)
     await request_link(first)
-    await first.get(outbox.link())
+    await first.open(mail_outbox.last().url)
     await request_link(browser_for(auth))
-    await browser_for(auth).get(outbox.link())
+    await browser_for(auth).open(mail_outbox.last().url)
     assert (await first.session())["user"]["email"] == "ada@example.com"
     assert env.db.count("session") == 2
 
 
-async def test_hashed_tokens(env, browser_for):
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox, store_token="hashed")])
+async def test_hashed_tokens(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link, store_token="hashed")])
     await request_link(browser_for(auth))
     [(identifier,)] = env.db.rows('SELECT "identifier" FROM "verification"')
-    assert identifier != outbox.last["token"] and len(identifier) == 43
+    assert identifier != mail_outbox.last().token and len(identifier) == 43
     b = browser_for(auth)
-    assert "error" not in location(await b.get(outbox.link()))[1]
+    assert "error" not in location(await b.open(mail_outbox.last().url))[1]
     assert (await b.session())["user"]["email"] == "ada@example.com"
 
 
-async def test_the_plugins_rate_limit(env, browser_for):
-    auth = env.make(plugins=[magic_link(Outbox())], rate_limit=RateLimitOptions(enabled=True))
+async def test_the_plugins_rate_limit(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)], rate_limit=RateLimitOptions(enabled=True))
     b = browser_for(auth)
     codes = [(await b.post("/sign-in/magic-link", {"email": "a@example.com"})).status_code for _ in range(6)]
     assert codes == [200] * 5 + [429]
 
 
-async def test_verify_has_the_same_rate_limit(env, browser_for):
-    auth = env.make(plugins=[magic_link(Outbox())], rate_limit=RateLimitOptions(enabled=True))
+async def test_verify_has_the_same_rate_limit(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)], rate_limit=RateLimitOptions(enabled=True))
     b = browser_for(auth)
     codes = [(await b.get("/magic-link/verify", params={"token": "x"})).status_code for _ in range(6)]
     assert codes == [302] * 5 + [429]
 
 
-async def test_sign_in_is_protected_against_login_csrf(env, browser_for):
+async def test_sign_in_is_protected_against_login_csrf(env, browser_for, mail_outbox):
     # Spec §13.3: the form-CSRF check applies without cookies too.
-    outbox = Outbox()
-    auth = env.make(plugins=[magic_link(outbox)])
+    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)])
     body = {"email": "ada@example.com"}
     r = await browser_for(auth, origin="https://evil.example").post("/sign-in/magic-link", body)
     assert r.status_code == 403 and r.json()["code"] == "INVALID_ORIGIN"
     navigation = {"sec-fetch-site": "cross-site", "sec-fetch-mode": "navigate"}
     r = await browser_for(auth, origin=None).post("/sign-in/magic-link", body, headers=navigation)
     assert r.status_code == 403 and r.json()["code"] == "CROSS_SITE_NAVIGATION_LOGIN_BLOCKED"
-    assert outbox.sent == [] and env.db.count("verification") == 0
+    assert mail_outbox.mails == [] and env.db.count("verification") == 0
     # A server-side caller without Origin or Fetch-Metadata headers is let through.
     await request_link(browser_for(auth, origin=None))
-    assert len(outbox.sent) == 1
+    assert len(mail_outbox.mails) == 1
 
 
 async def test_routes_exist_only_with_the_plugin(env, browser_for):
@@ -299,7 +284,7 @@ async def test_routes_exist_only_with_the_plugin(env, browser_for):
     assert (await b.get("/magic-link/verify", params={"token": "x"})).status_code == 404
 
 
-def test_the_plugin_checks_its_arguments_when_built(tmp_path):
+def test_the_plugin_checks_its_arguments_when_built(tmp_path, mail_outbox):
     from kernia import ConfigurationError, KerniaOptions
     from kernia.auth import init
     from kernia.plugins import magic_link as reexported
@@ -308,9 +293,9 @@ def test_the_plugin_checks_its_arguments_when_built(tmp_path):
     with pytest.raises(TypeError, match="send_magic_link"):
         magic_link("smtp://localhost")
     with pytest.raises(ValueError, match="expires_in"):
-        magic_link(Outbox(), expires_in=0)
+        magic_link(mail_outbox.send_magic_link, expires_in=0)
     with pytest.raises(ValueError, match="store_token"):
-        magic_link(Outbox(), store_token="encrypted")
+        magic_link(mail_outbox.send_magic_link, store_token="encrypted")
     with pytest.raises(ConfigurationError, match="send_magic_link"):
         init(
             KerniaOptions(database=f"sqlite:///{tmp_path / 'a.db'}", secret="s" * 32, plugins=[magic_link()])
@@ -320,14 +305,14 @@ def test_the_plugin_checks_its_arguments_when_built(tmp_path):
 # --- guests converting through magic links ----------------------------------------------------------
 
 
-async def test_a_guest_converts_by_opening_a_link_for_a_new_email(env, browser_for):
+async def test_a_guest_converts_by_opening_a_link_for_a_new_email(env, browser_for, mail_outbox):
     cart_table(env)
-    on_link, outbox = Recorder(), Outbox()
-    b = browser_for(env.make(plugins=[anonymous(on_link=on_link), magic_link(outbox)]))
+    on_link, outbox = Recorder(), mail_outbox.send_magic_link
+    b = browser_for(env.make(plugins=[anonymous(on_link=on_link), magic_link(mail_outbox.send_magic_link)]))
     guest_id = (await guest(b))["user"]["id"]
     env.db.execute('INSERT INTO "cart" VALUES (?, ?, ?)', "c1", guest_id, "book")
     await request_link(b, "fresh@example.com", callbackURL="/cart")
-    r = await b.get(outbox.link())
+    r = await b.open(mail_outbox.last().url)
     assert r.status_code == 302 and r.headers["location"] == BASE + "/cart"
     session = await b.session()
     new_id = session["user"]["id"]
@@ -337,48 +322,48 @@ async def test_a_guest_converts_by_opening_a_link_for_a_new_email(env, browser_f
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(new_id,)]
 
 
-async def test_a_guest_converts_by_opening_a_link_for_an_existing_user(env, browser_for):
+async def test_a_guest_converts_by_opening_a_link_for_an_existing_user(env, browser_for, mail_outbox):
     cart_table(env)
-    on_link, outbox = Recorder(), Outbox()
-    auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(outbox)])
+    on_link, outbox = Recorder(), mail_outbox.send_magic_link
+    auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(mail_outbox.send_magic_link)])
     owner = browser_for(auth)
     await request_link(owner, "owner@example.com")
-    await owner.get(outbox.link())
+    await owner.open(mail_outbox.last().url)
     existing = (await owner.session())["user"]["id"]
     b = browser_for(auth)
     guest_id = (await guest(b))["user"]["id"]
     await request_link(b, "owner@example.com")
-    r = await b.get("/magic-link/verify", params={"token": outbox.last["token"]})
+    r = await b.get("/magic-link/verify", params={"token": mail_outbox.last().token})
     assert r.status_code == 200 and r.json()["user"]["id"] == existing
     assert on_link.calls == [(guest_id, existing)]
     env.db.assert_gone(guest_id)
     assert (await owner.session())["user"]["id"] == existing
 
 
-async def test_a_link_opened_in_another_browser_leaves_the_guest_alone(env, browser_for):
-    on_link, outbox = Recorder(), Outbox()
+async def test_a_link_opened_in_another_browser_leaves_the_guest_alone(env, browser_for, mail_outbox):
+    on_link, outbox = Recorder(), mail_outbox.send_magic_link
     cart_table(env)
-    auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(outbox)])
+    auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(mail_outbox.send_magic_link)])
     b = browser_for(auth)
     guest_id = (await guest(b))["user"]["id"]
     await request_link(b, "phone@example.com")
     phone = browser_for(auth)  # the email was opened on another device
-    await phone.get(outbox.link())
+    await phone.open(mail_outbox.last().url)
     assert (await phone.session())["user"]["email"] == "phone@example.com"
     assert on_link.calls == []
     assert (await b.session())["user"]["id"] == guest_id  # still the guest here
 
 
-async def test_a_failing_on_link_redirects_with_the_error_and_keeps_the_link_usable(env, browser_for):
+async def test_a_failing_on_link_redirects_with_the_error_and_keeps_the_link_usable(env, browser_for, mail_outbox):
     cart_table(env)
-    on_link, outbox = Recorder(fail=APIError(409, "CART_CONFLICT", "The cart could not be moved")), Outbox()
-    auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(outbox)])
+    on_link, outbox = Recorder(fail=APIError(409, "CART_CONFLICT", "The cart could not be moved")), mail_outbox.send_magic_link
+    auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(mail_outbox.send_magic_link)])
     b = browser_for(auth)
     guest_id = (await guest(b))["user"]["id"]
     env.db.execute('INSERT INTO "cart" VALUES (?, ?, ?)', "c1", guest_id, "book")
     await request_link(b, "fresh@example.com", callbackURL="/cart", errorCallbackURL="/oops")
     before = env.db.snapshot()
-    r = await b.get(outbox.link())
+    r = await b.open(mail_outbox.last().url)
     assert r.status_code == 302 and r.headers["location"] == BASE + "/oops?error=CART_CONFLICT"
     assert "set-cookie" not in r.headers
     assert env.db.snapshot() == before
@@ -386,36 +371,35 @@ async def test_a_failing_on_link_redirects_with_the_error_and_keeps_the_link_usa
     assert (await b.session())["user"]["id"] == guest_id
 
     on_link.fail = None  # the same link converts once the cause is fixed
-    r = await b.get(outbox.link())
+    r = await b.open(mail_outbox.last().url)
     assert r.headers["location"] == BASE + "/cart"
     new_id = (await b.session())["user"]["id"]
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(new_id,)]
     env.db.assert_gone(guest_id)
 
 
-async def test_a_crashing_on_link_redirects_with_on_link_failed(env, browser_for):
-    outbox = Outbox()
-    auth = env.make(plugins=[anonymous(on_link=Recorder(fail=RuntimeError("bug"))), magic_link(outbox)])
+async def test_a_crashing_on_link_redirects_with_on_link_failed(env, browser_for, mail_outbox):
+    auth = env.make(plugins=[anonymous(on_link=Recorder(fail=RuntimeError("bug"))), magic_link(mail_outbox.send_magic_link)])
     cart_table(env)
     b = browser_for(auth)
     await guest(b)
     await request_link(b, "fresh@example.com")
-    r = await b.get(outbox.link())
+    r = await b.open(mail_outbox.last().url)
     assert location(r) == (BASE + "/", {"error": ["ON_LINK_FAILED"]})
     assert env.db.count("verification") == 1
 
 
-async def test_two_tabs_opening_the_link_convert_the_guest_once(env, browser_for):
+async def test_two_tabs_opening_the_link_convert_the_guest_once(env, browser_for, mail_outbox):
     cart_table(env)
-    on_link, outbox = Recorder(), Outbox()
-    auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(outbox)])
+    on_link, outbox = Recorder(), mail_outbox.send_magic_link
+    auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(mail_outbox.send_magic_link)])
     b = browser_for(auth)
     guest_id = (await guest(b))["user"]["id"]
     env.db.execute('INSERT INTO "cart" VALUES (?, ?, ?)', "c1", guest_id, "book")
     await request_link(b, "fresh@example.com")
     tab2 = browser_for(auth)
     tab2.cookies = dict(b.cookies)
-    r1, r2 = await while_held(on_link, b.get(outbox.link()), tab2.get(outbox.link()))
+    r1, r2 = await while_held(on_link, b.open(mail_outbox.last().url), tab2.open(mail_outbox.last().url))
     errors = [str(location(r)[1].get("error")) for r in (r1, r2)]
     assert errors == ["None", "['INVALID_TOKEN']"]
     assert len(on_link.calls) == 1
@@ -424,13 +408,12 @@ async def test_two_tabs_opening_the_link_convert_the_guest_once(env, browser_for
     assert env.db.rows('SELECT "user_id" FROM "cart"') == [(new_id,)]
 
 
-async def test_a_guest_with_a_password_account_in_the_same_app(env, browser_for):
+async def test_a_guest_with_a_password_account_in_the_same_app(env, browser_for, mail_outbox):
     # Both plugins beside email and password: the guest converts once, by whichever path ends first.
-    outbox = Outbox()
     on_link = Recorder()
     cart_table(env)
     auth = env.make(
-        plugins=[anonymous(on_link=on_link), magic_link(outbox)],
+        plugins=[anonymous(on_link=on_link), magic_link(mail_outbox.send_magic_link)],
         email_and_password=EmailPasswordOptions(enabled=True),
     )
     b = browser_for(auth)
@@ -438,21 +421,21 @@ async def test_a_guest_with_a_password_account_in_the_same_app(env, browser_for)
     await request_link(b, "ada@example.com")
     new_id = (await b.sign_up()).json()["user"]["id"]
     assert on_link.calls == [(guest_id, new_id)]
-    await b.get(outbox.link())  # the link now signs in the same (unverified) account
+    await b.open(mail_outbox.last().url)  # the link now signs in the same (unverified) account
     assert on_link.calls == [(guest_id, new_id)]
     assert (await b.session())["user"]["id"] == new_id
 
 
-async def test_the_guest_is_kept_when_deletion_is_disabled(env, browser_for):
-    on_link, outbox = Recorder(), Outbox()
+async def test_the_guest_is_kept_when_deletion_is_disabled(env, browser_for, mail_outbox):
+    on_link, outbox = Recorder(), mail_outbox.send_magic_link
     cart_table(env)
     auth = env.make(
-        plugins=[anonymous(on_link=on_link, disable_delete_anonymous_user=True), magic_link(outbox)]
+        plugins=[anonymous(on_link=on_link, disable_delete_anonymous_user=True), magic_link(mail_outbox.send_magic_link)]
     )
     b = browser_for(auth)
     guest_id = (await guest(b))["user"]["id"]
     await request_link(b, "kept@example.com")
-    await b.get(outbox.link())
+    await b.open(mail_outbox.last().url)
     new_id = (await b.session())["user"]["id"]
     assert on_link.calls == [(guest_id, new_id)]
     assert {r[0] for r in env.db.rows('SELECT "id" FROM "user"')} == {guest_id, new_id}

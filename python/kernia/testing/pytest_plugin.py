@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -49,14 +50,19 @@ class AuthClient:
     ) -> None:
         import httpx
 
-        # Every request through ``http`` carries the cookies and Origin (unless the request
-        # names its own) and every answer's cookies are kept, as a browser would.
+        # Every request through ``http`` carries ``cookies`` and the Origin (unless the request
+        # names its own) and every answer's cookies are kept there, as a browser would; httpx's
+        # own cookie jar stays empty, so ``cookies`` is the one place a test reads or sets them.
         hooks = {"request": [self._send_browser_headers], "response": [self._keep_cookies]}
+        settings: dict[str, Any] = {
+            "event_hooks": hooks,
+            "cookies": CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        }
         if isinstance(app, str):
-            self.http = httpx.AsyncClient(base_url=app, event_hooks=hooks)
+            self.http = httpx.AsyncClient(base_url=app, **settings)
         else:
             self.http = httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url=base_url, event_hooks=hooks
+                transport=httpx.ASGITransport(app=app), base_url=base_url, **settings
             )
         #: The ``Origin`` sent (by default where the requests go); ``None`` sends none.
         self.origin: str | None = (
@@ -113,6 +119,12 @@ class AuthClient:
         body = {"name": name, "email": email, "password": password}
         return await self.post("/sign-up/email", body)
 
+    async def open(self, url: str, **kw: Any) -> Any:
+        """Opens a link as a browser does from a mail: a GET of the link's path and query on
+        the app or server this client talks to (redirects are not followed)."""
+        parts = urlsplit(url)
+        return await self.http.get(parts.path + (f"?{parts.query}" if parts.query else ""), **kw)
+
     async def aclose(self) -> None:
         await self.http.aclose()
 
@@ -128,6 +140,8 @@ class Mail:
     token: str | None = None
     otp: str | None = None
     data: dict[str, Any] | None = None
+    #: What the client sent as ``metadata`` with a magic-link request.
+    metadata: Any = None
 
     @property
     def link(self) -> str | None:
@@ -140,10 +154,17 @@ class Mail:
 
 
 class MailOutbox:
-    """Senders for the options, and what they got."""
+    """Senders for the options, and what they got. With ``fail`` set to an exception, every
+    sender records its mail and then raises it: a mailer that is down."""
 
     def __init__(self) -> None:
         self.mails: list[Mail] = []
+        self.fail: BaseException | None = None
+
+    def _keep(self, mail: Mail) -> None:
+        self.mails.append(mail)
+        if self.fail is not None:
+            raise self.fail
 
     def _account(self, kind: str) -> Callable[..., None]:
         def send(data: dict[str, Any], ctx: Any = None) -> None:
@@ -153,7 +174,7 @@ class MailOutbox:
                 if kind == "change-email" and data.get("new_email")
                 else user.get("email")
             )
-            self.mails.append(Mail(kind, str(email), data.get("url"), data.get("token"), data=dict(data)))
+            self._keep(Mail(kind, str(email), data.get("url"), data.get("token"), data=dict(data)))
 
         return send
 
@@ -176,23 +197,28 @@ class MailOutbox:
     @property
     def send_magic_link(self) -> Callable[..., None]:
         def send(email: str, url: str, token: str, ctx: Any = None) -> None:
-            self.mails.append(Mail("magic-link", email, url, token))
+            self._keep(Mail("magic-link", email, url, token, metadata=getattr(ctx, "metadata", None)))
 
         return send
 
     @property
     def send_otp(self) -> Callable[..., None]:
         def send(data: dict[str, Any], ctx: Any = None) -> None:
-            self.mails.append(Mail("otp", data["email"], otp=data["otp"], data=dict(data)))
+            self._keep(Mail("otp", data["email"], otp=data["otp"], data=dict(data)))
 
         return send
 
-    def of(self, email: str, kind: str | None = None) -> list[Mail]:
-        return [m for m in self.mails if m.email == email and (kind is None or m.kind == kind)]
+    def of(self, email: str | None = None, kind: str | None = None) -> list[Mail]:
+        """The mails to ``email`` (any address when ``None``) of ``kind`` (any kind when ``None``)."""
+        return [
+            m for m in self.mails if (email is None or m.email == email) and (kind is None or m.kind == kind)
+        ]
 
-    def last(self, email: str, kind: str | None = None) -> Mail:
+    def last(self, email: str | None = None, kind: str | None = None) -> Mail:
+        """The newest of :meth:`of`; fails the test when there is none."""
         found = self.of(email, kind)
-        assert found, f"no {kind or ''} mail to {email}; sent: {[(m.kind, m.email) for m in self.mails]}"
+        wanted = f"{kind or ''} mail to {email or 'anyone'}"
+        assert found, f"no {wanted}; sent: {[(m.kind, m.email) for m in self.mails]}"
         return found[-1]
 
 
