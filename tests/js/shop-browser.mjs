@@ -107,6 +107,7 @@ async function signUp() {
   await page.fill("#sign-up [name=name]", "Ada Guest");
   await page.fill("#sign-up [name=email]", email("ada"));
   await page.fill("#sign-up [name=password]", "correct horse battery");
+  await page.fill("#sign-up [name=username]", `ada_${tag}`);
   await page.click("#sign-up button");
   const member = await waitForState(page, "member");
   check(member.id && member.id !== guest.id, "sign-up made a new account", member);
@@ -119,6 +120,14 @@ async function signUp() {
   await page.waitForFunction(() => /^Order \w+ placed/.test(document.querySelector("#status").textContent));
   await page.waitForFunction(() => document.querySelectorAll("#cart li").length === 0);
   check((await state(page)).count === 0, "a member checks out: the cart is empty");
+  // Back later, by username (the username plugin's client).
+  await page.click("#sign-out");
+  await waitForState(page, "signed-out");
+  await page.fill("#sign-in [name=login]", `ada_${tag}`);
+  await page.fill("#sign-in [name=password]", "correct horse battery");
+  await page.click("#sign-in button");
+  const back = await waitForState(page, "member");
+  check(back.id === member.id, "signed in again by username", back);
   await screenshot(page, "sign-up");
   Object.assign(facts, { guest: guest.id, user: member.id });
 }

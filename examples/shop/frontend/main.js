@@ -139,6 +139,7 @@ $("#sign-up").addEventListener(
         name: field(form, "name"),
         email: field(form, "email"),
         password: field(form, "password"),
+        username: field(form, "username") || undefined,
       }),
     );
     say("Account created; your cart came with you");
@@ -150,7 +151,13 @@ $("#sign-in").addEventListener(
   "submit",
   action(async (event) => {
     const form = event.target;
-    unwrap(await auth.signIn.email({ email: field(form, "email"), password: field(form, "password") }));
+    const login = field(form, "login");
+    const password = field(form, "password");
+    unwrap(
+      login.includes("@")
+        ? await auth.signIn.email({ email: login, password })
+        : await auth.signIn.username({ username: login, password }),
+    );
     say("Signed in; your cart came with you");
     await refresh();
   }),
