@@ -201,7 +201,9 @@ def test_contradicting_email_password_settings_are_refused():
 
 
 @pytest.mark.parametrize("kernia_way", [False, True])
-async def test_magic_link_generate_token_and_custom_hasher_take_effect(env, browser_for, kernia_way, mail_outbox):
+async def test_magic_link_generate_token_and_custom_hasher_take_effect(
+    env, browser_for, kernia_way, mail_outbox
+):
     asked: list[str] = []
 
     async def generate_token(email: str) -> str:
@@ -217,7 +219,8 @@ async def test_magic_link_generate_token_and_custom_hasher_take_effect(env, brow
     }
     if kernia_way:
         auth = env.make(
-            plugins=[magic_link()], advanced={"magic-link": {"send_magic_link": mail_outbox.send_magic_link, **settings}}
+            plugins=[magic_link()],
+            advanced={"magic-link": {"send_magic_link": mail_outbox.send_magic_link, **settings}},
         )
     else:
         auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link, **settings)])
@@ -249,7 +252,8 @@ def _init(**kw):
 def test_magic_link_settings_that_cannot_take_effect_are_refused(mail_outbox):
     with pytest.raises(ConfigurationError, match="token_length"):
         _init(
-            plugins=[magic_link()], advanced={"magic-link": {"send_magic_link": mail_outbox.send_magic_link, "token_length": 8}}
+            plugins=[magic_link()],
+            advanced={"magic-link": {"send_magic_link": mail_outbox.send_magic_link, "token_length": 8}},
         )
     with pytest.raises(ConfigurationError, match="expires_in"):
         _init(

@@ -250,14 +250,18 @@ async def test_hashed_tokens(env, browser_for, mail_outbox):
 
 
 async def test_the_plugins_rate_limit(env, browser_for, mail_outbox):
-    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)], rate_limit=RateLimitOptions(enabled=True))
+    auth = env.make(
+        plugins=[magic_link(mail_outbox.send_magic_link)], rate_limit=RateLimitOptions(enabled=True)
+    )
     b = browser_for(auth)
     codes = [(await b.post("/sign-in/magic-link", {"email": "a@example.com"})).status_code for _ in range(6)]
     assert codes == [200] * 5 + [429]
 
 
 async def test_verify_has_the_same_rate_limit(env, browser_for, mail_outbox):
-    auth = env.make(plugins=[magic_link(mail_outbox.send_magic_link)], rate_limit=RateLimitOptions(enabled=True))
+    auth = env.make(
+        plugins=[magic_link(mail_outbox.send_magic_link)], rate_limit=RateLimitOptions(enabled=True)
+    )
     b = browser_for(auth)
     codes = [(await b.get("/magic-link/verify", params={"token": "x"})).status_code for _ in range(6)]
     assert codes == [302] * 5 + [429]
@@ -307,7 +311,7 @@ def test_the_plugin_checks_its_arguments_when_built(tmp_path, mail_outbox):
 
 async def test_a_guest_converts_by_opening_a_link_for_a_new_email(env, browser_for, mail_outbox):
     cart_table(env)
-    on_link, outbox = Recorder(), mail_outbox.send_magic_link
+    on_link = Recorder()
     b = browser_for(env.make(plugins=[anonymous(on_link=on_link), magic_link(mail_outbox.send_magic_link)]))
     guest_id = (await guest(b))["user"]["id"]
     env.db.execute('INSERT INTO "cart" VALUES (?, ?, ?)', "c1", guest_id, "book")
@@ -324,7 +328,7 @@ async def test_a_guest_converts_by_opening_a_link_for_a_new_email(env, browser_f
 
 async def test_a_guest_converts_by_opening_a_link_for_an_existing_user(env, browser_for, mail_outbox):
     cart_table(env)
-    on_link, outbox = Recorder(), mail_outbox.send_magic_link
+    on_link = Recorder()
     auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(mail_outbox.send_magic_link)])
     owner = browser_for(auth)
     await request_link(owner, "owner@example.com")
@@ -341,7 +345,7 @@ async def test_a_guest_converts_by_opening_a_link_for_an_existing_user(env, brow
 
 
 async def test_a_link_opened_in_another_browser_leaves_the_guest_alone(env, browser_for, mail_outbox):
-    on_link, outbox = Recorder(), mail_outbox.send_magic_link
+    on_link = Recorder()
     cart_table(env)
     auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(mail_outbox.send_magic_link)])
     b = browser_for(auth)
@@ -354,9 +358,11 @@ async def test_a_link_opened_in_another_browser_leaves_the_guest_alone(env, brow
     assert (await b.session())["user"]["id"] == guest_id  # still the guest here
 
 
-async def test_a_failing_on_link_redirects_with_the_error_and_keeps_the_link_usable(env, browser_for, mail_outbox):
+async def test_a_failing_on_link_redirects_with_the_error_and_keeps_the_link_usable(
+    env, browser_for, mail_outbox
+):
     cart_table(env)
-    on_link, outbox = Recorder(fail=APIError(409, "CART_CONFLICT", "The cart could not be moved")), mail_outbox.send_magic_link
+    on_link = Recorder(fail=APIError(409, "CART_CONFLICT", "The cart could not be moved"))
     auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(mail_outbox.send_magic_link)])
     b = browser_for(auth)
     guest_id = (await guest(b))["user"]["id"]
@@ -379,7 +385,12 @@ async def test_a_failing_on_link_redirects_with_the_error_and_keeps_the_link_usa
 
 
 async def test_a_crashing_on_link_redirects_with_on_link_failed(env, browser_for, mail_outbox):
-    auth = env.make(plugins=[anonymous(on_link=Recorder(fail=RuntimeError("bug"))), magic_link(mail_outbox.send_magic_link)])
+    auth = env.make(
+        plugins=[
+            anonymous(on_link=Recorder(fail=RuntimeError("bug"))),
+            magic_link(mail_outbox.send_magic_link),
+        ]
+    )
     cart_table(env)
     b = browser_for(auth)
     await guest(b)
@@ -391,7 +402,7 @@ async def test_a_crashing_on_link_redirects_with_on_link_failed(env, browser_for
 
 async def test_two_tabs_opening_the_link_convert_the_guest_once(env, browser_for, mail_outbox):
     cart_table(env)
-    on_link, outbox = Recorder(), mail_outbox.send_magic_link
+    on_link = Recorder()
     auth = env.make(plugins=[anonymous(on_link=on_link), magic_link(mail_outbox.send_magic_link)])
     b = browser_for(auth)
     guest_id = (await guest(b))["user"]["id"]
@@ -427,10 +438,13 @@ async def test_a_guest_with_a_password_account_in_the_same_app(env, browser_for,
 
 
 async def test_the_guest_is_kept_when_deletion_is_disabled(env, browser_for, mail_outbox):
-    on_link, outbox = Recorder(), mail_outbox.send_magic_link
+    on_link = Recorder()
     cart_table(env)
     auth = env.make(
-        plugins=[anonymous(on_link=on_link, disable_delete_anonymous_user=True), magic_link(mail_outbox.send_magic_link)]
+        plugins=[
+            anonymous(on_link=on_link, disable_delete_anonymous_user=True),
+            magic_link(mail_outbox.send_magic_link),
+        ]
     )
     b = browser_for(auth)
     guest_id = (await guest(b))["user"]["id"]
