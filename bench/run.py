@@ -37,7 +37,7 @@ def log(msg: str) -> None:
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, check=True, **kw)
+    return subprocess.run(cmd, **{"check": True, **kw})
 
 
 # --- setup ---------------------------------------------------------------------------------------
@@ -53,6 +53,9 @@ def ensure_tools() -> None:
         run([sys.executable, "-m", "venv", str(KERNIA_VENV)])
         pkgs = ["kernia==0.1.0", "sqlalchemy>=2", "aiosqlite", "greenlet", "uvicorn", "uvloop", "httptools"]
         run([str(KERNIA_VENV / "bin" / "pip"), "install", "-q", *pkgs])
+    if run([str(KERNIA_VENV / "bin" / "python"), "-c", "import fastapi"], check=False).returncode:
+        log("installing FastAPI in bench/.venv-kernia (bench/session_check.py)")
+        run([str(KERNIA_VENV / "bin" / "pip"), "install", "-q", "fastapi"])
     if not (HERE / "peers" / "node_modules" / "better-auth").is_dir():
         log("installing Better Auth 1.7.25 and pg in bench/peers")
         run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE / "peers")

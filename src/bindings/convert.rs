@@ -8,7 +8,7 @@ use pyo3::IntoPyObjectExt;
 use serde_json::Value;
 
 use crate::callbacks::{CallbackRequest, GuestEvent};
-use crate::model::{User, UserFields, UserJson};
+use crate::model::{Session, SessionJson, User, UserFields, UserJson};
 
 pub fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
@@ -30,6 +30,31 @@ pub fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>
             d.into_any()
         }
     })
+}
+
+/// `{"session", "user"}` as `get_session` answers, shaped like `GET /get-session`'s JSON.
+pub struct SessionAndUser(pub Session, pub User, pub UserFields);
+
+impl serde::Serialize for SessionAndUser {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("session", &SessionJson(&self.0))?;
+        m.serialize_entry("user", &UserJson(&self.1, self.2))?;
+        m.end()
+    }
+}
+
+impl<'py> IntoPyObject<'py> for SessionAndUser {
+    type Target = PyAny;
+    type Output = Bound<'py, PyAny>;
+    type Error = PyErr;
+
+    /// Straight into Python objects, with no JSON in between (a session check is on the
+    /// path of every request an app serves).
+    fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        pythonize::pythonize(py, &self).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+    }
 }
 
 /// JSON converted to Python objects on the event loop's thread, when an awaitable resolves.

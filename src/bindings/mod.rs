@@ -56,6 +56,30 @@ fn headers_from(list: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// The `Cookie` headers of header pairs, the only ones a session check reads (the
+/// others are not copied).
+fn cookie_headers(list: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for item in list.try_iter()? {
+        let item = item?;
+        let pair = item.downcast::<PyTuple>().map_err(PyErr::from)?;
+        let name = pair.get_item(0)?;
+        let is_cookie = match name.downcast::<PyBytes>() {
+            Ok(b) => b.as_bytes().eq_ignore_ascii_case(b"cookie"),
+            Err(_) => name.extract::<std::borrow::Cow<'_, str>>()?.eq_ignore_ascii_case("cookie"),
+        };
+        if is_cookie {
+            let v = pair.get_item(1)?;
+            let value = match v.downcast::<PyBytes>() {
+                Ok(b) => String::from_utf8_lossy(b.as_bytes()).into_owned(),
+                Err(_) => v.extract::<String>()?,
+            };
+            out.push(("cookie".to_owned(), value));
+        }
+    }
+    Ok(out)
+}
+
 #[pyclass(module = "kernia._native", frozen)]
 pub struct NativeResponse {
     #[pyo3(get)]
@@ -208,13 +232,34 @@ impl NativeAuth {
                 Ok(Some((_, user))) if user.is_anonymous && !allow_guests => {
                     Err(callbacks::engine_error(crate::error::AuthError::GuestNotAllowed))
                 }
-                Ok(Some((session, user))) => {
-                    let json = serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
-                    Ok(Some(convert::PyJson(json)))
-                }
+                Ok(Some((session, user))) => Ok(Some(convert::SessionAndUser(session, user, auth.user_fields))),
                 Err(e) => Err(callbacks::engine_error(e)),
             }
         })
+    }
+
+    /// `get_session` answered on the calling thread, with the GIL released for the read:
+    /// the dict, `None` when signed out, or `NotImplemented` when only the awaitable
+    /// `get_session` can answer (a refresh or an expired row to write, PostgreSQL, an
+    /// in-memory database, a database error).
+    fn get_session_now<'py>(
+        &self,
+        py: Python<'py>,
+        headers: &Bound<'py, PyAny>,
+        allow_guests: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let cookies = cookie_headers(headers)?;
+        let auth = &self.auth;
+        match py.detach(|| auth.sessions.for_headers_now(cookies)) {
+            None | Some(Err(_)) => Ok(py.NotImplemented().into_bound(py)),
+            Some(Ok(None)) => Ok(py.None().into_bound(py)),
+            Some(Ok(Some((_, user)))) if user.is_anonymous && !allow_guests => {
+                Err(callbacks::engine_error(crate::error::AuthError::GuestNotAllowed))
+            }
+            Some(Ok(Some((session, user)))) => {
+                convert::SessionAndUser(session, user, auth.user_fields).into_pyobject(py)
+            }
+        }
     }
 
     /// Awaitable of the guest funnel of the guests created at or after `since_ms` (all without it).

@@ -68,16 +68,37 @@ impl Sessions {
     }
 
     /// One indexed lookup: the session and its user, if the cookie is valid and the session live.
+    ///
+    /// On the async workers this is awaited on the store's reader threads: read on the
+    /// worker instead (as [`Sessions::current_now`] does), native get-session served
+    /// fewer requests (A/B, SQLite, 16 connections: 35,800/s against 41,300/s), the two
+    /// workers then sharing their cores with the reads' lock calls.
     pub async fn current(&self, req: &Request) -> Result<Current, AuthError> {
         let Some(token) = self.token(req) else {
             return Ok(Current::None);
         };
-        match self.store.session_with_user(&token).await? {
-            None => Ok(Current::Stale { token, expired_row: false }),
+        let found = self.store.session_with_user(&token).await?;
+        Ok(self.classify(req, token, found))
+    }
+
+    /// [`Sessions::current`] without awaiting, for a caller on a thread of its own (the
+    /// app's event loop), where a hop to the engine's threads and back costs more than the
+    /// read: `None` when the store cannot answer at once.
+    pub fn current_now(&self, req: &Request) -> Option<Result<Current, AuthError>> {
+        let Some(token) = self.token(req) else {
+            return Some(Ok(Current::None));
+        };
+        let found = self.store.session_with_user_now(&token)?;
+        Some(found.map_err(AuthError::from).map(|found| self.classify(req, token, found)))
+    }
+
+    fn classify(&self, req: &Request, token: String, found: Option<(Session, User)>) -> Current {
+        match found {
+            None => Current::Stale { token, expired_row: false },
             Some((session, _)) if session.expires_at <= self.clock.now_ms() => {
-                Ok(Current::Stale { token, expired_row: true })
+                Current::Stale { token, expired_row: true }
             }
-            Some((session, user)) => Ok(Current::Valid { session, user, dont_remember: self.dont_remember(req) }),
+            Some((session, user)) => Current::Valid { session, user, dont_remember: self.dont_remember(req) },
         }
     }
 
@@ -121,22 +142,43 @@ impl Sessions {
         }
     }
 
+    /// Whether the session's last refresh is `update_age` old (spec §11.1 step 5).
+    fn due_for_refresh(&self, session: &Session, anonymous: bool) -> bool {
+        let s = &self.cfg.session;
+        let last_refresh = session.expires_at - self.lifetime(anonymous) * 1000;
+        !s.disable_session_refresh && self.clock.now_ms() >= last_refresh + s.update_age * 1000
+    }
+
     /// Pushes the expiry forward when the last refresh is `update_age` old (spec
     /// §11.1 step 5): updates `session` and returns the write that persists it.
     pub fn refresh(&self, session: &mut Session, anonymous: bool) -> Option<WriteOp> {
-        let s = &self.cfg.session;
-        if s.disable_session_refresh {
+        if !self.due_for_refresh(session, anonymous) {
             return None;
         }
         let now = self.clock.now_ms();
-        let lifetime = self.lifetime(anonymous);
-        let last_refresh = session.expires_at - lifetime * 1000;
-        if now < last_refresh + s.update_age * 1000 {
-            return None;
-        }
-        session.expires_at = now + lifetime * 1000;
+        session.expires_at = now + self.lifetime(anonymous) * 1000;
         session.updated_at = now;
         Some(WriteOp::RefreshSession { id: session.id.clone(), expires_at: session.expires_at, updated_at: now })
+    }
+
+    /// [`Sessions::for_headers`] on the calling thread, for app code checking a session on
+    /// its own endpoints: `None` when the answer needs a write (a refresh that is due, an
+    /// expired row to delete) or the store cannot read at once; the caller then awaits
+    /// `for_headers`, which does the same and more.
+    pub fn for_headers_now(
+        &self,
+        headers: Vec<(String, String)>,
+    ) -> Option<Result<Option<(Session, User)>, AuthError>> {
+        let req = Request { headers, ..Request::new("GET", "/get-session") };
+        match self.current_now(&req)? {
+            Err(e) => Some(Err(e)),
+            Ok(Current::Valid { session, user, dont_remember }) => {
+                let write_due = !dont_remember && self.due_for_refresh(&session, user.is_anonymous);
+                (!write_due).then_some(Ok(Some((session, user))))
+            }
+            Ok(Current::Stale { expired_row: true, .. }) => None,
+            Ok(_) => Some(Ok(None)),
+        }
     }
 
     /// The live session and user for app code; refreshes the expiry like get-session.

@@ -191,3 +191,97 @@ async def test_forwarded_for_is_believed_from_a_trusted_proxy(env, browser_for):
         headers={"x-forwarded-for": "203.0.113.9, 2001:db8::7"},
     )
     assert (await b.session())["session"]["ipAddress"] == "2001:0db8:0000:0000:0000:0000:0000:0000"
+
+
+# --- the in-process check (auth.api.get_session) ----------------------------------------------------
+
+
+def _cookie_pairs(b) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"host", b"localhost:3000"),
+        (b"cookie", b"; ".join(f"{k}={v}".encode() for k, v in b.cookies.items())),
+    ]
+
+
+async def test_the_app_side_check_answers_as_get_session_does(env, browser_for):
+    """The same dict as GET /get-session's JSON, for a guest and a registered user."""
+    from kernia.plugins.anonymous import anonymous
+    from kernia.plugins.username import username
+
+    auth = env.make(plugins=[anonymous(), username()])
+    for sign_in in ("guest", "user"):
+        b = browser_for(auth)
+        if sign_in == "guest":
+            await b.post("/sign-in/anonymous", {})
+        else:
+            await b.post(
+                "/sign-up/email",
+                {"name": "Ada", "email": "ada@example.com", "password": "correct-horse", "username": "ada_l"},
+            )
+        over_http = await b.session()
+        assert await auth.api.get_session(_cookie_pairs(b)) == over_http
+        assert await auth.api.get_session({"cookie": _cookie_pairs(b)[1][1].decode()}) == over_http
+
+
+async def test_the_check_is_answered_on_the_calling_thread_when_it_can(env, browser_for):
+    """A SQLite file answers at once (no awaitable); what needs a write or a network round trip
+    is left to the awaitable path: a refresh that is due, an expired row, PostgreSQL."""
+    auth = env.make()
+    b = browser_for(auth)
+    await b.sign_up()
+    pairs = _cookie_pairs(b)
+    now = auth._native.get_session_now(pairs, True)
+    if env.backend == "postgres":
+        assert now is NotImplemented
+    else:
+        assert now == await b.session()
+        assert (
+            auth._native.get_session_now([(b"cookie", b"better-auth.session_token=forged.sig")], True) is None
+        )
+        assert auth._native.get_session_now([], True) is None
+    # A refresh is due: the awaitable path writes it, as get-session would.
+    before = (await auth.api.get_session(pairs))["session"]["expiresAt"]
+    advance_clock(auth, DAY + 60)
+    assert auth._native.get_session_now(pairs, True) is NotImplemented
+    refreshed = (await auth.api.get_session(pairs))["session"]["expiresAt"]
+    assert parse_iso(refreshed) > parse_iso(before)
+    assert (await b.session())["session"]["expiresAt"] == refreshed  # written, not only answered
+    if env.backend == "sqlite":
+        assert auth._native.get_session_now(pairs, True) is not NotImplemented  # refreshed: at once again
+    # Expired: the row is deleted, by the awaitable path.
+    advance_clock(auth, 8 * DAY)
+    assert auth._native.get_session_now(pairs, True) is NotImplemented
+    assert await auth.api.get_session(pairs) is None
+    assert env.db.count("session") == 0
+
+
+async def test_the_check_refuses_guests_where_asked_on_either_path(env, browser_for):
+    from kernia import APIError
+    from kernia.plugins.anonymous import anonymous
+
+    auth = env.make(plugins=[anonymous()])
+    b = browser_for(auth)
+    await b.post("/sign-in/anonymous", {})
+    with pytest.raises(APIError) as refused:
+        await auth.api.get_session(_cookie_pairs(b), allow_guests=False)
+    assert (refused.value.status, refused.value.code) == (403, "GUEST_NOT_ALLOWED")
+    advance_clock(auth, DAY + 60)  # now through the awaitable path
+    with pytest.raises(APIError):
+        await auth.api.get_session(_cookie_pairs(b), allow_guests=False)
+
+
+async def test_an_in_memory_database_takes_the_awaitable_path(open_auth):
+    from kernia import EmailPasswordOptions, KerniaOptions
+
+    from conftest import SECRET, Browser
+
+    auth = open_auth(
+        KerniaOptions(
+            database="sqlite::memory:", secret=SECRET, email_and_password=EmailPasswordOptions(enabled=True)
+        )
+    )
+    b = Browser(auth.router.mount())
+    await b.sign_up()
+    assert auth._native.get_session_now(_cookie_pairs(b), True) is NotImplemented
+    assert (await auth.api.get_session(_cookie_pairs(b)))["user"]["email"] == "ada@example.com"
+    await b.aclose()

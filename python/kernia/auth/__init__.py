@@ -37,7 +37,7 @@ Headers = Mapping[str, str] | Iterable[tuple[bytes | str, bytes | str]]
 def _header_pairs(headers: Any) -> list[tuple[Any, Any]]:
     raw = getattr(headers, "raw", None)  # Starlette's Headers keep the original bytes
     if raw is not None:
-        return list(raw)
+        return raw
     if isinstance(headers, Mapping):
         return list(headers.items())
     return list(headers)
@@ -174,7 +174,13 @@ class API:
         With ``allow_guests=False`` a guest's session raises ``kernia.APIError`` 403
         ``GUEST_NOT_ALLOWED``."""
         _check_arg("get_session: allow_guests", allow_guests, bool)
-        return await self._native.get_session(_header_pairs(headers), allow_guests)
+        pairs = _header_pairs(headers)
+        # Most checks are answered on this thread, in microseconds, without a trip through
+        # the engine's threads; the rest (a refresh to write, PostgreSQL) are awaited.
+        found = self._native.get_session_now(pairs, allow_guests)
+        if found is not NotImplemented:
+            return found
+        return await self._native.get_session(pairs, allow_guests)
 
 
 class Server:

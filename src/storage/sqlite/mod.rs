@@ -8,6 +8,7 @@ mod ops;
 mod values;
 mod writer;
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
@@ -29,6 +30,49 @@ use writer::{reader_loop, spawn, writer_loop, Channels, Job, ReadJob, SqliteTx};
 pub struct SqliteStore {
     channels: Mutex<Option<Channels>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Connections for lookups on the caller's own thread (a file database only).
+    inline: Option<InlineReaders>,
+}
+
+/// Reader connections lent to whichever thread asks, for point lookups that take a few
+/// microseconds: a tokio worker or the app's event loop reads on the spot instead of
+/// waking a reader thread and waiting to be woken in turn. Opened on first need, so
+/// there are never more than the threads that read at once; closed with the store.
+struct InlineReaders {
+    path: String,
+    idle: Mutex<Vec<Connection>>,
+    closed: AtomicBool,
+}
+
+impl InlineReaders {
+    fn new(path: String) -> Self {
+        InlineReaders { path, idle: Mutex::new(Vec::new()), closed: AtomicBool::new(false) }
+    }
+
+    /// `f` on an idle connection (or a new one); `None` once the store is closed, or
+    /// when no connection can be opened (the caller takes the usual way then).
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> T) -> Option<T> {
+        if self.closed.load(Relaxed) {
+            return None;
+        }
+        let idle = self.idle.lock().expect("inline readers lock").pop();
+        let conn = match idle {
+            Some(conn) => conn,
+            None => open_connection(Some(&self.path)).ok()?,
+        };
+        let out = f(&conn);
+        let mut idle = self.idle.lock().expect("inline readers lock");
+        if !self.closed.load(Relaxed) {
+            idle.push(conn);
+        }
+        Some(out)
+    }
+
+    fn close(&self) {
+        let mut idle = self.idle.lock().expect("inline readers lock");
+        self.closed.store(true, Relaxed);
+        idle.clear();
+    }
 }
 
 pub(super) fn backend(e: impl std::fmt::Display) -> StoreError {
@@ -145,7 +189,11 @@ impl SqliteStore {
         };
         let (writer, writer_rx) = unbounded::<Job>();
         threads.push(spawn("kernia-sqlite-w".into(), move || writer_loop(writer_conn, writer_rx, writer_reads)));
-        Ok(SqliteStore { channels: Mutex::new(Some(Channels { writer, reads })), threads: Mutex::new(threads) })
+        Ok(SqliteStore {
+            channels: Mutex::new(Some(Channels { writer, reads })),
+            threads: Mutex::new(threads),
+            inline: path.map(InlineReaders::new),
+        })
     }
 
     fn send(&self, job: Job) -> Result<(), StoreError> {
@@ -167,6 +215,10 @@ impl SqliteStore {
         }
         rx.await.map_err(|_| closed())?
     }
+}
+
+fn session_with_user_at(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Session, User)> {
+    Ok((session_at(r)?, user_at(r, 8)?))
 }
 
 impl SqliteStore {
@@ -200,7 +252,15 @@ impl SqliteStore {
 #[async_trait]
 impl Store for SqliteStore {
     async fn session_with_user(&self, token: &str) -> Result<Option<(Session, User)>, StoreError> {
-        self.lookup(sql::SESSION_WITH_USER.sqlite(), token, |r| Ok((session_at(r)?, user_at(r, 8)?))).await
+        self.lookup(sql::SESSION_WITH_USER.sqlite(), token, session_with_user_at).await
+    }
+
+    fn session_with_user_now(&self, token: &str) -> Option<Result<Option<(Session, User)>, StoreError>> {
+        self.inline.as_ref()?.with(|conn| {
+            conn.prepare_cached(sql::SESSION_WITH_USER.sqlite())
+                .and_then(|mut st| st.query_row([token], session_with_user_at).optional())
+                .map_err(map_err)
+        })
     }
 
     async fn user_with_password(&self, by: Login, key: &str) -> Result<Option<(User, Option<String>)>, StoreError> {
@@ -382,6 +442,9 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) {
+        if let Some(inline) = &self.inline {
+            inline.close();
+        }
         // Dropping the senders lets each thread finish its queue and exit.
         drop(self.channels.lock().expect("channel lock").take());
         let threads: Vec<_> = std::mem::take(&mut *self.threads.lock().expect("thread lock"));
