@@ -206,6 +206,9 @@ def measure(server: Server, *, conversions: bool = True) -> dict[tuple[str, int]
     try:
         cookie = server.guest_cookie()
         wrk(server, "warm-up", 16, "/api/auth/get-session", headers={"Cookie": cookie}, seconds=1)
+        session = urllib.request.Request(f"{server.origin}/api/auth/get-session", headers={"Cookie": cookie})
+        with urllib.request.urlopen(session) as resp:
+            figures[("session-bytes", 16)] = len(resp.read())
         for conns in (2, 16):
             figures[("sign-in", conns)] = wrk(
                 server, "guest sign-in", conns, "/api/auth/sign-in/anonymous", script="sign_in_anonymous.lua"
@@ -228,6 +231,24 @@ def measure(server: Server, *, conversions: bool = True) -> dict[tuple[str, int]
     finally:
         server.stop()
     return figures
+
+
+def bare_http(body_bytes: int) -> Figure:
+    """The HTTP ceiling for get-session: bench/bare_http.rs, hyper set up as the native server
+    is, answering a body of get-session's size with its headers and doing nothing else."""
+    log("building bench/bare_http.rs")
+    run(["cargo", "build", "--quiet", "--release", "--example", "bare_http"], cwd=ROOT)
+    port = free_port()
+    cmd = ["cargo", "run", "--quiet", "--release", "--example", "bare_http", "--", str(port), str(body_bytes)]
+    server = Server("bare hyper (ceiling)", cmd, port)
+    server.start()
+    try:
+        wrk(server, "warm-up", 16, "/api/auth/get-session", seconds=1)
+        f = wrk(server, "fixed body", 16, "/api/auth/get-session")
+        show(f)
+        return f
+    finally:
+        server.stop()
 
 
 def session_p99_under_conversions(server: Server) -> tuple[Figure, Figure]:
@@ -293,6 +314,7 @@ def main() -> int:
 
     results: dict[str, dict] = {}
     results["native"] = measure(native_sqlite)
+    results["bare"] = bare_http(results["native"][("session-bytes", 16)])
     results["asgi"] = measure(asgi_sqlite, conversions=False)
     results["kernia"] = measure(kernia)
     limited = wrk_once(native_limited)
@@ -365,6 +387,15 @@ def report(r: dict, ceil: dict, limited: Figure, loaded_conv: Figure, loaded_ses
     ratio("get-session c16: native / kernia", n[g16].rps, k[g16].rps, 50)
     ratio("get-session c16: native / better-auth", n[g16].rps, ba[g16].rps, 20)
     bound("get-session c16 native p99", n[g16].p99_ms, "ms", 5)
+    bare = r["bare"]
+    checks.append(
+        (
+            "get-session c16: native / bare HTTP",
+            n[g16].rps / bare.rps,
+            ">= 0.7",
+            n[g16].rps / bare.rps >= 0.7,
+        )
+    )
     ratio("guest sign-in c16: asgi / kernia", a[s16].rps, k[s16].rps, 10)
     ratio("get-session c16: asgi / kernia", a[g16].rps, k[g16].rps, 10)
     conv = n[("convert", 16)].rps / ceil["hash_limit_per_s"]
