@@ -69,10 +69,10 @@ impl Sessions {
 
     /// One indexed lookup: the session and its user, if the cookie is valid and the session live.
     ///
-    /// On the async workers this is awaited on the store's reader threads: read on the
-    /// worker instead (as [`Sessions::current_now`] does), native get-session served
-    /// fewer requests (A/B, SQLite, 16 connections: 35,800/s against 41,300/s), the two
-    /// workers then sharing their cores with the reads' lock calls.
+    /// On the async workers this is awaited on the store's reader threads. Reading on the
+    /// worker instead (as [`Sessions::current_now`] does) showed no clear gain for native
+    /// get-session: in paired A/B rounds (SQLite, 16 connections) one series favoured it
+    /// and another did not, within the machine's noise, and CPU per request was the same.
     pub async fn current(&self, req: &Request) -> Result<Current, AuthError> {
         let Some(token) = self.token(req) else {
             return Ok(Current::None);
