@@ -59,8 +59,9 @@ class Shop:
     """What the app's routes share: the auth handle and the development outbox."""
 
     auth: Auth
-    #: The magic links the shop would mail, newest last (shown on the page).
-    outbox: list[dict[str, str]] = field(default_factory=list)
+    #: The magic links the shop would mail, newest last, each with the user id of the
+    #: visitor who asked for it: the page shows a visitor only their own.
+    outbox: list[dict[str, Any]] = field(default_factory=list)
     #: Where the page finds the auth routes.
     auth_url: str = ""
 
@@ -119,8 +120,11 @@ def create_app(
         await ctx.db.execute(q("UPDATE shop_cart_item SET user_id = ? WHERE user_id = ?"), [new, old])
 
     async def to_outbox(email: str, url: str, token: str, ctx: Any) -> None:
-        # A real shop mails the link; this one keeps it for the page to show.
-        holder["shop"].outbox.append({"email": email, "url": url})
+        # A real shop mails the link; this one keeps it for the page to show, to the visitor
+        # who asked for it only (a link signs its holder in).
+        asker = await holder["shop"].auth.api.get_session(ctx.request["headers"])
+        owner = asker["user"]["id"] if asker else None
+        holder["shop"].outbox.append({"email": email, "url": url, "owner": owner})
 
     auth = init(
         KerniaOptions(
@@ -159,6 +163,7 @@ def create_app(
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     visitor = session_dependency(auth)  # guests and members; 401 when signed out
     member = session_dependency(auth, allow_guests=False)  # 403 GUEST_NOT_ALLOWED for guests
+    anyone = session_dependency(auth, required=False)  # None when signed out
     page = (STATIC / "index.html").read_text().replace("{{AUTH_URL}}", shop.auth_url)
 
     @app.get("/", response_class=HTMLResponse)
@@ -220,7 +225,10 @@ def create_app(
         return {"id": order_id, "total_cents": total, "items": items}
 
     @app.get("/api/dev/outbox")
-    async def outbox() -> dict[str, Any]:
-        return {"mails": shop.outbox[-5:][::-1]}
+    async def outbox(session=Depends(anyone)) -> dict[str, Any]:
+        if session is None:
+            return {"mails": []}
+        mine = [m for m in shop.outbox if m["owner"] == session["user"]["id"]]
+        return {"mails": [{"email": m["email"], "url": m["url"]} for m in mine[-5:][::-1]]}
 
     return app

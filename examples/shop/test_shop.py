@@ -50,3 +50,14 @@ async def test_only_members_check_out(shop, guest_client):
     order = (await client.http.post("/api/checkout")).json()
     assert order["total_cents"] == 4900
     assert (await client.http.get("/api/cart")).json()["items"] == []
+
+
+async def test_the_development_outbox_shows_a_visitor_only_their_own_links(tmp_path, guest_client):
+    app = create_app(f"sqlite:///{tmp_path / 'shop.db'}")  # magic links go to the page's outbox
+    async with app.router.lifespan_context(app):
+        asker = await guest_client(app, base_url=SHOP)
+        other = await guest_client(app, base_url=SHOP)
+        await asker.post("/sign-in/magic-link", {"email": "ada@example.com"})
+        [mail] = (await asker.http.get("/api/dev/outbox")).json()["mails"]
+        assert mail["email"] == "ada@example.com" and "/magic-link/verify?token=" in mail["url"]
+        assert (await other.http.get("/api/dev/outbox")).json()["mails"] == []
