@@ -17,11 +17,12 @@ use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::IntoPyObjectExt;
 
 use crate::callbacks::{AccountCallbacks, AnonymousCallbacks, Callbacks, MagicLinkCallbacks, UsernameCallbacks};
 use crate::config::{Config, ConfigError, Options};
 use crate::http::request::Request;
-use crate::model::{SessionJson, UserJson};
+use crate::model::{Session, SessionJson, User, UserFields, UserJson};
 use crate::server::Server;
 use crate::Auth;
 
@@ -40,44 +41,48 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 
 /// `[(name: bytes, value: bytes), ...]` as ASGI gives them, names lower-cased.
 fn headers_from(list: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
-    let mut out = Vec::new();
-    for item in list.try_iter()? {
-        let item = item?;
-        let pair = item.downcast::<PyTuple>().map_err(PyErr::from)?;
-        let text = |i: usize| -> PyResult<String> {
-            let v = pair.get_item(i)?;
-            Ok(match v.downcast::<PyBytes>() {
-                Ok(b) => String::from_utf8_lossy(b.as_bytes()).into_owned(),
-                Err(_) => v.extract::<String>()?,
-            })
-        };
-        out.push((text(0)?.to_ascii_lowercase(), text(1)?));
-    }
-    Ok(out)
+    header_pairs(list, |_| true)
 }
 
 /// The `Cookie` headers of header pairs, the only ones a session check reads (the
 /// others are not copied).
 fn cookie_headers(list: &Bound<'_, PyAny>) -> PyResult<Vec<(String, String)>> {
+    header_pairs(list, |name| name == "cookie")
+}
+
+/// Header pairs (`str` or `bytes`) as lower-cased names and values, those whose name `keep`s.
+fn header_pairs(list: &Bound<'_, PyAny>, keep: impl Fn(&str) -> bool) -> PyResult<Vec<(String, String)>> {
+    let text = |v: Bound<'_, PyAny>| -> PyResult<String> {
+        Ok(match v.downcast::<PyBytes>() {
+            Ok(b) => String::from_utf8_lossy(b.as_bytes()).into_owned(),
+            Err(_) => v.extract::<String>()?,
+        })
+    };
     let mut out = Vec::new();
     for item in list.try_iter()? {
         let item = item?;
         let pair = item.downcast::<PyTuple>().map_err(PyErr::from)?;
-        let name = pair.get_item(0)?;
-        let is_cookie = match name.downcast::<PyBytes>() {
-            Ok(b) => b.as_bytes().eq_ignore_ascii_case(b"cookie"),
-            Err(_) => name.extract::<std::borrow::Cow<'_, str>>()?.eq_ignore_ascii_case("cookie"),
-        };
-        if is_cookie {
-            let v = pair.get_item(1)?;
-            let value = match v.downcast::<PyBytes>() {
-                Ok(b) => String::from_utf8_lossy(b.as_bytes()).into_owned(),
-                Err(_) => v.extract::<String>()?,
-            };
-            out.push(("cookie".to_owned(), value));
+        let name = text(pair.get_item(0)?)?.to_ascii_lowercase();
+        if keep(&name) {
+            out.push((name, text(pair.get_item(1)?)?));
         }
     }
     Ok(out)
+}
+
+/// What `get_session` answers for a lookup: the session and user, `None` when signed out,
+/// `GUEST_NOT_ALLOWED` for a guest where guests are refused.
+fn session_answer(
+    found: Option<(Session, User)>,
+    allow_guests: bool,
+    fields: UserFields,
+) -> PyResult<Option<convert::SessionAndUser>> {
+    match found {
+        Some((_, user)) if user.is_anonymous && !allow_guests => {
+            Err(callbacks::engine_error(crate::error::AuthError::GuestNotAllowed))
+        }
+        found => Ok(found.map(|(session, user)| convert::SessionAndUser(session, user, fields))),
+    }
 }
 
 #[pyclass(module = "kernia._native", frozen)]
@@ -224,17 +229,11 @@ impl NativeAuth {
         headers: &Bound<'py, PyAny>,
         allow_guests: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let headers = headers_from(headers)?;
+        let cookies = cookie_headers(headers)?;
         let auth = self.auth.clone();
         bridge::awaitable(py, async move {
-            match auth.sessions.for_headers(headers).await {
-                Ok(None) => Ok(None),
-                Ok(Some((_, user))) if user.is_anonymous && !allow_guests => {
-                    Err(callbacks::engine_error(crate::error::AuthError::GuestNotAllowed))
-                }
-                Ok(Some((session, user))) => Ok(Some(convert::SessionAndUser(session, user, auth.user_fields))),
-                Err(e) => Err(callbacks::engine_error(e)),
-            }
+            let found = auth.sessions.for_headers(cookies).await.map_err(callbacks::engine_error)?;
+            session_answer(found, allow_guests, auth.user_fields)
         })
     }
 
@@ -251,14 +250,8 @@ impl NativeAuth {
         let cookies = cookie_headers(headers)?;
         let auth = &self.auth;
         match py.detach(|| auth.sessions.for_headers_now(cookies)) {
+            Some(Ok(found)) => session_answer(found, allow_guests, auth.user_fields)?.into_bound_py_any(py),
             None | Some(Err(_)) => Ok(py.NotImplemented().into_bound(py)),
-            Some(Ok(None)) => Ok(py.None().into_bound(py)),
-            Some(Ok(Some((_, user)))) if user.is_anonymous && !allow_guests => {
-                Err(callbacks::engine_error(crate::error::AuthError::GuestNotAllowed))
-            }
-            Some(Ok(Some((session, user)))) => {
-                convert::SessionAndUser(session, user, auth.user_fields).into_pyobject(py)
-            }
         }
     }
 
