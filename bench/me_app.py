@@ -1,15 +1,16 @@
 """A FastAPI endpoint with and without kernia-rs's session check, for bench/session_check.py:
-python me_app.py plain|noop|checked DATABASE_URL PORT. `plain` answers `GET /me` with a fixed
+python me_app.py plain|noop|checked|cached DATABASE_URL PORT. `plain` answers `GET /me` with a fixed
 user and no check at all (the ceiling of FastAPI and uvicorn here); `noop` goes through a
 FastAPI dependency that checks nothing (FastAPI's own share of a check); `checked` resolves
-the session cookie with `session_dependency(auth)` first. All answer the same body."""
+the session cookie with `session_dependency(auth)` first; `cached` does so with the cookie
+cache on, answering from the `session_data` cookie. All answer the same body."""
 
 import sys
 
 import uvicorn
 from fastapi import Depends, FastAPI, Request
 
-from kernia import KerniaOptions, RateLimitOptions
+from kernia import KerniaOptions, RateLimitOptions, SessionOptions
 from kernia.auth import init
 from kernia.integrations.fastapi import session_dependency
 from kernia.plugins.anonymous import anonymous
@@ -40,6 +41,7 @@ else:
             secret="bench-secret-0123456789abcdef0123456789",
             base_url=f"http://127.0.0.1:{port}",
             rate_limit=RateLimitOptions(enabled=False),
+            session=SessionOptions(cookie_cache_enabled=mode == "cached", cookie_cache_max_age=3600),
             plugins=[anonymous()],
         )
     )

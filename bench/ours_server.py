@@ -1,5 +1,6 @@
 """kernia-rs for the benchmark: python ours_server.py native|asgi DATABASE_URL PORT [--rate-limit]
-[--cleanup-after SECONDS REPORT_PATH] (the last: run the stale-guest cleanup in this process after
+[--cookie-cache] [--cleanup-after SECONDS REPORT_PATH] (--cookie-cache: Better Auth's cookie
+cache on, trusted an hour; the last: run the stale-guest cleanup in this process after
 SECONDS, with max_age 30 days, and write its report with the time it took to REPORT_PATH)."""
 
 import asyncio
@@ -8,7 +9,7 @@ import sys
 import threading
 import time
 
-from kernia import EmailPasswordOptions, KerniaOptions, RateLimitOptions, RateLimitRule
+from kernia import EmailPasswordOptions, KerniaOptions, RateLimitOptions, RateLimitRule, SessionOptions
 from kernia.auth import init
 from kernia.plugins.anonymous import anonymous
 
@@ -29,6 +30,7 @@ auth = init(
         base_url=f"http://127.0.0.1:{port}",
         email_and_password=EmailPasswordOptions(enabled=True),
         rate_limit=limits,
+        session=SessionOptions(cookie_cache_enabled="--cookie-cache" in sys.argv, cookie_cache_max_age=3600),
         plugins=[anonymous(max_age=30 * 86400)],
     )
 )

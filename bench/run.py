@@ -147,7 +147,8 @@ class Server:
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(req) as resp:
-            return resp.headers["Set-Cookie"].split(";")[0]
+            # The session cookie, and `session_data` when the cookie cache is on.
+            return "; ".join(c.split(";")[0] for c in resp.headers.get_all("Set-Cookie"))
 
 
 def _ms(value: str) -> float:
@@ -318,6 +319,9 @@ def main() -> int:
     results["asgi"] = measure(asgi_sqlite, conversions=False)
     results["kernia"] = measure(kernia)
     limited = wrk_once(native_limited)
+    results["cached"] = session_only(
+        ours("kernia-rs native+cache", "native", f"sqlite:///{tmp}/ours-cc.db", "--cookie-cache")
+    )
 
     pg_ours = fresh_pg_database("kernia_bench_ours")
     pg_ba = fresh_pg_database("kernia_bench_better_auth")
@@ -342,6 +346,19 @@ def ours(name: str, mode: str, database: str, *extra: str) -> Server:
     return Server(
         name, [sys.executable, str(HERE / "ours_server.py"), mode, database, str(port), *extra], port
     )
+
+
+def session_only(server: Server) -> Figure:
+    """get-session at 16 connections, nothing else."""
+    server.start()
+    try:
+        cookie = server.guest_cookie()
+        wrk(server, "warm-up", 16, "/api/auth/get-session", headers={"Cookie": cookie}, seconds=1)
+        f = wrk(server, "get-session", 16, "/api/auth/get-session", headers={"Cookie": cookie})
+        show(f)
+        return f
+    finally:
+        server.stop()
 
 
 def wrk_once(server: Server) -> Figure:
@@ -396,6 +413,9 @@ def report(r: dict, ceil: dict, limited: Figure, loaded_conv: Figure, loaded_ses
             n[g16].rps / bare.rps >= 0.7,
         )
     )
+    cached = r["cached"]
+    checks.append(("  with the cookie cache on / bare HTTP", cached.rps / bare.rps, "(info)", True))
+    checks.append(("  with the cookie cache on / off", cached.rps / n[g16].rps, "(info)", True))
     ratio("guest sign-in c16: asgi / kernia", a[s16].rps, k[s16].rps, 10)
     ratio("get-session c16: asgi / kernia", a[g16].rps, k[g16].rps, 10)
     conv = n[("convert", 16)].rps / ceil["hash_limit_per_s"]

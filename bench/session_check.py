@@ -1,6 +1,7 @@
 """What an app's own endpoint pays for the session check: FastAPI `GET /me` under uvicorn
 (uvloop, httptools), with no check (the ceiling), with kernia-rs's
-`session_dependency(auth)`, and with Kernia 0.1.0's `require_session`, in alternating
+`session_dependency(auth)` (reading the database, then with the cookie cache on), and with
+Kernia 0.1.0's `require_session`, in alternating
 rounds of wrk (16 connections), all on SQLite with a guest's session cookie.
 
     python bench/session_check.py        # from the repository root, kernia-rs installed
@@ -26,7 +27,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 def servers(tmp: Path) -> list[tuple[Server, bool]]:
     """Each server, and whether its /me needs a session cookie."""
     ours = [sys.executable, str(HERE / "me_app.py")]
-    plain_port, noop_port, checked_port, kernia_port = free_port(), free_port(), free_port(), free_port()
+    plain_port, noop_port, checked_port, cached_port, kernia_port = (free_port() for _ in range(5))
     return [
         (Server("FastAPI, no check", [*ours, "plain", "-", str(plain_port)], plain_port), False),
         (Server("FastAPI, a no-op dependency", [*ours, "noop", "-", str(noop_port)], noop_port), False),
@@ -35,6 +36,14 @@ def servers(tmp: Path) -> list[tuple[Server, bool]]:
                 "kernia-rs session_dependency",
                 [*ours, "checked", f"sqlite:///{tmp / 'ours.db'}", str(checked_port)],
                 checked_port,
+            ),
+            True,
+        ),
+        (
+            Server(
+                "kernia-rs, cookie cache on",
+                [*ours, "cached", f"sqlite:///{tmp / 'cached.db'}", str(cached_port)],
+                cached_port,
             ),
             True,
         ),

@@ -381,11 +381,27 @@ pub struct SessionOptions {
     pub disable_session_refresh: bool,
     /// Seconds; 0 disables freshness checks.
     pub fresh_age: i64,
+    /// Better Auth's `session.cookieCache.enabled`: a signed `session_data` cookie
+    /// carries the session and user, so get-session answers without the database.
+    pub cookie_cache_enabled: bool,
+    /// Seconds the `session_data` cookie is trusted (`cookieCache.maxAge`).
+    pub cookie_cache_max_age: i64,
+    /// `cookieCache.version`: a cookie written under another version is not used, so
+    /// changing it makes every browser's cached session go back to the database.
+    pub cookie_cache_version: String,
 }
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { expires_in: 604_800, update_age: 86_400, disable_session_refresh: false, fresh_age: 86_400 }
+        SessionOptions {
+            expires_in: 604_800,
+            update_age: 86_400,
+            disable_session_refresh: false,
+            fresh_age: 86_400,
+            cookie_cache_enabled: false,
+            cookie_cache_max_age: 300,
+            cookie_cache_version: "1".into(),
+        }
     }
 }
 
@@ -615,6 +631,25 @@ impl Config {
         }
         if s.expires_in > 34_560_000 {
             return Err(invalid("session: expires_in is above the 400-day cookie limit"));
+        }
+        if !(1..=34_560_000).contains(&s.cookie_cache_max_age) {
+            return Err(invalid(format!(
+                "session.cookie_cache_max_age must be a positive number of seconds within the 400-day cookie limit, got {}",
+                s.cookie_cache_max_age
+            )));
+        }
+        let defaults = SessionOptions::default();
+        if !s.cookie_cache_enabled {
+            for (name, changed) in [
+                ("cookie_cache_max_age", s.cookie_cache_max_age != defaults.cookie_cache_max_age),
+                ("cookie_cache_version", s.cookie_cache_version != defaults.cookie_cache_version),
+            ] {
+                if changed {
+                    return Err(invalid(format!(
+                        "session.{name} is set but the cookie cache is off: set session.cookie_cache_enabled too"
+                    )));
+                }
+            }
         }
         let rl = &o.rate_limit;
         if rl.enabled && (rl.window == 0 || rl.max == 0) {

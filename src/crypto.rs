@@ -118,6 +118,25 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// Unpadded base64url HMAC-SHA256 of `data`: `createHMAC("SHA-256", "base64urlnopad").sign`.
+    pub fn mac_b64url(&self, data: &[u8]) -> String {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut mac = self.keyed.clone();
+        mac.update(data);
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Whether `signature` is [`Signer::mac_b64url`] of `data`, compared in constant time.
+    pub fn verify_mac_b64url(&self, data: &[u8], signature: &str) -> bool {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let Ok(given) = URL_SAFE_NO_PAD.decode(signature) else { return false };
+        let mut mac = self.keyed.clone();
+        mac.update(data);
+        mac.verify_slice(&given).is_ok()
+    }
+}
+
 /// Why a verification JWT was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JwtError {

@@ -278,8 +278,9 @@ impl SignedIn<'_> {
         fresh_age == 0 || auth.clock.now_ms() - self.session.created_at < fresh_age * 1000
     }
 
-    /// The session cookie set again, with the same token (Better Auth's `setSessionCookie`).
-    pub fn cookies_again(&self, auth: &Auth) -> Vec<String> {
-        auth.sessions.cookies_for(self.session, self.user.is_anonymous, self.remember)
+    /// The session cookie set again, with the same token, for the user as it now is
+    /// (Better Auth's `setSessionCookie` after a change to the user).
+    pub fn cookies_again(&self, auth: &Auth, user: &User) -> Vec<String> {
+        auth.sessions.cookies_for(self.session, user, self.remember)
     }
 }

@@ -14,3 +14,8 @@ pub fn debug(message: std::fmt::Arguments<'_>) {
         eprintln!("kernia: debug: {message}");
     }
 }
+
+/// A line the operator should see: something is served less well than configured.
+pub fn warn(message: std::fmt::Arguments<'_>) {
+    eprintln!("kernia: warning: {message}");
+}

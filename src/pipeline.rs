@@ -53,6 +53,7 @@ pub async fn handle(auth: &Arc<Auth>, req: Request) -> Response {
         return preflight;
     }
     let mut resp = measured(auth, &req).await;
+    auth.sessions.cookies.tidy(&req, &mut resp.headers);
     cors::allow(&auth.cfg, &req, &mut resp);
     resp
 }

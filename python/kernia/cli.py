@@ -9,7 +9,7 @@ import secrets
 import sys
 
 from kernia.errors import ConfigurationError
-from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitOptions
+from kernia.options import EmailPasswordOptions, KerniaOptions, RateLimitOptions, SessionOptions
 
 
 def _write_mail(path: str, label: str, mail: dict[str, object]) -> None:
@@ -133,6 +133,10 @@ def _serve(args: argparse.Namespace) -> int:
         trusted_origins=args.trusted_origin,
         cors_origins=args.cors_origin,
         rate_limit=RateLimitOptions(enabled=not args.no_rate_limit),
+        session=SessionOptions(
+            cookie_cache_enabled=args.cookie_cache is not None,
+            cookie_cache_max_age=args.cookie_cache or 300,
+        ),
         metrics=args.metrics is not None,
         metrics_path=args.metrics or "/metrics",
         plugins=[
@@ -301,6 +305,15 @@ def main(argv: list[str] | None = None) -> int:
         const="/metrics",
         metavar="PATH",
         help="serve Prometheus metrics at PATH (default /metrics)",
+    )
+    serve.add_argument(
+        "--cookie-cache",
+        nargs="?",
+        const=300,
+        type=_duration,
+        metavar="DURATION",
+        help="Better Auth's cookie cache: a signed session_data cookie answers get-session for "
+        "DURATION (default 5m) without the database; a session revoked elsewhere lasts that long there",
     )
     serve.add_argument("--no-rate-limit", action="store_true", help="turn rate limiting off")
     serve.add_argument("--asgi", action="store_true", help="serve the ASGI app under uvicorn instead")

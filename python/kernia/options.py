@@ -51,10 +51,15 @@ class SessionOptions:
     disable_session_refresh: bool = False
     #: How recent a sign-in must be for endpoints that need a fresh session; 0 disables the check.
     fresh_age: int = 60 * 60 * 24
-    #: Better Auth's cookie cache (a signed ``session_data`` cookie): not available yet, so
-    #: ``init()`` refuses ``True``.
+    #: Better Auth's cookie cache: a signed ``session_data`` cookie carries the session and
+    #: user, so get-session and the app's session checks answer without the database. A
+    #: session revoked elsewhere stays usable there until its cookie is this old.
     cookie_cache_enabled: bool = False
+    #: Seconds a ``session_data`` cookie is trusted.
     cookie_cache_max_age: int = 60 * 5
+    #: Better Auth's ``cookieCache.version``: cookies written under another version are not
+    #: used, so changing it sends every cached session back to the database.
+    cookie_cache_version: str = "1"
     #: Sessions are always kept in the database (there is no secondary storage yet).
     store_session_in_database: bool = False
     #: Kernia's schema overrides: the engine keeps Better Auth's tables, so ``init()``

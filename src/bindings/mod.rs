@@ -221,18 +221,21 @@ impl NativeAuth {
     }
 
     /// Awaitable of `{"session": ..., "user": ...}` (dicts like the JSON) for the live session, or `None`;
-    /// without `allow_guests` a guest's raises `GUEST_NOT_ALLOWED`.
-    #[pyo3(signature = (headers, allow_guests=true))]
+    /// without `allow_guests` a guest's raises `GUEST_NOT_ALLOWED`. With the cookie cache on,
+    /// a valid `session_data` cookie answers unless `disable_cookie_cache`.
+    #[pyo3(signature = (headers, allow_guests=true, disable_cookie_cache=false))]
     fn get_session<'py>(
         &self,
         py: Python<'py>,
         headers: &Bound<'py, PyAny>,
         allow_guests: bool,
+        disable_cookie_cache: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let cookies = cookie_headers(headers)?;
         let auth = self.auth.clone();
         bridge::awaitable(py, async move {
-            let found = auth.sessions.for_headers(cookies).await.map_err(callbacks::engine_error)?;
+            let found =
+                auth.sessions.for_headers(cookies, !disable_cookie_cache).await.map_err(callbacks::engine_error)?;
             session_answer(found, allow_guests, auth.user_fields)
         })
     }
@@ -241,15 +244,17 @@ impl NativeAuth {
     /// the dict, `None` when signed out, or `NotImplemented` when only the awaitable
     /// `get_session` can answer (a refresh or an expired row to write, PostgreSQL, an
     /// in-memory database, a database error).
+    #[pyo3(signature = (headers, allow_guests=true, disable_cookie_cache=false))]
     fn get_session_now<'py>(
         &self,
         py: Python<'py>,
         headers: &Bound<'py, PyAny>,
         allow_guests: bool,
+        disable_cookie_cache: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let cookies = cookie_headers(headers)?;
         let auth = &self.auth;
-        match py.detach(|| auth.sessions.for_headers_now(cookies)) {
+        match py.detach(|| auth.sessions.for_headers_now(cookies, !disable_cookie_cache)) {
             Some(Ok(found)) => session_answer(found, allow_guests, auth.user_fields)?.into_bound_py_any(py),
             None | Some(Err(_)) => Ok(py.NotImplemented().into_bound(py)),
         }

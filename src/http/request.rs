@@ -53,13 +53,17 @@ impl Request {
 
     /// The value of cookie `name`, looking through every `Cookie` header.
     pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+
+    /// Every cookie of every `Cookie` header, as `(name, value)`.
+    pub fn cookies(&self) -> impl Iterator<Item = (&str, &str)> {
         self.headers
             .iter()
             .filter(|(k, _)| k == "cookie")
             .flat_map(|(_, v)| v.split(';'))
             .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.trim())
+            .map(|(k, v)| (k, v.trim()))
     }
 
     pub fn has_cookies(&self) -> bool {

@@ -7,7 +7,7 @@ use crate::crypto::new_id;
 use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
 use crate::http::body::{query_text, Body};
-use crate::model::{Account, SessionJson, UserJson};
+use crate::model::{Account, SessionJson, User, UserJson};
 use crate::route;
 use crate::routes::password_account::{check_current_password, check_password_length};
 use crate::routes::username;
@@ -64,15 +64,18 @@ async fn update_user(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     if name.is_none() && image.is_none() && username.is_none() && display_username.is_none() {
         return Err(AuthError::NoFieldsToUpdate);
     }
-    let update = WriteOp::UpdateUser {
-        user_id: me.user.id.clone(),
-        updated_at: auth.clock.now_ms(),
-        name,
-        image,
-        username,
-        display_username,
+    let now = auth.clock.now_ms();
+    let updated = User {
+        name: name.clone().unwrap_or_else(|| me.user.name.clone()),
+        image: image.clone().unwrap_or_else(|| me.user.image.clone()),
+        username: username.clone().or_else(|| me.user.username.clone()),
+        display_username: display_username.clone().or_else(|| me.user.display_username.clone()),
+        updated_at: now,
+        ..me.user.clone()
     };
-    Ok(status_true().cookies(me.cookies_again(auth)).writes([update]).on_conflict(AuthError::UsernameTaken))
+    let update =
+        WriteOp::UpdateUser { user_id: me.user.id.clone(), updated_at: now, name, image, username, display_username };
+    Ok(status_true().cookies(me.cookies_again(auth, &updated)).writes([update]).on_conflict(AuthError::UsernameTaken))
 }
 
 /// `POST /change-password` (§2.2): `{newPassword, currentPassword, revokeOtherSessions?}`.
@@ -98,7 +101,7 @@ async fn change_password(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         return Ok(Outcome::json(&json!({ "token": null, "user": user })).writes([set]));
     }
     let session = auth.sessions.create(&me.user.id, me.user.is_anonymous, true, ctx.req, ctx.client_ip.as_deref());
-    let cookies = auth.sessions.cookies_for(&session, me.user.is_anonymous, true);
+    let cookies = auth.sessions.cookies_for(&session, me.user, true);
     let body = json!({ "token": session.token, "user": user });
     let writes = [WriteOp::DeleteSessionsOfUser(me.user.id.clone()), set, WriteOp::InsertSession(session)];
     Ok(Outcome::json(&body).cookies(cookies).writes(writes))

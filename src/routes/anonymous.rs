@@ -80,7 +80,7 @@ pub async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         body["resumeToken"] = token.into();
     }
     Ok(Outcome::json(&body)
-        .cookies(auth.sessions.cookies_for(&session, true, remember))
+        .cookies(auth.sessions.cookies_for(&session, &user, remember))
         .writes(writes)
         .on_conflict(AuthError::FailedToCreateUser)
         .event(EventKind::Created, &user.id)
@@ -134,7 +134,7 @@ pub async fn resume(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         answer["resumeToken"] = next.into();
     }
     Ok(Outcome::json(&answer)
-        .cookies(auth.sessions.cookies_for(&session, true, true))
+        .cookies(auth.sessions.cookies_for(&session, &guest, true))
         .writes(writes)
         .on_used(AuthError::InvalidResumeToken))
 }
@@ -223,14 +223,16 @@ pub async fn upgrade(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         WriteOp::InsertAccount(account),
         WriteOp::RevokeOtherSessions { user_id: user.id.clone(), keep_id: session.id.clone() },
     ];
-    let mut cookies = Vec::new();
-    if !dont_remember {
+    let cookies = if *dont_remember {
+        // The session stays as it is; only a cached copy of the user must not say "guest".
+        auth.sessions.cache_cookies(session, &upgraded, false)
+    } else {
         // From now on a registered user's session: its lifetime, counted from now.
         let expires_at = now + auth.cfg.session.expires_in * 1000;
         let refreshed = Session { expires_at, updated_at: now, ..session.clone() };
         writes.push(WriteOp::RefreshSession { id: session.id.clone(), expires_at, updated_at: now });
-        cookies = auth.sessions.cookies_for(&refreshed, false, true);
-    }
+        auth.sessions.cookies_for(&refreshed, &upgraded, true)
+    };
     let conflict = AuthError::UserAlreadyExists.with_status(409);
     Ok(Outcome::json(&json!({ "success": true, "user": UserJson(&upgraded, auth.user_fields) }))
         .cookies(cookies)

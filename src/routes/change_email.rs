@@ -59,7 +59,7 @@ async fn change_email(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         return Ok(done
             .writes([write])
             .on_conflict(AuthError::UserAlreadyExists)
-            .cookies(me.cookies_again(auth))
+            .cookies(me.cookies_again(auth, &changed))
             .after_commit(mail));
     }
     let (request_type, sender) = if can_confirm {

@@ -196,7 +196,7 @@ async fn verify_email(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let out = if auth.cfg.email_verification.auto_sign_in_after_verification {
         let session = auth.sessions.create(&verified.id, false, true, ctx.req, ctx.client_ip.as_deref());
         Outcome::json(&json!({ "status": true, "token": session.token, "user": user_json }))
-            .cookies(auth.sessions.cookies_for(&session, false, true))
+            .cookies(auth.sessions.cookies_for(&session, &verified, true))
             .writes([WriteOp::InsertSession(session.clone())])
             .minted(session, verified)
     } else {
@@ -239,7 +239,7 @@ async fn sign_in(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let session = auth.sessions.create(&user.id, false, true, ctx.req, ctx.client_ip.as_deref());
     writes.push(WriteOp::InsertSession(session.clone()));
     Ok(Outcome::json(&json!({ "token": session.token, "user": UserJson(&user, auth.user_fields) }))
-        .cookies(auth.sessions.cookies_for(&session, false, true))
+        .cookies(auth.sessions.cookies_for(&session, &user, true))
         .writes(writes)
         .minted(session, user)
         .on_conflict(AuthError::FailedToCreateUser)

@@ -197,7 +197,7 @@ pub async fn verify(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         }
     };
     Ok(out
-        .cookies(auth.sessions.cookies_for(&session, false, true))
+        .cookies(auth.sessions.cookies_for(&session, &user, true))
         .writes(writes)
         .minted(session, user)
         .on_conflict(AuthError::FailedToCreateUser)

@@ -411,7 +411,11 @@ pub async fn verify_registration(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         body["session"] = serde_json::to_value(SessionJson(&new_session)).unwrap_or_default();
         body["user"] = serde_json::to_value(UserJson(&user, auth.user_fields)).unwrap_or_default();
         writes.push(WriteOp::InsertSession(new_session.clone()));
-        Outcome::json(&body).cookies(auth.sessions.cookies_for(&new_session, false, remember))
+        Outcome::json(&body).cookies(auth.sessions.cookies_for(&new_session, &user, remember))
+    } else if upgrades {
+        // The same session, now a registered user's: a cached copy must not say "guest".
+        let remember = !auth.sessions.dont_remember(ctx.req);
+        Outcome::json(&passkey).cookies(auth.sessions.cache_cookies(session, &user, remember))
     } else {
         Outcome::json(&passkey)
     };
@@ -541,7 +545,7 @@ pub async fn verify_authentication(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> 
     }
     writes.push(WriteOp::InsertSession(session.clone()));
     Ok(Outcome::json(&body)
-        .cookies(auth.sessions.cookies_for(&session, false, remember))
+        .cookies(auth.sessions.cookies_for(&session, &user, remember))
         .writes(writes)
         .on_used(AuthError::ChallengeNotFound)
         .minted(session, user))

@@ -84,7 +84,7 @@ pub async fn create_account(
         return Ok(Outcome::json(&json!({ "token": null, "user": user_json })).writes(writes).after_commit(mail));
     }
     let session = auth.sessions.create(&user.id, false, remember, ctx.req, ctx.client_ip.as_deref());
-    let cookies = auth.sessions.cookies_for(&session, false, remember);
+    let cookies = auth.sessions.cookies_for(&session, &user, remember);
     let body = json!({ "token": session.token, "user": user_json });
     writes.push(WriteOp::InsertSession(session.clone()));
     Ok(Outcome::json(&body).cookies(cookies).writes(writes).minted(session, user).after_commit(mail))
@@ -119,7 +119,7 @@ impl PasswordSignIn {
         }
 
         let session = auth.sessions.create(&user.id, false, self.remember, ctx.req, ctx.client_ip.as_deref());
-        let cookies = auth.sessions.cookies_for(&session, false, self.remember);
+        let cookies = auth.sessions.cookies_for(&session, &user, self.remember);
         let mut body = json!({ "redirect": self.callback.is_some(), "token": session.token });
         if let Some(url) = &self.callback {
             body["url"] = json!(url);

@@ -3,10 +3,12 @@
 
 use serde_json::Value;
 
+use crate::auth::Auth;
 use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
-use crate::model::{SessionJson, UserJson};
+use crate::model::{Session, SessionJson, User, UserJson};
 use crate::route;
+use crate::session::cache::Cached;
 use crate::session::Current;
 use crate::storage::WriteOp;
 
@@ -58,27 +60,50 @@ fn flag(ctx: &Ctx<'_>, name: &str) -> bool {
     ctx.req.query_param(name).is_some_and(|v| !v.is_empty())
 }
 
+/// Spec §11.1: the cookie cache first (when on and not `disableCookieCache`), then the
+/// database, refreshing the session when due. A `session_data` cookie that is broken, or
+/// that may not answer, is expired; a database answer caches the session anew.
 pub async fn get_session(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     let auth = ctx.auth;
-    match auth.sessions.current(ctx.req).await? {
-        Current::None => Ok(no_store(Outcome::json(&Value::Null))),
+    let sessions = &auth.sessions;
+    let Some(token) = sessions.token(ctx.req) else {
+        return Ok(no_store(Outcome::json(&Value::Null)));
+    };
+    let mut cookies = Vec::new();
+    match sessions.cached(ctx.req, &token, !flag(ctx, "disableCookieCache")) {
+        Cached::Hit(session, user) => return Ok(no_store(answer(&session, &user, auth))),
+        Cached::Invalid | Cached::Stale => cookies.push(sessions.cookies.expire(&sessions.cookies.session_data)),
+        Cached::Absent => {}
+    }
+    match sessions.lookup(ctx.req, token).await? {
+        Current::None => unreachable!("a token was read"),
         Current::Stale { token, expired_row } => {
-            let out = no_store(Outcome::json(&Value::Null)).cookies(auth.sessions.cookies.expire_session());
+            let out = no_store(Outcome::json(&Value::Null)).cookies(sessions.cookies.expire_session());
             Ok(if expired_row { out.writes([WriteOp::DeleteSessionByToken(token)]) } else { out })
         }
-        Current::Valid { mut session, user, dont_remember } => {
-            let guest = user.is_anonymous;
-            let refresh = if dont_remember || flag(ctx, "disableRefresh") {
-                None
+        Current::Valid { session, user, dont_remember } if dont_remember || flag(ctx, "disableRefresh") => {
+            Ok(no_store(answer(&session, &user, auth)).cookies(cookies))
+        }
+        Current::Valid { mut session, user, .. } => {
+            let refresh = sessions.refresh(&mut session, user.is_anonymous);
+            cookies.extend(if refresh.is_some() {
+                sessions.cookies_for(&session, &user, true)
             } else {
-                auth.sessions.refresh(&mut session, guest)
-            };
-            let cookies = if refresh.is_some() { auth.sessions.cookies_for(&session, guest, true) } else { Vec::new() };
-            let body =
-                serde_json::json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
-            Ok(no_store(Outcome::json(&body)).cookies(cookies).writes(refresh))
+                sessions.cache_cookies(&session, &user, true)
+            });
+            Ok(no_store(answer(&session, &user, auth)).cookies(cookies).writes(refresh))
         }
     }
+}
+
+/// `{"session": ..., "user": ...}`, serialized straight from the rows.
+fn answer(session: &Session, user: &User, auth: &Auth) -> Outcome {
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        session: SessionJson<'a>,
+        user: UserJson<'a>,
+    }
+    Outcome::json(&Answer { session: SessionJson(session), user: UserJson(user, auth.user_fields) })
 }
 
 pub async fn sign_out(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {

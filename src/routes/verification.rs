@@ -232,12 +232,13 @@ async fn plain(
             Current::Valid { session, user: current, dont_remember }
                 if current.email.eq_ignore_ascii_case(&verified.email) =>
             {
-                out = out.cookies(auth.sessions.cookies_for(session, current.is_anonymous, !dont_remember));
+                let current = User { email_verified: true, updated_at: now, ..current.clone() };
+                out = out.cookies(auth.sessions.cookies_for(session, &current, !dont_remember));
             }
             // Anyone else (a guest too, who converts): a new session for the verified user.
             _ => {
                 let session = auth.sessions.create(&verified.id, false, true, ctx.req, ctx.client_ip.as_deref());
-                let cookies = auth.sessions.cookies_for(&session, verified.is_anonymous, true);
+                let cookies = auth.sessions.cookies_for(&session, &verified, true);
                 out = out.cookies(cookies).writes([WriteOp::InsertSession(session.clone())]).minted(session, verified);
             }
         }
@@ -305,7 +306,8 @@ async fn email_changed(
     let body = json!({ "status": true, "user": UserJson(&updated, auth.user_fields) });
     let mut out = answer(callback, body).writes([write]).on_conflict(AuthError::UserAlreadyExists);
     if let Current::Valid { session, user: current, dont_remember } = ctx.current().await? {
-        out = out.cookies(auth.sessions.cookies_for(session, current.is_anonymous, !dont_remember));
+        let current = if current.id == updated.id { &updated } else { current };
+        out = out.cookies(auth.sessions.cookies_for(session, current, !dont_remember));
     }
     if legacy {
         let mail = verification_mail(ctx, &updated, callback.as_deref());

@@ -1,6 +1,7 @@
 //! Cookie names, attributes and serialization (spec §2.1, §2.2).
 
 use crate::config::{Config, CookieAttributes};
+use crate::http::request::Request;
 
 /// The names of the session cookies, with the prefix and `__Secure-` rules applied once.
 #[derive(Debug, Clone)]
@@ -72,6 +73,40 @@ impl CookieNames {
     /// Expires every session cookie (spec §2.4 `deleteSessionCookie`).
     pub fn expire_session(&self) -> Vec<String> {
         vec![self.expire(&self.session_token), self.expire(&self.session_data), self.expire(&self.dont_remember)]
+    }
+
+    /// The last word on a response's cookies: one `Set-Cookie` per name (the last one
+    /// set, which is what a browser keeps), and when the response writes or expires
+    /// `session_data`, every other `session_data` cookie or chunk the request carries
+    /// expired, so a cache never mixes old chunks with new (Better Auth's chunked store).
+    pub fn tidy(&self, req: &Request, headers: &mut Vec<(String, String)>) {
+        fn name(set_cookie: &str) -> &str {
+            set_cookie.split_once('=').map_or(set_cookie, |(n, _)| n)
+        }
+        let count = headers.iter().filter(|(k, _)| k == "set-cookie").count();
+        if count == 0 {
+            return;
+        }
+        if count > 1 {
+            let mut seen = std::collections::HashSet::new();
+            let mut keep: Vec<bool> =
+                headers.iter().rev().map(|(k, v)| k != "set-cookie" || seen.insert(name(v).to_owned())).collect();
+            keep.reverse();
+            let mut flags = keep.into_iter();
+            headers.retain(|_| flags.next().unwrap_or(true));
+        }
+        let data = self.session_data.as_str();
+        let set: Vec<&str> = headers.iter().filter(|(k, _)| k == "set-cookie").map(|(_, v)| name(v)).collect();
+        if !set.iter().any(|n| n.starts_with(data)) {
+            return;
+        }
+        let stale: Vec<String> = req
+            .cookies()
+            .map(|(n, _)| n)
+            .filter(|n| n.starts_with(data) && !set.contains(n))
+            .map(|n| self.expire(n))
+            .collect();
+        headers.extend(stale.into_iter().map(|c| ("set-cookie".to_owned(), c)));
     }
 }
 

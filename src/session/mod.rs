@@ -1,6 +1,7 @@
 //! Sessions: create, look up, refresh, revoke (spec §2.4, §11). The service the
 //! engine owns; the routes that expose it are in `routes/session.rs`.
 
+pub mod cache;
 pub mod cookies;
 
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use crate::model::{Session, User};
 use crate::storage::{Store, WriteOp};
 use crate::time::Clock;
 
+use cache::{Cached, CookieCache};
 use cookies::CookieNames;
 
 /// `rememberMe: false` sessions live one day, whatever `expires_in` says.
@@ -42,11 +44,13 @@ pub struct Sessions {
     store: Arc<dyn Store>,
     clock: Clock,
     pub cookies: CookieNames,
+    pub cache: CookieCache,
 }
 
 impl Sessions {
     pub fn new(cfg: Arc<Config>, store: Arc<dyn Store>, clock: Clock) -> Self {
-        Sessions { cookies: CookieNames::new(&cfg), cfg, store, clock }
+        let cache = CookieCache::new(&cfg.session, cfg.user_fields());
+        Sessions { cookies: CookieNames::new(&cfg), cache, cfg, store, clock }
     }
 
     /// Seconds a new or refreshed session of this user lives (guests may have their own lifetime).
@@ -70,26 +74,26 @@ impl Sessions {
     /// One indexed lookup: the session and its user, if the cookie is valid and the session live.
     ///
     /// On the async workers this is awaited on the store's reader threads. Reading on the
-    /// worker instead (as [`Sessions::current_now`] does) showed no clear gain for native
+    /// worker instead (as [`Sessions::for_headers_now`] does) showed no clear gain for native
     /// get-session: in paired A/B rounds (SQLite, 16 connections) one series favoured it
     /// and another did not, within the machine's noise, and CPU per request was the same.
     pub async fn current(&self, req: &Request) -> Result<Current, AuthError> {
         let Some(token) = self.token(req) else {
             return Ok(Current::None);
         };
+        self.lookup(req, token).await
+    }
+
+    /// [`Sessions::current`] for a token already read from the request's cookie.
+    pub async fn lookup(&self, req: &Request, token: String) -> Result<Current, AuthError> {
         let found = self.store.session_with_user(&token).await?;
         Ok(self.classify(req, token, found))
     }
 
-    /// [`Sessions::current`] without awaiting, for a caller on a thread of its own (the
-    /// app's event loop), where a hop to the engine's threads and back costs more than the
-    /// read: `None` when the store cannot answer at once.
-    pub fn current_now(&self, req: &Request) -> Option<Result<Current, AuthError>> {
-        let Some(token) = self.token(req) else {
-            return Some(Ok(Current::None));
-        };
-        let found = self.store.session_with_user_now(&token)?;
-        Some(found.map_err(AuthError::from).map(|found| self.classify(req, token, found)))
+    /// What the request's cookie cache holds for the session of `token` (see
+    /// [`CookieCache::read`]); `use_cache` false when the caller wants the database.
+    pub fn cached(&self, req: &Request, token: &str, use_cache: bool) -> Cached {
+        self.cache.read(&self.cfg.signer, &self.cookies, req, token, use_cache, self.clock.now_ms())
     }
 
     fn classify(&self, req: &Request, token: String, found: Option<(Session, User)>) -> Current {
@@ -126,20 +130,29 @@ impl Sessions {
         }
     }
 
-    /// `Set-Cookie` values for a new session, with a guest's lifetime as Max-Age
-    /// when `anonymous`. Without `remember` the token is a browser-session cookie
-    /// and a signed `dont_remember` flag goes with it.
-    pub fn cookies_for(&self, session: &Session, anonymous: bool, remember: bool) -> Vec<String> {
+    /// `Set-Cookie` values for a session of `user` (Better Auth's `setSessionCookie`),
+    /// with a guest's lifetime as Max-Age for a guest. Without `remember` the token is a
+    /// browser-session cookie and a signed `dont_remember` flag goes with it. With the
+    /// cookie cache on, `session_data` caches the session and user as given.
+    pub fn cookies_for(&self, session: &Session, user: &User, remember: bool) -> Vec<String> {
         let value = self.cfg.signer.sign_cookie_value(&session.token);
-        if remember {
-            vec![self.cookies.set(&self.cookies.session_token, &value, Some(self.lifetime(anonymous)))]
+        let mut cookies = if remember {
+            vec![self.cookies.set(&self.cookies.session_token, &value, Some(self.lifetime(user.is_anonymous)))]
         } else {
             let flag = self.cfg.signer.sign_cookie_value("true");
             vec![
                 self.cookies.set(&self.cookies.session_token, &value, None),
                 self.cookies.set(&self.cookies.dont_remember, &flag, None),
             ]
-        }
+        };
+        cookies.extend(self.cache_cookies(session, user, remember));
+        cookies
+    }
+
+    /// The `session_data` cookie alone (none with the cache off), for an answer whose
+    /// session stays but whose user or expiry changed.
+    pub fn cache_cookies(&self, session: &Session, user: &User, remember: bool) -> Vec<String> {
+        self.cache.write(&self.cfg.signer, &self.cookies, session, user, remember, self.clock.now_ms())
     }
 
     /// Whether the session's last refresh is `update_age` old (spec §11.1 step 5).
@@ -165,26 +178,48 @@ impl Sessions {
     /// its own endpoints: `None` when the answer needs a write (a refresh that is due, an
     /// expired row to delete) or the store cannot read at once; the caller then awaits
     /// `for_headers`, which does the same and more.
+    /// With `use_cache` the cookie cache answers when it holds the session, as it does
+    /// for get-session, with no read at all.
     pub fn for_headers_now(
         &self,
         headers: Vec<(String, String)>,
+        use_cache: bool,
     ) -> Option<Result<Option<(Session, User)>, AuthError>> {
         let req = Request { headers, ..Request::new("GET", "/get-session") };
-        match self.current_now(&req)? {
-            Err(e) => Some(Err(e)),
-            Ok(Current::Valid { session, user, dont_remember }) => {
+        let Some(token) = self.token(&req) else {
+            return Some(Ok(None));
+        };
+        if let Cached::Hit(session, user) = self.cached(&req, &token, use_cache) {
+            return Some(Ok(Some((session, user))));
+        }
+        let found = match self.store.session_with_user_now(&token)? {
+            Ok(found) => found,
+            Err(e) => return Some(Err(e.into())),
+        };
+        match self.classify(&req, token, found) {
+            Current::Valid { session, user, dont_remember } => {
                 let write_due = !dont_remember && self.due_for_refresh(&session, user.is_anonymous);
                 (!write_due).then_some(Ok(Some((session, user))))
             }
-            Ok(Current::Stale { expired_row: true, .. }) => None,
-            Ok(_) => Some(Ok(None)),
+            Current::Stale { expired_row: true, .. } => None,
+            _ => Some(Ok(None)),
         }
     }
 
     /// The live session and user for app code; refreshes the expiry like get-session.
-    pub async fn for_headers(&self, headers: Vec<(String, String)>) -> Result<Option<(Session, User)>, AuthError> {
+    pub async fn for_headers(
+        &self,
+        headers: Vec<(String, String)>,
+        use_cache: bool,
+    ) -> Result<Option<(Session, User)>, AuthError> {
         let req = Request { headers, ..Request::new("GET", "/get-session") };
-        match self.current(&req).await? {
+        let Some(token) = self.token(&req) else {
+            return Ok(None);
+        };
+        if let Cached::Hit(session, user) = self.cached(&req, &token, use_cache) {
+            return Ok(Some((session, user)));
+        }
+        match self.lookup(&req, token).await? {
             Current::Valid { mut session, user, dont_remember } => {
                 let refresh = if dont_remember { None } else { self.refresh(&mut session, user.is_anonymous) };
                 if let Some(op) = refresh {

@@ -156,3 +156,17 @@ def test_email_codes_with_the_official_client(node_client, otp_server, outbox):
             node.stdin.flush()
     assert node.wait(timeout=120) == 0, "".join(seen)
     assert "all passed\n" in seen
+
+
+def test_the_cookie_cache_is_shared_with_a_better_auth_server(node_client, backend, tmp_path):
+    """A Better Auth 1.7.25 server (in Node, memory adapter) and `kernia serve --cookie-cache`
+    with one secret: each answers get-session from the other's `session_data` cookie, and
+    Better Auth's `getCookieCache` verifies ours."""
+    secret = "interop-secret-0123456789abcdef0123456789"
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    flags = ["--database", database_url(backend, tmp_path, "interop.db"), "--port", str(port)]
+    flags += ["--base-url", base, "--cookie-cache", "--no-rate-limit"]
+    with kernia_serve(*flags, listen=("127.0.0.1", port), secret=secret):
+        out = run_node("cookie-cache-interop.mjs", base, node_client, secret)
+    assert "all passed" in out

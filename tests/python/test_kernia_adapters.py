@@ -270,8 +270,8 @@ async def test_kernias_test_switches_answer_the_link_tokens(open_auth):
         ({"database_hooks": {}}, "database_hooks is not supported"),
         ({"additional_fields": {"user": [FieldDef("plan", "string")]}}, "additional_fields is not supported"),
         (
-            {"session": SessionOptions(cookie_cache_enabled=True)},
-            "session.cookie_cache_enabled is not supported",
+            {"session": SessionOptions(cookie_cache_max_age=60)},
+            "session.cookie_cache_max_age is set but the cookie cache is off",
         ),
         (
             {"session": SessionOptions(model_name="sessions")},

@@ -168,19 +168,24 @@ class API:
         """How many users there are (guests only with ``is_anonymous=True``)."""
         return await self._native.count_users(is_anonymous)
 
-    async def get_session(self, headers: Headers, *, allow_guests: bool = True) -> dict[str, Any] | None:
+    async def get_session(
+        self, headers: Headers, *, allow_guests: bool = True, disable_cookie_cache: bool = False
+    ) -> dict[str, Any] | None:
         """``{"session": ..., "user": ...}`` for the request's session cookie, or ``None`` when
         signed out. Accepts Starlette/FastAPI ``request.headers``, a dict, or ASGI header pairs.
         With ``allow_guests=False`` a guest's session raises ``kernia.APIError`` 403
-        ``GUEST_NOT_ALLOWED``."""
+        ``GUEST_NOT_ALLOWED``. With the cookie cache on, a valid ``session_data`` cookie answers
+        without the database; ``disable_cookie_cache=True`` reads the database (for sensitive
+        work: a session revoked elsewhere is refused at once)."""
         _check_arg("get_session: allow_guests", allow_guests, bool)
+        _check_arg("get_session: disable_cookie_cache", disable_cookie_cache, bool)
         pairs = _header_pairs(headers)
         # Most checks are answered on this thread, in microseconds, without a trip through
         # the engine's threads; the rest (a refresh to write, PostgreSQL) are awaited.
-        found = self._native.get_session_now(pairs, allow_guests)
+        found = self._native.get_session_now(pairs, allow_guests, disable_cookie_cache)
         if found is not NotImplemented:
             return found
-        return await self._native.get_session(pairs, allow_guests)
+        return await self._native.get_session(pairs, allow_guests, disable_cookie_cache)
 
 
 class Server:
@@ -510,8 +515,6 @@ _UNSUPPORTED = {
     "social_providers": _NO_OAUTH,
     "database_hooks": "database hooks are not available (the plugins' callbacks are: on_link...)",
     "additional_fields": "extra columns are not available; keep extra data in the app's own tables",
-    "session.cookie_cache_enabled": "Better Auth's cookie cache is not available yet",
-    "session.cookie_cache_max_age": "it applies to the cookie cache, which is not available yet",
     "account.encrypt_oauth_tokens": f"no OAuth tokens are stored: {_NO_OAUTH}",
     "account.account_linking.enabled": f"it links OAuth accounts: {_NO_OAUTH}",
     "account.account_linking.trusted_providers": _NO_OAUTH,

@@ -14,17 +14,20 @@ from kernia.integrations.guests import GuestNotAllowed
 
 
 def session_dependency(
-    auth: Auth, *, required: bool = True, allow_guests: bool = True
+    auth: Auth, *, required: bool = True, allow_guests: bool = True, disable_cookie_cache: bool = False
 ) -> Callable[[Request], Awaitable[dict[str, Any] | None]]:
     """A FastAPI dependency: ``{"session", "user", "is_anonymous"}`` of the signed-in visitor.
 
     With ``required=True`` (the default) a signed-out request gets 401; otherwise ``None``.
     With ``allow_guests=False`` a guest gets 403 ``GUEST_NOT_ALLOWED``
     (:class:`~kernia.integrations.guests.GuestNotAllowed`): the route is for registered users.
+    With the cookie cache on (``SessionOptions(cookie_cache_enabled=True)``) the check reads the
+    ``session_data`` cookie, not the database; ``disable_cookie_cache=True`` makes a route
+    read the database, so a session revoked elsewhere is refused at once.
     """
 
     async def current_session(request: Request) -> dict[str, Any] | None:
-        session = await auth.api.get_session(request.headers)
+        session = await auth.api.get_session(request.headers, disable_cookie_cache=disable_cookie_cache)
         if session is None:
             if required:
                 raise HTTPException(status_code=401, detail="Unauthorized")
