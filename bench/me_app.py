@@ -41,7 +41,9 @@ else:
             secret="bench-secret-0123456789abcdef0123456789",
             base_url=f"http://127.0.0.1:{port}",
             rate_limit=RateLimitOptions(enabled=False),
-            session=SessionOptions(cookie_cache_enabled=mode == "cached", cookie_cache_max_age=3600),
+            session=SessionOptions(cookie_cache_enabled=True, cookie_cache_max_age=3600)
+            if mode == "cached"
+            else SessionOptions(),
             plugins=[anonymous()],
         )
     )

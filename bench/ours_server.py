@@ -30,7 +30,9 @@ auth = init(
         base_url=f"http://127.0.0.1:{port}",
         email_and_password=EmailPasswordOptions(enabled=True),
         rate_limit=limits,
-        session=SessionOptions(cookie_cache_enabled="--cookie-cache" in sys.argv, cookie_cache_max_age=3600),
+        session=SessionOptions(cookie_cache_enabled=True, cookie_cache_max_age=3600)
+        if "--cookie-cache" in sys.argv
+        else SessionOptions(),
         plugins=[anonymous(max_age=30 * 86400)],
     )
 )

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -132,7 +132,9 @@ async fn accept_loop(listener: TcpListener, auth: Arc<Auth>, extension: Extensio
                     };
                     let _ = stream.set_nodelay(true);
                     let (auth, extension) = (auth.clone(), extension.clone());
-                    let service = service_fn(move |req| serve_one(auth.clone(), extension.clone(), peer, timeout, req));
+                    let peer_ip: Arc<str> = peer.ip().to_string().into();
+                    let service =
+                        service_fn(move |req| serve_one(auth.clone(), extension.clone(), peer_ip.clone(), timeout, req));
                     let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
                     tokio::spawn(async move {
                         let _ = conn.await;
@@ -194,7 +196,7 @@ async fn discard(mut body: Incoming, timeout: Duration) {
 async fn serve_one(
     auth: Arc<Auth>,
     extension: Extension,
-    peer: SocketAddr,
+    peer_ip: Arc<str>,
     timeout: Duration,
     req: hyper::Request<Incoming>,
 ) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
@@ -207,8 +209,15 @@ async fn serve_one(
         tokio::spawn(discard(body, timeout));
         return Ok(to_hyper(Response::error(&AuthError::PayloadTooLarge(limit))));
     }
-    let body = match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
-        Ok(Ok(collected)) => collected.to_bytes().to_vec(),
+    let body = match body.is_end_stream() {
+        // No body (a GET): nothing to wait for, and no timer to set.
+        true => Ok(Ok(Vec::new())),
+        false => tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+            .await
+            .map(|read| read.map(|collected| collected.to_bytes().to_vec())),
+    };
+    let body = match body {
+        Ok(Ok(body)) => body,
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
             return Ok(to_hyper(Response::error(&AuthError::PayloadTooLarge(limit))));
         }
@@ -220,7 +229,13 @@ async fn serve_one(
     let headers = parts
         .headers
         .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+        .map(|(k, v)| {
+            let value = match std::str::from_utf8(v.as_bytes()) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            };
+            (k.as_str().to_owned(), value)
+        })
         .collect();
     if let (Some(metrics), Some(path)) = (&auth.metrics, &auth.cfg.metrics_path) {
         // Metrics outside the base path: the native server answers them itself.
@@ -234,7 +249,7 @@ async fn serve_one(
         query: parts.uri.query().unwrap_or("").to_owned(),
         headers,
         body,
-        peer_ip: Some(peer.ip().to_string()),
+        peer_ip: Some(peer_ip.to_string()),
         http_version: match parts.version {
             hyper::Version::HTTP_10 => "HTTP/1.0",
             hyper::Version::HTTP_11 => "HTTP/1.1",
