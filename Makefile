@@ -8,7 +8,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: test install js chromium lint bench example
+.PHONY: test install js chromium redis lint bench example
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,14 @@ chromium:
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
 		|| echo "make: no /usr/bin/chromium; the browser tests will be skipped"
 
-test: install js chromium
+# The secondary-storage tests (tests/python/test_secondary_storage.py) start and stop
+# redis-server processes of their own: Debian's, installed here the same way.
+redis:
+	@command -v redis-server >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; } \
+		|| echo "make: no redis-server; the secondary-storage tests will be skipped"
+
+test: install js chromium redis
 	cargo test --release
 	$(BIN)/python -m pytest
 

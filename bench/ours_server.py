@@ -1,6 +1,6 @@
 """kernia-rs for the benchmark: python ours_server.py native|asgi DATABASE_URL PORT [--rate-limit]
-[--cookie-cache] [--cleanup-after SECONDS REPORT_PATH] (--cookie-cache: Better Auth's cookie
-cache on, trusted an hour; the last: run the stale-guest cleanup in this process after
+[--cookie-cache] [--redis URL] [--cleanup-after SECONDS REPORT_PATH] (--cookie-cache: Better
+Auth's cookie cache on, trusted an hour; --redis: sessions checked in Redis; the last: run the stale-guest cleanup in this process after
 SECONDS, with max_age 30 days, and write its report with the time it took to REPORT_PATH)."""
 
 import asyncio
@@ -30,6 +30,7 @@ auth = init(
         base_url=f"http://127.0.0.1:{port}",
         email_and_password=EmailPasswordOptions(enabled=True),
         rate_limit=limits,
+        secondary_storage=sys.argv[sys.argv.index("--redis") + 1] if "--redis" in sys.argv else None,
         session=SessionOptions(cookie_cache_enabled=True, cookie_cache_max_age=3600)
         if "--cookie-cache" in sys.argv
         else SessionOptions(),

@@ -54,8 +54,16 @@ impl Auth {
             return Err(ConfigError::Invalid("magic_link needs send_magic_link(email, url, token, ctx)".into()));
         }
         let timeout = std::time::Duration::from_secs_f64(cfg.advanced.database_timeout);
-        let store = storage::open(&cfg.database, cfg.advanced.database_pool_size, timeout).await?;
-        Ok(Self::with_store(cfg, store, callbacks))
+        let mut store = storage::open(&cfg.database, cfg.advanced.database_pool_size, timeout).await?;
+        let mut redis = None;
+        if let Some(url) = &cfg.secondary_storage {
+            let connected = Arc::new(storage::redis::Redis::connect(url, timeout).await?);
+            store = Arc::new(storage::mirrored::Mirrored::new(store, connected.clone()));
+            redis = Some(connected);
+        }
+        let mut auth = Self::with_store(cfg, store, callbacks);
+        auth.limiter.use_redis(redis);
+        Ok(auth)
     }
 
     pub fn with_store(cfg: Config, store: Arc<dyn Store>, callbacks: Callbacks) -> Auth {

@@ -44,6 +44,9 @@ pub struct Options {
     /// trusted as well.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Redis for sessions and rate-limit counters: `redis://host:port/db`.
+    #[serde(default)]
+    pub secondary_storage: Option<String>,
     #[serde(default)]
     pub email_and_password: EmailPasswordOptions,
     #[serde(default)]
@@ -551,6 +554,8 @@ pub struct Config {
     pub trusted_origins: Vec<String>,
     /// `scheme://host[:port]` of each of `cors_origins`, as browsers serialize it.
     pub cors_origins: Vec<String>,
+    /// Redis's URL, when sessions are copied there and counters kept there.
+    pub secondary_storage: Option<String>,
     pub email_password: EmailPasswordOptions,
     pub session: SessionOptions,
     pub rate_limit: RateLimitOptions,
@@ -655,11 +660,14 @@ impl Config {
         if rl.enabled && (rl.window == 0 || rl.max == 0) {
             return Err(invalid("rate_limit: window and max must be positive"));
         }
-        if rl.storage != "memory" && rl.storage != "database" {
+        if !["memory", "database", "secondary-storage"].contains(&rl.storage.as_str()) {
             return Err(invalid(format!(
-                "rate_limit: storage must be \"memory\" or \"database\", got {:?}",
+                "rate_limit: storage must be \"memory\", \"database\" or \"secondary-storage\", got {:?}",
                 rl.storage
             )));
+        }
+        if rl.storage == "secondary-storage" && o.secondary_storage.is_none() {
+            return Err(invalid("rate_limit: storage \"secondary-storage\" needs secondary_storage (a Redis URL)"));
         }
         if rl.custom_rules.iter().any(|(_, r)| r.is_some_and(|r| r.window == 0 || r.max == 0)) {
             return Err(invalid("rate_limit: custom rules need a positive window and max"));
@@ -713,6 +721,7 @@ impl Config {
             base_path,
             trusted_origins,
             cors_origins,
+            secondary_storage: o.secondary_storage,
             email_password: o.email_and_password,
             session: o.session,
             rate_limit: o.rate_limit,

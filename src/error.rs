@@ -21,6 +21,9 @@ pub enum AuthError {
     TooManyConnections,
     /// The database is down, out of connections or out of disk; the detail is logged.
     DatabaseUnavailable(String),
+    /// Redis (the secondary storage) cannot be reached, and the request would end or
+    /// change sessions it holds; the detail is logged.
+    SecondaryStorageUnavailable(String),
 
     // Email and password (spec §6).
     EmailPasswordSignUpDisabled,
@@ -192,6 +195,7 @@ pub fn catalogue() -> Vec<(u16, String, String)> {
         RequestTimeout,
         TooManyConnections,
         DatabaseUnavailable(String::new()),
+        SecondaryStorageUnavailable(String::new()),
         EmailPasswordSignUpDisabled,
         EmailPasswordDisabled,
         PasswordTooShort,
@@ -317,6 +321,11 @@ impl AuthError {
             DatabaseUnavailable(_) => {
                 fixed(503, "DATABASE_UNAVAILABLE", "The database is unavailable. Please try again shortly.")
             }
+            SecondaryStorageUnavailable(_) => fixed(
+                503,
+                "SECONDARY_STORAGE_UNAVAILABLE",
+                "The session storage is unavailable. Please try again shortly.",
+            ),
             EmailPasswordSignUpDisabled => {
                 fixed(400, "EMAIL_PASSWORD_SIGN_UP_DISABLED", "Email and password sign up is not enabled")
             }

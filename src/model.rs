@@ -1,8 +1,9 @@
 //! Rows of Better Auth's schema (spec §4) and their JSON form.
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde::Deserialize;
 
-use crate::time::iso;
+use crate::time::{iso, parse_iso};
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct User {
@@ -162,6 +163,116 @@ impl Serialize for SessionJson<'_> {
         m.serialize_entry("userId", &x.user_id)?;
         m.end()
     }
+}
+
+/// A date as Better Auth's JSON carries it: an ISO string (or epoch milliseconds).
+fn date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Date {
+        Iso(String),
+        Ms(i64),
+    }
+    match Date::deserialize(d)? {
+        Date::Iso(s) => parse_iso(&s).ok_or_else(|| serde::de::Error::custom("not a date")),
+        Date::Ms(ms) => Ok(ms),
+    }
+}
+
+/// A session read back from [`SessionJson`]'s shape (a cookie cache, Redis).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIn {
+    id: String,
+    token: String,
+    user_id: String,
+    #[serde(deserialize_with = "date")]
+    expires_at: i64,
+    #[serde(deserialize_with = "date")]
+    created_at: i64,
+    #[serde(deserialize_with = "date")]
+    updated_at: i64,
+    #[serde(default)]
+    ip_address: Option<String>,
+    #[serde(default)]
+    user_agent: Option<String>,
+}
+
+impl From<SessionIn> for Session {
+    fn from(this: SessionIn) -> Session {
+        Session {
+            id: this.id,
+            token: this.token,
+            user_id: this.user_id,
+            expires_at: this.expires_at,
+            created_at: this.created_at,
+            updated_at: this.updated_at,
+            ip_address: this.ip_address,
+            user_agent: this.user_agent,
+        }
+    }
+}
+
+/// A user read back from [`UserJson`]'s shape; plugin columns absent are unset.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIn {
+    id: String,
+    name: String,
+    email: String,
+    email_verified: bool,
+    #[serde(default)]
+    image: Option<String>,
+    #[serde(deserialize_with = "date")]
+    created_at: i64,
+    #[serde(deserialize_with = "date")]
+    updated_at: i64,
+    #[serde(default)]
+    is_anonymous: Option<bool>,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    display_username: Option<String>,
+}
+
+impl From<UserIn> for User {
+    fn from(this: UserIn) -> User {
+        User {
+            id: this.id,
+            name: this.name,
+            email: this.email,
+            email_verified: this.email_verified,
+            image: this.image,
+            created_at: this.created_at,
+            updated_at: this.updated_at,
+            is_anonymous: this.is_anonymous.unwrap_or(false),
+            username: this.username,
+            display_username: this.display_username,
+        }
+    }
+}
+
+/// A session and its user as the JSON of `{"session", "user"}` with every user column.
+pub struct SessionAndUserJson<'a>(pub &'a Session, pub &'a User);
+
+impl Serialize for SessionAndUserJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("session", &SessionJson(self.0))?;
+        m.serialize_entry("user", &UserJson(self.1, UserFields { anonymous: true, username: true }))?;
+        m.end()
+    }
+}
+
+/// [`SessionAndUserJson`] read back.
+pub fn session_and_user_from_json(json: &[u8]) -> Option<(Session, User)> {
+    #[derive(Deserialize)]
+    struct Pair {
+        session: SessionIn,
+        user: UserIn,
+    }
+    let pair: Pair = serde_json::from_slice(json).ok()?;
+    Some((pair.session.into(), pair.user.into()))
 }
 
 /// A row of the `passkey` table (spec §4): a WebAuthn credential of a user.

@@ -5,10 +5,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::config::{RateLimitOptions, RateLimitRule};
 use crate::error::AuthError;
+use crate::storage::redis::Redis;
 use crate::storage::Store;
 
 /// Better Auth's built-in stricter rules, applied before custom rules.
@@ -29,6 +30,8 @@ pub struct RateLimiter {
     state: Mutex<State>,
     /// When the database's buckets were last pruned (engine clock, ms).
     last_prune_ms: AtomicI64,
+    /// Redis, for `storage: "secondary-storage"`.
+    redis: Option<Arc<Redis>>,
 }
 
 /// Buckets untouched for longer than the longest window are forgotten once per that
@@ -55,7 +58,18 @@ fn too_many(last_ms: i64, window_ms: i64, now_ms: i64) -> AuthError {
 
 impl RateLimiter {
     pub fn new(opts: RateLimitOptions, plugin_rules: Vec<(String, Option<RateLimitRule>)>) -> Self {
-        RateLimiter { opts, plugin_rules, state: Mutex::new(State::default()), last_prune_ms: AtomicI64::new(0) }
+        RateLimiter {
+            opts,
+            plugin_rules,
+            state: Mutex::new(State::default()),
+            last_prune_ms: AtomicI64::new(0),
+            redis: None,
+        }
+    }
+
+    /// Counts in Redis when the storage is `"secondary-storage"`.
+    pub fn use_redis(&mut self, redis: Option<Arc<Redis>>) {
+        self.redis = redis;
     }
 
     /// The rule for `path`, or `None` when it is not limited.
@@ -84,6 +98,16 @@ impl RateLimiter {
         };
         let key = format!("{}|{path}", ip.unwrap_or("no-trusted-ip"));
         let window_ms = rule.window as i64 * 1000;
+        if self.opts.storage == "secondary-storage" {
+            if let Some(redis) = &self.redis {
+                // While Redis is away each process counts on its own, as with "memory".
+                return match redis.rate_limit(&key, now_ms, window_ms, rule.max).await {
+                    Ok(None) => Ok(()),
+                    Ok(Some(last)) => Err(too_many(last, window_ms, now_ms)),
+                    Err(_) => self.check_memory(key, rule, now_ms),
+                };
+            }
+        }
         if self.opts.storage != "database" {
             return self.check_memory(key, rule, now_ms);
         }

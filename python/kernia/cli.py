@@ -132,6 +132,7 @@ def _serve(args: argparse.Namespace) -> int:
         base_path=args.base_path,
         trusted_origins=args.trusted_origin,
         cors_origins=args.cors_origin,
+        secondary_storage=args.secondary_storage or os.environ.get("KERNIA_SECONDARY_STORAGE") or None,
         rate_limit=RateLimitOptions(enabled=not args.no_rate_limit),
         session=SessionOptions(
             cookie_cache_enabled=args.cookie_cache is not None,
@@ -305,6 +306,12 @@ def main(argv: list[str] | None = None) -> int:
         const="/metrics",
         metavar="PATH",
         help="serve Prometheus metrics at PATH (default /metrics)",
+    )
+    serve.add_argument(
+        "--secondary-storage",
+        metavar="URL",
+        help="Redis (redis://host:6379/0) for session checks and rate-limit counters shared by "
+        "every process (default: $KERNIA_SECONDARY_STORAGE)",
     )
     serve.add_argument(
         "--cookie-cache",

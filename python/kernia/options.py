@@ -228,9 +228,12 @@ class KerniaOptions:
     #: mounts ``kernia.integrations.starlette.metrics_endpoint(auth)`` there.
     metrics: bool = False
     metrics_path: str = "/metrics"
-    #: Kernia's spellings of features this server does not have yet; ``init()`` names any
-    #: value but the default: sessions in Redis, OAuth providers, database hooks, extra columns.
+    #: Redis for sessions and rate-limit counters shared by every process: a URL
+    #: (``"redis://127.0.0.1:6379/0"``) or ``kernia_redis_storage.RedisStorage``. Session checks
+    #: read a copy there; the database stays the source of truth (see docs/serving.md).
     secondary_storage: Any = None
+    #: Kernia's spellings of features this server does not have; ``init()`` names any
+    #: value but the default: OAuth providers, database hooks, extra columns.
     social_providers: Mapping[str, Any] = field(default_factory=dict)
     database_hooks: Any = None
     additional_fields: Mapping[str, Sequence[Any]] = field(default_factory=dict)

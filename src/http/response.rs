@@ -31,7 +31,9 @@ impl Response {
                 resp.headers.push(("x-retry-after".into(), retry_after.to_string()));
                 resp.headers.push(("retry-after".into(), retry_after.to_string()));
             }
-            AuthError::DatabaseUnavailable(_) | AuthError::TooManyConnections => {
+            AuthError::DatabaseUnavailable(_)
+            | AuthError::SecondaryStorageUnavailable(_)
+            | AuthError::TooManyConnections => {
                 resp.headers.push(("retry-after".into(), RETRY_AFTER_S.to_string()));
             }
             AuthError::RequestTimeout => resp.headers.push(("connection".into(), "close".into())),

@@ -230,7 +230,8 @@ pub async fn upgrade(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         // From now on a registered user's session: its lifetime, counted from now.
         let expires_at = now + auth.cfg.session.expires_in * 1000;
         let refreshed = Session { expires_at, updated_at: now, ..session.clone() };
-        writes.push(WriteOp::RefreshSession { id: session.id.clone(), expires_at, updated_at: now });
+        let token = session.token.clone();
+        writes.push(WriteOp::RefreshSession { id: session.id.clone(), token, expires_at, updated_at: now });
         auth.sessions.cookies_for(&refreshed, &upgraded, true)
     };
     let conflict = AuthError::UserAlreadyExists.with_status(409);

@@ -79,7 +79,7 @@ pub async fn get_session(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
         Current::None => unreachable!("a token was read"),
         Current::Stale { token, expired_row } => {
             let out = no_store(Outcome::json(&Value::Null)).cookies(sessions.cookies.expire_session());
-            Ok(if expired_row { out.writes([WriteOp::DeleteSessionByToken(token)]) } else { out })
+            Ok(if expired_row { out.writes([WriteOp::DeleteExpiredSession(token)]) } else { out })
         }
         Current::Valid { session, user, dont_remember } if dont_remember || flag(ctx, "disableRefresh") => {
             Ok(no_store(answer(&session, &user, auth)).cookies(cookies))

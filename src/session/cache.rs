@@ -18,8 +18,7 @@ use serde_json::value::RawValue;
 use crate::config::SessionOptions;
 use crate::crypto::Signer;
 use crate::http::request::Request;
-use crate::model::{Session, SessionJson, User, UserFields, UserJson};
-use crate::time::parse_iso;
+use crate::model::{Session, SessionIn, SessionJson, User, UserFields, UserIn, UserJson};
 
 use super::cookies::CookieNames;
 
@@ -115,12 +114,12 @@ impl CookieCache {
             return Cached::Absent;
         }
         let version = payload.version.as_deref().unwrap_or("1");
-        let (session, user) = (payload.session, payload.user);
+        let (session, user): (Session, User) = (payload.session.into(), payload.user.into());
         let expired = expires_at < now_ms || session.expires_at < now_ms;
         if session.token != token || version != self.version || expired {
             return Cached::Stale;
         }
-        Cached::Hit(session.into_session(), user.into_user())
+        Cached::Hit(session, user)
     }
 }
 
@@ -214,97 +213,12 @@ struct Outer<'a> {
 
 #[derive(Deserialize)]
 struct ReadPayload {
-    session: CachedSession,
-    user: CachedUser,
+    session: SessionIn,
+    user: UserIn,
     /// Required, as Better Auth's schema requires it; not used.
     #[serde(rename = "updatedAt")]
     _updated_at: f64,
     version: Option<String>,
-}
-
-/// A date as Better Auth's JSON carries it: an ISO string (or epoch milliseconds).
-fn date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Date {
-        Iso(String),
-        Ms(i64),
-    }
-    match Date::deserialize(d)? {
-        Date::Iso(s) => parse_iso(&s).ok_or_else(|| serde::de::Error::custom("not a date")),
-        Date::Ms(ms) => Ok(ms),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CachedSession {
-    id: String,
-    token: String,
-    user_id: String,
-    #[serde(deserialize_with = "date")]
-    expires_at: i64,
-    #[serde(deserialize_with = "date")]
-    created_at: i64,
-    #[serde(deserialize_with = "date")]
-    updated_at: i64,
-    #[serde(default)]
-    ip_address: Option<String>,
-    #[serde(default)]
-    user_agent: Option<String>,
-}
-
-impl CachedSession {
-    fn into_session(self) -> Session {
-        Session {
-            id: self.id,
-            token: self.token,
-            user_id: self.user_id,
-            expires_at: self.expires_at,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            ip_address: self.ip_address,
-            user_agent: self.user_agent,
-        }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct CachedUser {
-    id: String,
-    name: String,
-    email: String,
-    email_verified: bool,
-    #[serde(default)]
-    image: Option<String>,
-    #[serde(deserialize_with = "date")]
-    created_at: i64,
-    #[serde(deserialize_with = "date")]
-    updated_at: i64,
-    #[serde(default)]
-    is_anonymous: Option<bool>,
-    #[serde(default)]
-    username: Option<String>,
-    #[serde(default)]
-    display_username: Option<String>,
-}
-
-impl CachedUser {
-    fn into_user(self) -> User {
-        User {
-            id: self.id,
-            name: self.name,
-            email: self.email,
-            email_verified: self.email_verified,
-            image: self.image,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            is_anonymous: self.is_anonymous.unwrap_or(false),
-            username: self.username,
-            display_username: self.display_username,
-        }
-    }
 }
 
 #[cfg(test)]

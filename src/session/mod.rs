@@ -171,7 +171,12 @@ impl Sessions {
         let now = self.clock.now_ms();
         session.expires_at = now + self.lifetime(anonymous) * 1000;
         session.updated_at = now;
-        Some(WriteOp::RefreshSession { id: session.id.clone(), expires_at: session.expires_at, updated_at: now })
+        Some(WriteOp::RefreshSession {
+            id: session.id.clone(),
+            token: session.token.clone(),
+            expires_at: session.expires_at,
+            updated_at: now,
+        })
     }
 
     /// [`Sessions::for_headers`] on the calling thread, for app code checking a session on
@@ -229,7 +234,7 @@ impl Sessions {
             }
             // As `GET /get-session` does: an expired row is deleted when it is seen.
             Current::Stale { token, expired_row: true } => {
-                self.store.apply(vec![WriteOp::DeleteSessionByToken(token)]).await?;
+                self.store.apply(vec![WriteOp::DeleteExpiredSession(token)]).await?;
                 Ok(None)
             }
             _ => Ok(None),

@@ -10,7 +10,9 @@
 pub mod app_tx;
 pub mod conversion_db;
 pub mod health;
+pub mod mirrored;
 mod postgres;
+pub mod redis;
 pub mod schema;
 mod sql;
 mod sqlite;
@@ -30,8 +32,12 @@ pub enum WriteOp {
     InsertAccount(Account),
     InsertSession(Session),
     DeleteSessionByToken(String),
+    /// The same for a session seen expired: nothing is ended that was not over.
+    DeleteExpiredSession(String),
     RefreshSession {
         id: String,
+        /// The session's token, for the copy of it in Redis.
+        token: String,
         expires_at: i64,
         updated_at: i64,
     },
@@ -285,6 +291,9 @@ pub enum StoreError {
     /// no connection in time, a full disk); the request may succeed later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// Redis, the secondary storage, cannot be reached for a write that must reach it.
+    #[error("secondary storage unavailable: {0}")]
+    SecondaryUnavailable(String),
     /// A value the database cannot store as text (a NUL character).
     #[error("text the database cannot store: {0}")]
     BadText(String),
@@ -298,6 +307,7 @@ impl From<StoreError> for AuthError {
             StoreError::Conflict(Constraint::Verification) => AuthError::InvalidToken,
             StoreError::Conflict(Constraint::NotAnonymous) => AuthError::UserIsNotAnonymous.with_status(400),
             StoreError::Unavailable(detail) => AuthError::DatabaseUnavailable(detail),
+            StoreError::SecondaryUnavailable(detail) => AuthError::SecondaryStorageUnavailable(detail),
             StoreError::BadText(_) => {
                 AuthError::Validation("Invalid input: text must not contain NUL characters".into())
             }

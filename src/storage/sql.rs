@@ -176,10 +176,10 @@ pub fn statements(op: &WriteOp) -> Vec<Statement<'_>> {
                 opt(&s.user_agent),
             ],
         )],
-        WriteOp::DeleteSessionByToken(token) => {
+        WriteOp::DeleteSessionByToken(token) | WriteOp::DeleteExpiredSession(token) => {
             vec![st(&DELETE_SESSION_BY_TOKEN, vec![Text(token)])]
         }
-        WriteOp::RefreshSession { id, expires_at, updated_at } => {
+        WriteOp::RefreshSession { id, expires_at, updated_at, .. } => {
             vec![st(&REFRESH_SESSION, vec![Time(*expires_at), Time(*updated_at), Text(id)])]
         }
         WriteOp::DeleteUser(id) => {

@@ -33,7 +33,12 @@ def outbox(tmp_path) -> Path:
     return tmp_path / "outbox.jsonl"
 
 
-@pytest.fixture(params=["native", "asgi"])
+#: How the flows' servers run: the native server, uvicorn serving the ASGI app, and the
+#: native server with Better Auth's cookie cache on (`session_data` answers get-session).
+SERVED = {"native": [], "asgi": ["--asgi"], "native+cookie-cache": ["--cookie-cache"]}
+
+
+@pytest.fixture(params=list(SERVED))
 def live_server(request, backend, tmp_path, outbox):
     """`kernia serve` on the native server, or on uvicorn serving the ASGI app."""
     database = database_url(backend, tmp_path, "live.db")
@@ -41,7 +46,7 @@ def live_server(request, backend, tmp_path, outbox):
     base = f"http://127.0.0.1:{port}"
     flags = ["--database", database, "--port", str(port), "--base-url", base, "--anonymous", "--username"]
     flags += ["--magic-link-outbox", str(outbox), "--no-rate-limit"]
-    with kernia_serve(*flags, *(["--asgi"] if request.param == "asgi" else []), listen=("127.0.0.1", port)):
+    with kernia_serve(*flags, *SERVED[request.param], listen=("127.0.0.1", port)):
         yield base
 
 
@@ -71,7 +76,7 @@ def test_magic_link_conversion_with_the_official_client(node_client, live_server
     assert "all passed" in out
 
 
-@pytest.fixture(params=["native", "asgi"])
+@pytest.fixture(params=list(SERVED))
 def account_server(request, backend, tmp_path, outbox):
     """`kernia serve` with every account route on and its mails in the outbox."""
     database = database_url(backend, tmp_path, "account.db")
@@ -79,7 +84,7 @@ def account_server(request, backend, tmp_path, outbox):
     base = f"http://127.0.0.1:{port}"
     flags = ["--database", database, "--port", str(port), "--base-url", base, "--mail-outbox", str(outbox)]
     flags += ["--require-email-verification", "--change-email", "--delete-user", "--no-rate-limit"]
-    with kernia_serve(*flags, *(["--asgi"] if request.param == "asgi" else []), listen=("127.0.0.1", port)):
+    with kernia_serve(*flags, *SERVED[request.param], listen=("127.0.0.1", port)):
         yield base
 
 

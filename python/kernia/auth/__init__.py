@@ -511,7 +511,6 @@ _NO_OAUTH = "there are no OAuth providers here"
 #: Kernia's spellings of what this server does not have: each must keep its default, or
 #: ``init()`` names it with the reason. Taken out of what the engine is given.
 _UNSUPPORTED = {
-    "secondary_storage": "sessions in a secondary storage (Redis) are not available yet",
     "social_providers": _NO_OAUTH,
     "database_hooks": "database hooks are not available (the plugins' callbacks are: on_link...)",
     "additional_fields": "extra columns are not available; keep extra data in the app's own tables",
@@ -637,6 +636,36 @@ def _database_url(database: Any) -> str:
     )
 
 
+def _secondary_storage_url(storage: Any) -> str | None:
+    """Redis's URL for ``KerniaOptions.secondary_storage``: a ``redis://`` URL as given, or
+    where a ``kernia_redis_storage.RedisStorage`` (or a ``redis`` client) points."""
+    if storage is None or isinstance(storage, str):
+        return storage
+    url = getattr(storage, "url", None)
+    if isinstance(url, str):
+        return url
+    client = getattr(storage, "client", storage)
+    settings = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    if not isinstance(settings, dict):
+        raise ConfigurationError(
+            "KerniaOptions.secondary_storage must be a Redis URL (redis://host:6379/0) or "
+            "kernia_redis_storage.RedisStorage; a storage written in Python is not supported "
+            f"(every session check would call it), got {type(storage).__name__}"
+        )
+    if settings.get("path") or settings.get("ssl") or "SSL" in type(client.connection_pool).__name__:
+        raise ConfigurationError(
+            "KerniaOptions.secondary_storage: only Redis over TCP without TLS is supported (redis://host:port/db)"
+        )
+    from urllib.parse import quote
+
+    user, password = settings.get("username"), settings.get("password")
+    auth = ""
+    if user or password:
+        auth = f"{quote(user or '', safe='')}:{quote(password or '', safe='')}@"
+    host = settings.get("host", "localhost")
+    return f"redis://{auth}{host}:{settings.get('port', 6379)}/{settings.get('db', 0)}"
+
+
 def _check_rate_limit_store(store: Any) -> None:
     from kernia.auth.rate_limit import InMemoryRateLimitStore
 
@@ -668,8 +697,13 @@ def _to_json(
     rate_limit["custom_rules"] = [
         [path, _rule(rule)] for path, rule in options.rate_limit.custom_rules.items()
     ]
+    redis_url = _secondary_storage_url(options.secondary_storage)
+    if redis_url is not None and rate_limit["storage"] == "memory":
+        # Better Auth's default with a secondary storage: every process counts together.
+        rate_limit["storage"] = "secondary-storage"
     payload = {
         "database": _database_url(options.database),
+        "secondary_storage": redis_url,
         "secret": secret,
         "base_url": options.base_url,
         "base_path": options.base_path,
