@@ -265,7 +265,10 @@ async def test_kernias_test_switches_answer_the_link_tokens(open_auth):
 @pytest.mark.parametrize(
     ("overrides", "named"),
     [
-        ({"secondary_storage": object()}, "secondary_storage must be a Redis URL .* a storage written in Python"),
+        (
+            {"secondary_storage": object()},
+            "secondary_storage must be a Redis URL .* a storage written in Python",
+        ),
         ({"social_providers": {"google": object()}}, "social_providers is not supported: there are no OAuth"),
         ({"database_hooks": {}}, "database_hooks is not supported"),
         ({"additional_fields": {"user": [FieldDef("plan", "string")]}}, "additional_fields is not supported"),
