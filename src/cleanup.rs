@@ -107,6 +107,8 @@ impl Auth {
                     match db.commit_with(vec![WriteOp::DeleteUser(user.id.clone()), ended]).await {
                         Ok(true) => gone.push(user.id),
                         Ok(false) => report.kept += 1,
+                        // Redis is away: no guest can go now; the next sweep tries again.
+                        Err(e @ crate::storage::StoreError::SecondaryUnavailable(_)) => return Err(e.into()),
                         Err(e) => {
                             eprintln!("kernia: cleanup could not delete guest {}: {e}", user.id);
                             report.failed += 1;

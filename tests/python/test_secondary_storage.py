@@ -214,3 +214,45 @@ def test_unreachable_or_unsupported_storages_are_refused(env):
         env.make(secondary_storage=object())
     with pytest.raises(ConfigurationError, match="needs secondary_storage"):
         env.make(rate_limit=RateLimitOptions(storage="secondary-storage"))
+
+
+@pytest.mark.parametrize("hooked", [False, True], ids=["bulk-delete", "before_delete"])
+async def test_cleanup_drops_the_copies_and_waits_for_redis(env, browser_for, redis_server, hooked):
+    from kernia import APIError
+    from kernia.testing import advance_clock
+
+    async def before_delete(user, ctx):
+        pass
+
+    options = {"max_age": 86400, **({"before_delete": before_delete} if hooked else {})}
+    auth = env.make(secondary_storage=redis_server.url, plugins=[anonymous(**options)])
+
+    async def stale_guest():
+        b = browser_for(auth)
+        await b.sign_in_as_guest()
+        assert (await b.session())["user"]["isAnonymous"] is True  # copied to Redis
+        advance_clock(auth, 86400 + 60)
+        return b
+
+    # A cleaned-up guest's copy goes with it.
+    gone = await stale_guest()
+    assert (await auth.api.cleanup_anonymous_users())["deleted"] == 1
+    assert await gone.session() is None
+
+    # Without Redis no guest can go (its copy would stay): refused, nothing deleted.
+    await stale_guest()
+    redis_server.stop()
+    with pytest.raises(APIError) as refused:
+        await auth.api.cleanup_anonymous_users()
+    assert refused.value.code == "SECONDARY_STORAGE_UNAVAILABLE"
+    assert env.db.count("user") == 1
+    redis_server.start()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            report = await auth.api.cleanup_anonymous_users()
+            break
+        except APIError:
+            assert time.monotonic() < deadline, "the engine did not come back to Redis"
+            await asyncio.sleep(0.1)
+    assert report["deleted"] == 1 and env.db.count("user") == 0
