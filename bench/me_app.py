@@ -1,10 +1,12 @@
 """A FastAPI endpoint with and without kernia-rs's session check, for bench/session_check.py:
-python me_app.py plain|noop|checked|cached DATABASE_URL PORT. `plain` answers `GET /me` with a fixed
+python me_app.py plain|noop|checked|cached|redis DATABASE_URL PORT. `plain` answers `GET /me` with a fixed
 user and no check at all (the ceiling of FastAPI and uvicorn here); `noop` goes through a
 FastAPI dependency that checks nothing (FastAPI's own share of a check); `checked` resolves
 the session cookie with `session_dependency(auth)` first; `cached` does so with the cookie
-cache on, answering from the `session_data` cookie. All answer the same body."""
+cache on, answering from the `session_data` cookie; `redis` with sessions in Redis
+($BENCH_REDIS_URL, default redis://127.0.0.1:6379/15). All answer the same body."""
 
+import os
 import sys
 
 import uvicorn
@@ -41,6 +43,9 @@ else:
             secret="bench-secret-0123456789abcdef0123456789",
             base_url=f"http://127.0.0.1:{port}",
             rate_limit=RateLimitOptions(enabled=False),
+            secondary_storage=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
+            if mode == "redis"
+            else None,
             session=SessionOptions(cookie_cache_enabled=True, cookie_cache_max_age=3600)
             if mode == "cached"
             else SessionOptions(),

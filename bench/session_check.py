@@ -1,6 +1,7 @@
 """What an app's own endpoint pays for the session check: FastAPI `GET /me` under uvicorn
 (uvloop, httptools), with no check (the ceiling), with kernia-rs's
-`session_dependency(auth)` (reading the database, then with the cookie cache on), and with
+`session_dependency(auth)` (reading the database, with the cookie cache on, and with sessions
+in Redis at $BENCH_REDIS_URL), and with
 Kernia 0.1.0's `require_session`, in alternating
 rounds of wrk (16 connections), all on SQLite with a guest's session cookie.
 
@@ -27,7 +28,9 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 def servers(tmp: Path) -> list[tuple[Server, bool]]:
     """Each server, and whether its /me needs a session cookie."""
     ours = [sys.executable, str(HERE / "me_app.py")]
-    plain_port, noop_port, checked_port, cached_port, kernia_port = (free_port() for _ in range(5))
+    plain_port, noop_port, checked_port, cached_port, redis_port, kernia_port = (
+        free_port() for _ in range(6)
+    )
     return [
         (Server("FastAPI, no check", [*ours, "plain", "-", str(plain_port)], plain_port), False),
         (Server("FastAPI, a no-op dependency", [*ours, "noop", "-", str(noop_port)], noop_port), False),
@@ -44,6 +47,14 @@ def servers(tmp: Path) -> list[tuple[Server, bool]]:
                 "kernia-rs, cookie cache on",
                 [*ours, "cached", f"sqlite:///{tmp / 'cached.db'}", str(cached_port)],
                 cached_port,
+            ),
+            True,
+        ),
+        (
+            Server(
+                "kernia-rs, sessions in Redis",
+                [*ours, "redis", f"sqlite:///{tmp / 'redis.db'}", str(redis_port)],
+                redis_port,
             ),
             True,
         ),
