@@ -122,6 +122,11 @@ pub struct UserFields {
     pub username: bool,
 }
 
+impl UserFields {
+    /// Every plugin column, whichever plugins are on.
+    pub const ALL: UserFields = UserFields { anonymous: true, username: true };
+}
+
 /// A user as the client sees it: every returned column, plugin columns only when their plugin is on.
 pub struct UserJson<'a>(pub &'a User, pub UserFields);
 
@@ -252,14 +257,15 @@ impl From<UserIn> for User {
     }
 }
 
-/// A session and its user as the JSON of `{"session", "user"}` with every user column.
-pub struct SessionAndUserJson<'a>(pub &'a Session, pub &'a User);
+/// `{"session", "user"}`, as get-session answers (and `get_session` in Python), written
+/// straight from the rows; [`UserFields::ALL`] keeps every column (a copy to read back).
+pub struct SessionAndUserJson<'a>(pub &'a Session, pub &'a User, pub UserFields);
 
 impl Serialize for SessionAndUserJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(2))?;
         m.serialize_entry("session", &SessionJson(self.0))?;
-        m.serialize_entry("user", &UserJson(self.1, UserFields { anonymous: true, username: true }))?;
+        m.serialize_entry("user", &UserJson(self.1, self.2))?;
         m.end()
     }
 }

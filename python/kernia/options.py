@@ -60,7 +60,8 @@ class SessionOptions:
     #: Better Auth's ``cookieCache.version``: cookies written under another version are not
     #: used, so changing it sends every cached session back to the database.
     cookie_cache_version: str = "1"
-    #: Sessions are always kept in the database (there is no secondary storage yet).
+    #: Sessions are always kept in the database, with a copy in Redis when there is a
+    #: ``secondary_storage`` (guest conversion needs them in its transaction).
     store_session_in_database: bool = False
     #: Kernia's schema overrides: the engine keeps Better Auth's tables, so ``init()``
     #: names any value but the default.

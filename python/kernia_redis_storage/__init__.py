@@ -38,13 +38,19 @@ class RedisStorage:
 
 
 async def redis_storage(*, url: str = "redis://localhost:6379", **kwargs: Any) -> RedisStorage:
-    """Kernia's ``redis_storage(url=...)``; the engine connects to ``url`` itself."""
-    if kwargs:
-        raise TypeError(
-            f"redis_storage: {', '.join(sorted(kwargs))} cannot be passed on; put the database, "
-            "user and password in the URL (redis://user:password@host:6379/0)"
-        )
-    return RedisStorage(url=url)
+    """Kernia's ``redis_storage(url=..., **kwargs)``: with the ``redis`` package installed, a
+    client as Kernia makes it (``kwargs`` such as ``db`` or ``password`` go to
+    ``Redis.from_url``), whose settings the engine reads; without it, only ``url``."""
+    try:
+        import redis.asyncio as redis_asyncio
+    except ImportError:
+        if kwargs:
+            raise TypeError(
+                f"redis_storage: {', '.join(sorted(kwargs))} need the redis package; put the "
+                "database, user and password in the URL (redis://user:password@host:6379/0)"
+            ) from None
+        return RedisStorage(url=url)
+    return RedisStorage(client=redis_asyncio.Redis.from_url(url, **kwargs), url=url)
 
 
 __all__ = ["RedisStorage", "redis_storage"]

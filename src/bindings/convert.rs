@@ -8,7 +8,7 @@ use pyo3::IntoPyObjectExt;
 use serde_json::Value;
 
 use crate::callbacks::{CallbackRequest, GuestEvent};
-use crate::model::{Session, SessionJson, User, UserFields, UserJson};
+use crate::model::{Session, SessionAndUserJson, User, UserFields, UserJson};
 
 pub fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>> {
     Ok(match v {
@@ -32,18 +32,9 @@ pub fn json_to_py<'py>(py: Python<'py>, v: &Value) -> PyResult<Bound<'py, PyAny>
     })
 }
 
-/// `{"session", "user"}` as `get_session` answers, shaped like `GET /get-session`'s JSON.
+/// `{"session", "user"}` as `get_session` answers: `GET /get-session`'s JSON
+/// ([`SessionAndUserJson`]) as Python objects.
 pub struct SessionAndUser(pub Session, pub User, pub UserFields);
-
-impl serde::Serialize for SessionAndUser {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("session", &SessionJson(&self.0))?;
-        m.serialize_entry("user", &UserJson(&self.1, self.2))?;
-        m.end()
-    }
-}
 
 impl<'py> IntoPyObject<'py> for SessionAndUser {
     type Target = PyAny;
@@ -53,7 +44,8 @@ impl<'py> IntoPyObject<'py> for SessionAndUser {
     /// Straight into Python objects, with no JSON in between (a session check is on the
     /// path of every request an app serves).
     fn into_pyobject(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        pythonize::pythonize(py, &self).map_err(|e| PyRuntimeError::new_err(e.to_string()))
+        pythonize::pythonize(py, &SessionAndUserJson(&self.0, &self.1, self.2))
+            .map_err(|e| PyRuntimeError::new_err(e.to_string()))
     }
 }
 

@@ -30,7 +30,7 @@ use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
 use crate::http::body::Body;
 use crate::http::response::Response;
-use crate::model::{Passkey, Session, SessionJson, User, UserJson, Verification};
+use crate::model::{Passkey, Session, SessionAndUserJson, SessionJson, User, UserJson, Verification};
 use crate::route;
 use crate::session::Current;
 use crate::storage::{Login, PasskeyBy, Profile, WriteOp};
@@ -538,13 +538,13 @@ pub async fn verify_authentication(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> 
 
     let remember = !auth.sessions.dont_remember(ctx.req);
     let session = auth.sessions.create(&user.id, false, true, ctx.req, ctx.client_ip.as_deref());
-    let body = json!({ "session": SessionJson(&session), "user": UserJson(&user, auth.user_fields) });
+    let answer = Outcome::json(&SessionAndUserJson(&session, &user, auth.user_fields));
     let mut writes = vec![WriteOp::ConsumeVerification(token)];
     if i64::from(counter) > passkey.counter {
         writes.push(WriteOp::UpdatePasskeyCounter { id: passkey.id.clone(), counter: i64::from(counter) });
     }
     writes.push(WriteOp::InsertSession(session.clone()));
-    Ok(Outcome::json(&body)
+    Ok(answer
         .cookies(auth.sessions.cookies_for(&session, &user, remember))
         .writes(writes)
         .on_used(AuthError::ChallengeNotFound)

@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::auth::Auth;
 use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
-use crate::model::{Session, SessionJson, User, UserJson};
+use crate::model::{Session, SessionAndUserJson, User};
 use crate::route;
 use crate::session::cache::Cached;
 use crate::session::Current;
@@ -96,14 +96,8 @@ pub async fn get_session(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     }
 }
 
-/// `{"session": ..., "user": ...}`, serialized straight from the rows.
 fn answer(session: &Session, user: &User, auth: &Auth) -> Outcome {
-    #[derive(serde::Serialize)]
-    struct Answer<'a> {
-        session: SessionJson<'a>,
-        user: UserJson<'a>,
-    }
-    Outcome::json(&Answer { session: SessionJson(session), user: UserJson(user, auth.user_fields) })
+    Outcome::json(&SessionAndUserJson(session, user, auth.user_fields))
 }
 
 pub async fn sign_out(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {

@@ -209,12 +209,13 @@ async fn serve_one(
         tokio::spawn(discard(body, timeout));
         return Ok(to_hyper(Response::error(&AuthError::PayloadTooLarge(limit))));
     }
-    let body = match body.is_end_stream() {
-        // No body (a GET): nothing to wait for, and no timer to set.
-        true => Ok(Ok(Vec::new())),
-        false => tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+    // No body (a GET): nothing to wait for, and no timer to set.
+    let body = if body.is_end_stream() {
+        Ok(Ok(Vec::new()))
+    } else {
+        tokio::time::timeout(timeout, Limited::new(body, limit).collect())
             .await
-            .map(|read| read.map(|collected| collected.to_bytes().to_vec())),
+            .map(|read| read.map(|collected| collected.to_bytes().to_vec()))
     };
     let body = match body {
         Ok(Ok(body)) => body,

@@ -88,12 +88,13 @@ impl CookieNames {
             return;
         }
         if count > 1 {
+            // From the last one back: an earlier Set-Cookie of a name seen already is dropped.
             let mut seen = std::collections::HashSet::new();
-            let mut keep: Vec<bool> =
-                headers.iter().rev().map(|(k, v)| k != "set-cookie" || seen.insert(name(v).to_owned())).collect();
-            keep.reverse();
-            let mut flags = keep.into_iter();
-            headers.retain(|_| flags.next().unwrap_or(true));
+            for i in (0..headers.len()).rev() {
+                if headers[i].0 == "set-cookie" && !seen.insert(name(&headers[i].1).to_owned()) {
+                    headers.remove(i);
+                }
+            }
         }
         let data = self.session_data.as_str();
         let set: Vec<&str> = headers.iter().filter(|(k, _)| k == "set-cookie").map(|(_, v)| name(v)).collect();

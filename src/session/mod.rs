@@ -38,6 +38,14 @@ pub enum Current {
     },
 }
 
+/// How an app's session check begins ([`Sessions::app_check`]).
+// Lives for one call only, as `Current` does.
+#[allow(clippy::large_enum_variant)]
+enum AppCheck {
+    Answered(Option<(Session, User)>),
+    Lookup(Request, String),
+}
+
 /// Sessions and their cookies.
 pub struct Sessions {
     cfg: Arc<Config>,
@@ -179,6 +187,19 @@ impl Sessions {
         })
     }
 
+    /// The start of an app's check: answered when there is no signed cookie or the cookie
+    /// cache holds the session, else the request and token to look up.
+    fn app_check(&self, headers: Vec<(String, String)>, use_cache: bool) -> AppCheck {
+        let req = Request { headers, ..Request::new("GET", "/get-session") };
+        let Some(token) = self.token(&req) else {
+            return AppCheck::Answered(None);
+        };
+        match self.cached(&req, &token, use_cache) {
+            Cached::Hit(session, user) => AppCheck::Answered(Some((session, user))),
+            _ => AppCheck::Lookup(req, token),
+        }
+    }
+
     /// [`Sessions::for_headers`] on the calling thread, for app code checking a session on
     /// its own endpoints: `None` when the answer needs a write (a refresh that is due, an
     /// expired row to delete) or the store cannot read at once; the caller then awaits
@@ -190,13 +211,10 @@ impl Sessions {
         headers: Vec<(String, String)>,
         use_cache: bool,
     ) -> Option<Result<Option<(Session, User)>, AuthError>> {
-        let req = Request { headers, ..Request::new("GET", "/get-session") };
-        let Some(token) = self.token(&req) else {
-            return Some(Ok(None));
+        let (req, token) = match self.app_check(headers, use_cache) {
+            AppCheck::Answered(answered) => return Some(Ok(answered)),
+            AppCheck::Lookup(req, token) => (req, token),
         };
-        if let Cached::Hit(session, user) = self.cached(&req, &token, use_cache) {
-            return Some(Ok(Some((session, user))));
-        }
         let found = match self.store.session_with_user_now(&token)? {
             Ok(found) => found,
             Err(e) => return Some(Err(e.into())),
@@ -217,13 +235,10 @@ impl Sessions {
         headers: Vec<(String, String)>,
         use_cache: bool,
     ) -> Result<Option<(Session, User)>, AuthError> {
-        let req = Request { headers, ..Request::new("GET", "/get-session") };
-        let Some(token) = self.token(&req) else {
-            return Ok(None);
+        let (req, token) = match self.app_check(headers, use_cache) {
+            AppCheck::Answered(answered) => return Ok(answered),
+            AppCheck::Lookup(req, token) => (req, token),
         };
-        if let Cached::Hit(session, user) = self.cached(&req, &token, use_cache) {
-            return Ok(Some((session, user)));
-        }
         match self.lookup(&req, token).await? {
             Current::Valid { mut session, user, dont_remember } => {
                 let refresh = if dont_remember { None } else { self.refresh(&mut session, user.is_anonymous) };

@@ -19,7 +19,7 @@ use redis::{AsyncCommands, Script};
 
 use crate::config::ConfigError;
 use crate::crypto::sha256_b64url;
-use crate::model::{session_and_user_from_json, Session, SessionAndUserJson, User};
+use crate::model::{session_and_user_from_json, Session, SessionAndUserJson, User, UserFields};
 
 const GENERATION: &str = "kernia:generation";
 
@@ -203,7 +203,8 @@ impl Redis {
         ttl_ms: i64,
     ) -> Result<(), RedisFailure> {
         let tokenless = Session { token: String::new(), ..session.clone() };
-        let value = serde_json::to_vec(&SessionAndUserJson(&tokenless, user)).expect("the copy serializes");
+        let value =
+            serde_json::to_vec(&SessionAndUserJson(&tokenless, user, UserFields::ALL)).expect("the copy serializes");
         let mut conn = self.connection()?;
         let stored: redis::RedisResult<i64> = self
             .remember

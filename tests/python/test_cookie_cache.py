@@ -219,8 +219,28 @@ async def test_stale_chunks_are_expired_when_the_cache_is_written(env, browser_f
     assert "Max-Age=300" in cookies[DATA]
     assert "Max-Age=0" in cookies[f"{DATA}.0"] and "Max-Age=0" in cookies[f"{DATA}.1"]
     assert len(r.headers.get_list("set-cookie")) == 3
+    # Sign-out expires every session cookie and every chunk the request carries (spec §2.4).
+    b.cookies[f"{DATA}.0"] = "old"
     r = await b.post("/sign-out")
-    assert {name for name, line in set_cookies(r).items() if "Max-Age=0" in line} >= {TOKEN, DATA}
+    expired = {name for name, line in set_cookies(r).items() if "Max-Age=0" in line}
+    assert expired == {TOKEN, DATA, "better-auth.dont_remember", f"{DATA}.0"}
+
+
+async def test_a_database_answer_is_not_cached_without_refresh_or_remembering(env, browser_for):
+    """Spec §11.1 step 4: with a `dont_remember` cookie, or `disableRefresh`, get-session
+    answers from the database and sets no cookie at all, the cache included."""
+    auth = env.make(session=CACHED)
+    remembered, forgetful = browser_for(auth), browser_for(auth)
+    await remembered.sign_up()
+    await forgetful.sign_up(email="bob@example.com", rememberMe=False)
+    for b in (remembered, forgetful):
+        del b.cookies[DATA]
+    r = await remembered.get("/get-session", params={"disableRefresh": "1"})
+    assert r.json()["user"]["email"] == "ada@example.com" and "set-cookie" not in r.headers
+    r = await forgetful.get("/get-session")
+    assert r.json()["user"]["email"] == "bob@example.com" and "set-cookie" not in r.headers
+    # Without either, the database's answer is cached again.
+    assert DATA in set_cookies(await remembered.get("/get-session"))
 
 
 async def test_the_app_check_answers_from_the_cache_on_every_database(env, browser_for):

@@ -191,15 +191,21 @@ async def test_rate_limits_are_counted_together_in_redis(env, browser_for, redis
     assert (await a.get("/ok")).status_code == 200
 
 
-async def test_kernias_redis_storage_is_read_for_its_settings(env, redis_server):
+async def test_kernias_redis_storage_is_read_for_its_settings(env, browser_for, redis_server):
+    """The engine uses the database a Kernia storage's client names: the copies land there."""
     import redis.asyncio as redis_asyncio
 
     client = redis_asyncio.Redis(host="127.0.0.1", port=redis_server.port, db=2)
-    auth = env.make(secondary_storage=RedisStorage(client=client))
-    assert auth is not None
-    by_url = await redis_storage(url=redis_server.url)
-    assert env.make(secondary_storage=by_url) is not None
+    # Kernia's own helper, with the client options Kernia forwards to redis.
+    helper = await redis_storage(url=f"redis://127.0.0.1:{redis_server.port}/5", decode_responses=True)
+    for storage, db in ((RedisStorage(client=client), "2"), (helper, "5")):
+        b = browser_for(env.make(secondary_storage=storage))
+        await b.sign_up(email=f"ada{db}@example.com")
+        assert await b.session()
+        assert redis_server.cli("-n", db, "--scan", "--pattern", "kernia:session:*")
+    assert redis_server.keys("kernia:session:*") == []  # nothing in database 0
     await client.aclose()
+    await helper.client.aclose()
 
 
 def test_unreachable_or_unsupported_storages_are_refused(env):
@@ -212,6 +218,14 @@ def test_unreachable_or_unsupported_storages_are_refused(env):
         env.make(secondary_storage="memcached://127.0.0.1:11211")
     with pytest.raises(ConfigurationError, match="a storage written in Python is not supported"):
         env.make(secondary_storage=object())
+    import redis.asyncio as redis_asyncio
+
+    for client in (
+        redis_asyncio.Redis(host="127.0.0.1", port=port, ssl=True),
+        redis_asyncio.Redis(unix_socket_path="/run/redis.sock"),
+    ):
+        with pytest.raises(ConfigurationError, match="only Redis over TCP without TLS"):
+            env.make(secondary_storage=RedisStorage(client=client))
     with pytest.raises(ConfigurationError, match="needs secondary_storage"):
         env.make(rate_limit=RateLimitOptions(storage="secondary-storage"))
 

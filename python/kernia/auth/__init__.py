@@ -641,18 +641,20 @@ def _secondary_storage_url(storage: Any) -> str | None:
     where a ``kernia_redis_storage.RedisStorage`` (or a ``redis`` client) points."""
     if storage is None or isinstance(storage, str):
         return storage
-    url = getattr(storage, "url", None)
-    if isinstance(url, str):
-        return url
     client = getattr(storage, "client", storage)
-    settings = getattr(getattr(client, "connection_pool", None), "connection_kwargs", None)
+    url = getattr(storage, "url", None)
+    if client is None and isinstance(url, str):
+        return url
+    pool = getattr(client, "connection_pool", None)
+    settings = getattr(pool, "connection_kwargs", None)
     if not isinstance(settings, dict):
         raise ConfigurationError(
             "KerniaOptions.secondary_storage must be a Redis URL (redis://host:6379/0) or "
             "kernia_redis_storage.RedisStorage; a storage written in Python is not supported "
             f"(every session check would call it), got {type(storage).__name__}"
         )
-    if settings.get("path") or settings.get("ssl") or "SSL" in type(client.connection_pool).__name__:
+    connection = getattr(getattr(pool, "connection_class", None), "__name__", "")
+    if settings.get("path") or "SSL" in connection or "Unix" in connection:
         raise ConfigurationError(
             "KerniaOptions.secondary_storage: only Redis over TCP without TLS is supported (redis://host:port/db)"
         )
