@@ -10,6 +10,9 @@
 //! Reading re-creates that text from the payload's own bytes, so a cookie written by a
 //! Better Auth server with the same secret verifies here and ours there.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::Deserialize;
@@ -30,13 +33,64 @@ const MAX_COOKIE_CHUNKS: usize = 100;
 /// this long (Better Auth's `maxAge || 60`).
 const BROWSER_SESSION_CACHE_S: i64 = 60;
 
-/// The cookie cache's settings.
+/// Sound cookie values kept at most; past this the memory starts over.
+const VERIFIED_MAX: usize = 4096;
+
+/// The cookie cache's settings, and the values it has verified.
 #[derive(Debug, Clone)]
 pub struct CookieCache {
     pub enabled: bool,
     max_age: i64,
     version: String,
     fields: UserFields,
+    verified: Arc<Verified>,
+}
+
+/// `session_data` values already verified, with what they hold. A browser sends the same
+/// value with every request until it is re-issued, and verifying it (base64, two JSON
+/// parses, an HMAC) costs more than the rest of get-session. Only values whose signature
+/// verified are kept, so the map holds nothing a client made up; at most [`VERIFIED_MAX`]
+/// of them, after which it starts over. Times are checked at every read, against the clock.
+#[derive(Default)]
+struct Verified(Mutex<HashMap<String, Arc<Sound>>>);
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Verified(..)")
+    }
+}
+
+impl Verified {
+    /// What the sound value `value` holds (verified once, then remembered); `None` when
+    /// it does not decode or verify.
+    fn sound(&self, signer: &Signer, value: String) -> Option<Arc<Sound>> {
+        let known = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&value).cloned();
+        if known.is_some() {
+            return known;
+        }
+        let (payload, expires_at) = decode(signer, &value)?;
+        let sound = Arc::new(Sound {
+            session: payload.session.into(),
+            user: payload.user.into(),
+            version: payload.version,
+            expires_at,
+        });
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= VERIFIED_MAX {
+            map.clear();
+        }
+        map.insert(value, sound.clone());
+        Some(sound)
+    }
+}
+
+/// What a sound `session_data` value holds.
+struct Sound {
+    session: Session,
+    user: User,
+    version: Option<String>,
+    /// The time the value is trusted until.
+    expires_at: i64,
 }
 
 /// What the request's `session_data` cookie says.
@@ -60,6 +114,7 @@ impl CookieCache {
             max_age: opts.cookie_cache_max_age,
             version: opts.cookie_cache_version.clone(),
             fields,
+            verified: Arc::default(),
         }
     }
 
@@ -107,19 +162,18 @@ impl CookieCache {
         let Some(value) = chunked_cookie(req, &names.session_data) else {
             return Cached::Absent;
         };
-        let Some((payload, expires_at)) = decode(signer, &value) else {
+        let Some(sound) = self.verified.sound(signer, value) else {
             return Cached::Invalid;
         };
         if !use_cache || !self.enabled {
             return Cached::Absent;
         }
-        let version = payload.version.as_deref().unwrap_or("1");
-        let (session, user): (Session, User) = (payload.session.into(), payload.user.into());
-        let expired = expires_at < now_ms || session.expires_at < now_ms;
-        if session.token != token || version != self.version || expired {
+        let version = sound.version.as_deref().unwrap_or("1");
+        let expired = sound.expires_at < now_ms || sound.session.expires_at < now_ms;
+        if sound.session.token != token || version != self.version || expired {
             return Cached::Stale;
         }
-        Cached::Hit(session, user)
+        Cached::Hit(sound.session.clone(), sound.user.clone())
     }
 }
 
@@ -366,6 +420,41 @@ mod tests {
         // Far too large for any number of chunks: no cache, the database answers.
         user.image = Some("x".repeat(500_000));
         assert!(cache.write(&cfg.signer, &names, &session, &user, true, NOW).is_empty());
+    }
+
+    #[test]
+    fn a_remembered_value_answers_as_a_fresh_one_would() {
+        let (cfg, names, cache) = setup("");
+        let (session, user) = session_and_user();
+        let cookies = cache.write(&cfg.signer, &names, &session, &user, true, NOW);
+        let req = request_with(&cookies);
+        let read = |token: &str, now: i64| cache.read(&cfg.signer, &names, &req, token, true, now);
+        assert!(matches!(read(&session.token, NOW), Cached::Hit(s, u) if s == session && u == user));
+        assert_eq!(cache.verified.0.lock().unwrap().len(), 1);
+        // Remembered: still checked against the token and the clock at every read.
+        assert!(matches!(read(&session.token, NOW + 1), Cached::Hit(..)));
+        assert!(matches!(read("another-token", NOW), Cached::Stale));
+        assert!(matches!(read(&session.token, NOW + 300_001), Cached::Stale));
+        // A value that does not verify is never remembered.
+        let value = cookies[0].split(';').next().unwrap().split_once('=').unwrap().1;
+        let tampered = format!("better-auth.session_data={}A", &value[..value.len() - 1]);
+        let tampered = Request::new("GET", "/get-session").with_header("cookie", &tampered);
+        for _ in 0..2 {
+            assert!(matches!(cache.read(&cfg.signer, &names, &tampered, &session.token, true, NOW), Cached::Invalid));
+        }
+        assert_eq!(cache.verified.0.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn the_remembered_values_are_bounded() {
+        let (cfg, names, cache) = setup("");
+        let (session, user) = session_and_user();
+        for i in 0..VERIFIED_MAX + 10 {
+            let cookies = cache.write(&cfg.signer, &names, &session, &user, true, NOW + i as i64);
+            let req = request_with(&cookies);
+            assert!(matches!(cache.read(&cfg.signer, &names, &req, &session.token, true, NOW), Cached::Hit(..)));
+            assert!(cache.verified.0.lock().unwrap().len() <= VERIFIED_MAX);
+        }
     }
 
     #[test]
