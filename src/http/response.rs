@@ -47,7 +47,11 @@ impl Response {
     }
 
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Self {
-        let body = serde_json::to_vec(value).expect("response bodies serialize");
+        Response::json_text(status, serde_json::to_vec(value).expect("response bodies serialize"))
+    }
+
+    /// A JSON answer already written.
+    pub fn json_text(status: u16, body: Vec<u8>) -> Self {
         Response { status, headers: vec![("content-type".into(), "application/json".into())], body }
     }
 

@@ -6,6 +6,7 @@ use serde_json::Value;
 use crate::auth::Auth;
 use crate::endpoint::{Ctx, Outcome, RouteDef};
 use crate::error::AuthError;
+use crate::http::response::Response;
 use crate::model::{Session, SessionAndUserJson, User};
 use crate::route;
 use crate::session::cache::Cached;
@@ -38,7 +39,7 @@ async fn error_page(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
          <body><h1>Something went wrong</h1><p>Error code: <code>{code}</code></p>{description}\n\
          <p><a href=\"/\">Back to the start</a></p></body></html>\n"
     );
-    let response = crate::http::response::Response {
+    let response = Response {
         status: 200,
         headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
         body: html.into_bytes(),
@@ -71,7 +72,7 @@ pub async fn get_session(ctx: &Ctx<'_>) -> Result<Outcome, AuthError> {
     };
     let mut cookies = Vec::new();
     match sessions.cached(ctx.req, &token, !flag(ctx, "disableCookieCache")) {
-        Cached::Hit(session, user) => return Ok(no_store(answer(&session, &user, auth))),
+        Cached::Hit(hit) => return Ok(no_store(Outcome::response(Response::json_text(200, hit.answer_json())))),
         Cached::Invalid | Cached::Stale => cookies.push(sessions.cookies.expire(&sessions.cookies.session_data)),
         Cached::Absent => {}
     }

@@ -10,8 +10,7 @@
 //! Reading re-creates that text from the payload's own bytes, so a cookie written by a
 //! Better Auth server with the same secret verifies here and ours there.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, OnceLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -21,9 +20,10 @@ use serde_json::value::RawValue;
 use crate::config::SessionOptions;
 use crate::crypto::Signer;
 use crate::http::request::Request;
-use crate::model::{Session, SessionIn, SessionJson, User, UserFields, UserIn, UserJson};
+use crate::model::{Session, SessionAndUserJson, SessionIn, SessionJson, User, UserFields, UserIn, UserJson};
 
 use super::cookies::CookieNames;
+use super::verified::Verified;
 
 /// Safari's per-cookie floor is about 4 093 bytes; Better Auth sizes chunks to this.
 const MAX_COOKIE_SIZE: usize = 4050;
@@ -33,7 +33,7 @@ const MAX_COOKIE_CHUNKS: usize = 100;
 /// this long (Better Auth's `maxAge || 60`).
 const BROWSER_SESSION_CACHE_S: i64 = 60;
 
-/// Sound cookie values kept at most; past this the memory starts over.
+/// Sound `session_data` values remembered at most (see [`Verified`]).
 const VERIFIED_MAX: usize = 4096;
 
 /// The cookie cache's settings, and the values it has verified.
@@ -43,54 +43,31 @@ pub struct CookieCache {
     max_age: i64,
     version: String,
     fields: UserFields,
-    verified: Arc<Verified>,
-}
-
-/// `session_data` values already verified, with what they hold. A browser sends the same
-/// value with every request until it is re-issued, and verifying it (base64, two JSON
-/// parses, an HMAC) costs more than the rest of get-session. Only values whose signature
-/// verified are kept, so the map holds nothing a client made up; at most [`VERIFIED_MAX`]
-/// of them, after which it starts over. Times are checked at every read, against the clock.
-#[derive(Default)]
-struct Verified(Mutex<HashMap<String, Arc<Sound>>>);
-
-impl std::fmt::Debug for Verified {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Verified(..)")
-    }
-}
-
-impl Verified {
-    /// What the sound value `value` holds (verified once, then remembered); `None` when
-    /// it does not decode or verify.
-    fn sound(&self, signer: &Signer, value: String) -> Option<Arc<Sound>> {
-        let known = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(&value).cloned();
-        if known.is_some() {
-            return known;
-        }
-        let (payload, expires_at) = decode(signer, &value)?;
-        let sound = Arc::new(Sound {
-            session: payload.session.into(),
-            user: payload.user.into(),
-            version: payload.version,
-            expires_at,
-        });
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if map.len() >= VERIFIED_MAX {
-            map.clear();
-        }
-        map.insert(value, sound.clone());
-        Some(sound)
-    }
+    verified: Arc<Verified<Sound>>,
 }
 
 /// What a sound `session_data` value holds.
-struct Sound {
-    session: Session,
-    user: User,
+pub struct Sound {
+    pub session: Session,
+    pub user: User,
     version: Option<String>,
     /// The time the value is trusted until.
     expires_at: i64,
+    fields: UserFields,
+    /// get-session's answer, written the first time it is asked for.
+    answer: OnceLock<Vec<u8>>,
+}
+
+impl Sound {
+    /// get-session's JSON answer for this session and user: `{"session", "user"}`.
+    pub fn answer_json(&self) -> Vec<u8> {
+        self.answer
+            .get_or_init(|| {
+                serde_json::to_vec(&SessionAndUserJson(&self.session, &self.user, self.fields))
+                    .expect("the answer serializes")
+            })
+            .clone()
+    }
 }
 
 /// What the request's `session_data` cookie says.
@@ -103,8 +80,8 @@ pub enum Cached {
     /// A sound cookie that may not answer: another session's token, another version,
     /// or past its time. Expired in the answer, and the database decides.
     Stale,
-    /// The session and user the cookie holds.
-    Hit(Session, User),
+    /// What the cookie holds: its session and user.
+    Hit(Arc<Sound>),
 }
 
 impl CookieCache {
@@ -114,7 +91,7 @@ impl CookieCache {
             max_age: opts.cookie_cache_max_age,
             version: opts.cookie_cache_version.clone(),
             fields,
-            verified: Arc::default(),
+            verified: Arc::new(Verified::new(VERIFIED_MAX)),
         }
     }
 
@@ -162,7 +139,19 @@ impl CookieCache {
         let Some(value) = chunked_cookie(req, &names.session_data) else {
             return Cached::Absent;
         };
-        let Some(sound) = self.verified.sound(signer, value) else {
+        let fields = self.fields;
+        let sound = self.verified.get_or_verify(&value, |value| {
+            let (payload, expires_at) = decode(signer, value)?;
+            Some(Sound {
+                session: payload.session.into(),
+                user: payload.user.into(),
+                version: payload.version,
+                expires_at,
+                fields,
+                answer: OnceLock::new(),
+            })
+        });
+        let Some(sound) = sound else {
             return Cached::Invalid;
         };
         if !use_cache || !self.enabled {
@@ -173,7 +162,7 @@ impl CookieCache {
         if sound.session.token != token || version != self.version || expired {
             return Cached::Stale;
         }
-        Cached::Hit(sound.session.clone(), sound.user.clone())
+        Cached::Hit(sound)
     }
 }
 
@@ -323,9 +312,9 @@ mod tests {
         assert!(cookies[0].contains("; Max-Age=300; Path=/; HttpOnly; SameSite=Lax"), "{}", cookies[0]);
         let req = request_with(&cookies);
         match cache.read(&cfg.signer, &names, &req, &session.token, true, NOW + 299_000) {
-            Cached::Hit(s, u) => {
-                assert_eq!(s, session);
-                assert_eq!(u, user);
+            Cached::Hit(hit) => {
+                assert_eq!(hit.session, session);
+                assert_eq!(hit.user, user);
             }
             _ => panic!("expected a hit"),
         }
@@ -415,7 +404,7 @@ mod tests {
         reversed.reverse();
         let req = request_with(&reversed);
         assert!(
-            matches!(cache.read(&cfg.signer, &names, &req, &session.token, true, NOW), Cached::Hit(_, u) if u == user)
+            matches!(cache.read(&cfg.signer, &names, &req, &session.token, true, NOW), Cached::Hit(hit) if hit.user == user)
         );
         // Far too large for any number of chunks: no cache, the database answers.
         user.image = Some("x".repeat(500_000));
@@ -429,8 +418,8 @@ mod tests {
         let cookies = cache.write(&cfg.signer, &names, &session, &user, true, NOW);
         let req = request_with(&cookies);
         let read = |token: &str, now: i64| cache.read(&cfg.signer, &names, &req, token, true, now);
-        assert!(matches!(read(&session.token, NOW), Cached::Hit(s, u) if s == session && u == user));
-        assert_eq!(cache.verified.0.lock().unwrap().len(), 1);
+        assert!(matches!(read(&session.token, NOW), Cached::Hit(hit) if hit.session == session && hit.user == user));
+        assert_eq!(cache.verified.len(), 1);
         // Remembered: still checked against the token and the clock at every read.
         assert!(matches!(read(&session.token, NOW + 1), Cached::Hit(..)));
         assert!(matches!(read("another-token", NOW), Cached::Stale));
@@ -442,7 +431,7 @@ mod tests {
         for _ in 0..2 {
             assert!(matches!(cache.read(&cfg.signer, &names, &tampered, &session.token, true, NOW), Cached::Invalid));
         }
-        assert_eq!(cache.verified.0.lock().unwrap().len(), 1);
+        assert_eq!(cache.verified.len(), 1);
     }
 
     #[test]
@@ -453,7 +442,7 @@ mod tests {
             let cookies = cache.write(&cfg.signer, &names, &session, &user, true, NOW + i as i64);
             let req = request_with(&cookies);
             assert!(matches!(cache.read(&cfg.signer, &names, &req, &session.token, true, NOW), Cached::Hit(..)));
-            assert!(cache.verified.0.lock().unwrap().len() <= VERIFIED_MAX);
+            assert!(cache.verified.len() <= VERIFIED_MAX);
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod cookies;
+mod verified;
 
 use std::sync::Arc;
 
@@ -16,9 +17,12 @@ use crate::time::Clock;
 
 use cache::{Cached, CookieCache};
 use cookies::CookieNames;
+use verified::Verified;
 
 /// `rememberMe: false` sessions live one day, whatever `expires_in` says.
 const DONT_REMEMBER_LIFETIME_S: i64 = 86_400;
+/// Verified session-cookie values remembered at most (see [`Verified`]).
+const TOKENS_MAX: usize = 4096;
 
 /// What the request's cookies say about its session.
 // Lives for one call only: boxing the large variant would cost an allocation per get-session.
@@ -53,12 +57,14 @@ pub struct Sessions {
     clock: Clock,
     pub cookies: CookieNames,
     pub cache: CookieCache,
+    /// Session-cookie values whose signature verified, and their tokens.
+    tokens: Verified<String>,
 }
 
 impl Sessions {
     pub fn new(cfg: Arc<Config>, store: Arc<dyn Store>, clock: Clock) -> Self {
         let cache = CookieCache::new(&cfg.session, cfg.user_fields());
-        Sessions { cookies: CookieNames::new(&cfg), cache, cfg, store, clock }
+        Sessions { cookies: CookieNames::new(&cfg), cache, cfg, store, clock, tokens: Verified::new(TOKENS_MAX) }
     }
 
     /// Seconds a new or refreshed session of this user lives (guests may have their own lifetime).
@@ -70,7 +76,8 @@ impl Sessions {
     /// The signed session token carried by the request, if its signature verifies.
     pub fn token(&self, req: &Request) -> Option<String> {
         let raw = req.cookie(&self.cookies.session_token)?;
-        self.cfg.signer.verify_cookie_value(raw)
+        let token = self.tokens.get_or_verify(raw, |raw| self.cfg.signer.verify_cookie_value(raw))?;
+        Some(String::clone(&token))
     }
 
     pub fn dont_remember(&self, req: &Request) -> bool {
@@ -195,7 +202,7 @@ impl Sessions {
             return AppCheck::Answered(None);
         };
         match self.cached(&req, &token, use_cache) {
-            Cached::Hit(session, user) => AppCheck::Answered(Some((session, user))),
+            Cached::Hit(hit) => AppCheck::Answered(Some((hit.session.clone(), hit.user.clone()))),
             _ => AppCheck::Lookup(req, token),
         }
     }
