@@ -21,8 +21,8 @@ use verified::Verified;
 
 /// `rememberMe: false` sessions live one day, whatever `expires_in` says.
 const DONT_REMEMBER_LIFETIME_S: i64 = 86_400;
-/// Verified session-cookie values remembered at most (see [`Verified`]).
-const TOKENS_MAX: usize = 4096;
+/// Verified signed-cookie values remembered at most (see [`Verified`]).
+const SIGNED_MAX: usize = 4096;
 
 /// What the request's cookies say about its session.
 // Lives for one call only: boxing the large variant would cost an allocation per get-session.
@@ -57,14 +57,15 @@ pub struct Sessions {
     clock: Clock,
     pub cookies: CookieNames,
     pub cache: CookieCache,
-    /// Session-cookie values whose signature verified, and their tokens.
-    tokens: Verified<String>,
+    /// Signed cookie values (the session token, "don't remember me") whose signature
+    /// verified, and what they carry.
+    signed: Verified<String>,
 }
 
 impl Sessions {
     pub fn new(cfg: Arc<Config>, store: Arc<dyn Store>, clock: Clock) -> Self {
         let cache = CookieCache::new(&cfg.session, cfg.user_fields());
-        Sessions { cookies: CookieNames::new(&cfg), cache, cfg, store, clock, tokens: Verified::new(TOKENS_MAX) }
+        Sessions { cookies: CookieNames::new(&cfg), cache, cfg, store, clock, signed: Verified::new(SIGNED_MAX) }
     }
 
     /// Seconds a new or refreshed session of this user lives (guests may have their own lifetime).
@@ -75,15 +76,18 @@ impl Sessions {
 
     /// The signed session token carried by the request, if its signature verifies.
     pub fn token(&self, req: &Request) -> Option<String> {
-        let raw = req.cookie(&self.cookies.session_token)?;
-        let token = self.tokens.get_or_verify(raw, |raw| self.cfg.signer.verify_cookie_value(raw))?;
-        Some(String::clone(&token))
+        self.signed_cookie(req, &self.cookies.session_token).map(|token| String::clone(&token))
     }
 
     pub fn dont_remember(&self, req: &Request) -> bool {
-        req.cookie(&self.cookies.dont_remember)
-            .and_then(|v| self.cfg.signer.verify_cookie_value(v))
-            .is_some_and(|v| v == "true")
+        self.signed_cookie(req, &self.cookies.dont_remember).is_some_and(|v| *v == "true")
+    }
+
+    /// The value of the signed cookie `name`, if its signature verifies (each value is
+    /// verified once, then remembered).
+    fn signed_cookie(&self, req: &Request, name: &str) -> Option<Arc<String>> {
+        let raw = req.cookie(name)?;
+        self.signed.get_or_verify(raw, |raw| self.cfg.signer.verify_cookie_value(raw))
     }
 
     /// One indexed lookup: the session and its user, if the cookie is valid and the session live.
